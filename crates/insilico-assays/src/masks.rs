@@ -1,0 +1,332 @@
+//! Evaluating many unit masks at one site, fast.
+//!
+//! The activation at the site is recorded once; each mask is then applied to the cached
+//! activations and only the downstream layers run, many masks per forward pass.
+//!
+//! Where the algebra allows it, most of the downstream work disappears too. For a binary
+//! mask `m` and a per-unit replacement `r`, every per-unit operation that follows the site
+//! (relu, max/avg pooling, batch norm in evaluation, dropout in evaluation, flatten)
+//! commutes with the mask: `f(x * (1 - m) + r * m) = f(x) * (1 - m) + f(r) * m`. The next
+//! conv or linear layer `L` is linear in its input units, so
+//! `L(x') = sum_u (1 - m_u) L(x_u) + m_u L(r_u) + bias`. The per-unit contributions
+//! `L(x_u)` are computed once per image (one grouped convolution, or one batched matmul);
+//! every mask is then a weighted sum of them — a single `[M, U] x [U, B * out]` matmul —
+//! instead of a convolution per mask. [`MaskEvaluator`] uses this "linearized" path for
+//! binary masks whenever a conv or linear layer follows the site, and the plain cached path
+//! otherwise; both give the same accuracies (tested against each other and against full
+//! forward passes).
+
+use anyhow::{ensure, Result};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+use insilico_engine::config::LayerSpec;
+use insilico_engine::eval::{argmax_rows, to_vec};
+use insilico_engine::network::Layer;
+use insilico_engine::{Ablation, Activation, Hooks, Network};
+
+/// Correct predictions of one mask, overall and per class.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub correct: usize,
+    pub per_class: Vec<usize>,
+}
+
+/// The slice of the downstream network that the linearized path replaces.
+struct Linearized {
+    /// The last per-unit site before the linear layer (may be the ablated site itself).
+    pre_site: String,
+    /// The linear layer's site; the forward pass resumes there.
+    linear_site: String,
+    /// Output shape (without batch) of the linear layer.
+    out_dims: Vec<usize>,
+    /// The replacement passed through the per-unit layers, as contributions `[U, out]`.
+    replacement_contrib: Option<Tensor<2>>,
+}
+
+/// Accuracy of many unit masks at one site, on cached activations.
+pub struct MaskEvaluator<'a> {
+    net: &'a Network,
+    site: String,
+    units: usize,
+    cache: Activation,
+    labels: Vec<u8>,
+    num_classes: usize,
+    replacement: Tensor<2>,
+    device: Device,
+    linear: Option<Linearized>,
+    /// Floats per forward chunk (bounds memory).
+    budget: usize,
+    /// Images per chunk.
+    images_per_chunk: usize,
+}
+
+impl<'a> MaskEvaluator<'a> {
+    /// `cache` is the site's activation for the examples with `labels`; `replacement` one
+    /// value per unit (zeros, or each unit's mean).
+    pub fn new(
+        net: &'a Network,
+        site: &str,
+        cache: Activation,
+        labels: Vec<u8>,
+        replacement: &[f32],
+        device: &Device,
+    ) -> Result<Self> {
+        let idx = net.plan().site_index(site)?;
+        let units = net.plan().stages[idx].output.units();
+        ensure!(replacement.len() == units, "replacement needs {units} values");
+        ensure!(cache.batch() == labels.len(), "one label per cached example");
+        let replacement = Tensor::from_data(TensorData::new(replacement.to_vec(), [1, units]), device);
+        let mut me = Self {
+            net,
+            site: site.to_string(),
+            units,
+            cache,
+            labels,
+            num_classes: net.plan().num_classes(),
+            replacement,
+            device: device.clone(),
+            linear: None,
+            budget: 1 << 25,
+            images_per_chunk: 1000,
+        };
+        me.linear = me.plan_linearized(idx)?;
+        Ok(me)
+    }
+
+    /// Forces the plain cached path (for comparisons and benchmarks).
+    pub fn without_linearization(mut self) -> Self {
+        self.linear = None;
+        self
+    }
+
+    pub fn is_linearized(&self) -> bool {
+        self.linear.is_some()
+    }
+
+    pub fn units(&self) -> usize {
+        self.units
+    }
+
+    pub fn examples(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn plan_linearized(&self, idx: usize) -> Result<Option<Linearized>> {
+        let stages = &self.net.plan().stages;
+        let mut j = idx + 1;
+        while j < stages.len()
+            && matches!(
+                stages[j].kind,
+                "relu" | "maxpool" | "avgpool" | "batchnorm" | "dropout" | "flatten"
+            )
+        {
+            j += 1;
+        }
+        if j >= stages.len() || !matches!(stages[j].kind, "conv2d" | "linear") {
+            return Ok(None);
+        }
+        let pre_site = stages[j - 1].site.clone();
+        let mut lin = Linearized {
+            pre_site,
+            linear_site: stages[j].site.clone(),
+            out_dims: stages[j].output.dims(),
+            replacement_contrib: None,
+        };
+        // The replacement as a constant activation, passed through the per-unit layers.
+        let site_dims = stages[idx].output.dims();
+        let r = to_vec(self.replacement.clone());
+        let per_unit: usize = site_dims[1..].iter().product();
+        let mut values = Vec::with_capacity(self.units * per_unit);
+        for v in &r {
+            values.extend(std::iter::repeat_n(*v, per_unit));
+        }
+        let mut dims = vec![1];
+        dims.extend(&site_dims);
+        let r_act = Activation::from_vec(values, &dims, &self.device);
+        let r_pre = self.to_pre_site(&lin, r_act)?;
+        lin.replacement_contrib = Some(self.contributions(&lin, r_pre)?);
+        Ok(Some(lin))
+    }
+
+    fn to_pre_site(&self, lin: &Linearized, act: Activation) -> Result<Activation> {
+        if lin.pre_site == self.site {
+            return Ok(act);
+        }
+        let hooks = Hooks::new()
+            .record(&[lin.pre_site.as_str()])
+            .stop_after(&lin.pre_site);
+        let rec = self.net.resume(&self.site, act, &hooks)?;
+        Ok(rec.get(&lin.pre_site).clone())
+    }
+
+    /// Per-unit contributions to the linear layer's output (no bias): `[U, B * out]`.
+    fn contributions(&self, lin: &Linearized, x: Activation) -> Result<Tensor<2>> {
+        let b = x.batch();
+        let u = self.units;
+        let out: usize = lin.out_dims.iter().product();
+        let contrib = match (self.net.layer(&lin.linear_site)?, x) {
+            (Layer::Conv2d(conv), Activation::Map(x)) => {
+                let LayerSpec::Conv2d {
+                    stride, padding, ..
+                } = self.linear_spec(lin)
+                else {
+                    unreachable!("a Conv2d layer comes from a conv2d spec")
+                };
+                let w = conv.weight.val();
+                let [o, c, kh, kw] = w.dims();
+                ensure!(c == u, "grouped contribution needs one input channel per unit");
+                // Group g = input channel g produces outputs g*O..(g+1)*O with weight[:, g].
+                let wg = w.swap_dims(0, 1).reshape([c * o, 1, kh, kw]);
+                let y = conv2d(
+                    x,
+                    wg,
+                    None,
+                    ConvOptions::new([stride, stride], [padding, padding], [1, 1], c),
+                );
+                y.reshape([b, u, out]).swap_dims(0, 1).reshape([u, b * out])
+            }
+            (Layer::Linear(linear), x) => {
+                let x = x.flatten();
+                let f = x.dims()[1];
+                ensure!(f % u == 0, "flattened features are not a multiple of the units");
+                let s = f / u;
+                let w = linear.weight.val(); // [in, out]
+                let xs = x.reshape([b, u, s]).swap_dims(0, 1); // [U, B, S]
+                let ws = w.reshape([u, s, out]); // [U, S, O]
+                xs.matmul(ws).reshape([u, b * out])
+            }
+            _ => anyhow::bail!("site {} is not followed by a conv or linear layer", self.site),
+        };
+        Ok(contrib)
+    }
+
+    fn linear_spec(&self, lin: &Linearized) -> LayerSpec {
+        let i = self
+            .net
+            .plan()
+            .site_index(&lin.linear_site)
+            .expect("planned site");
+        self.net.plan().stages[i].spec.clone()
+    }
+
+    fn bias(&self, lin: &Linearized) -> Option<Tensor<1>> {
+        match self.net.layer(&lin.linear_site).ok()? {
+            Layer::Conv2d(c) => c.bias.as_ref().map(|b| b.val()),
+            Layer::Linear(l) => l.bias.as_ref().map(|b| b.val()),
+            _ => None,
+        }
+    }
+
+    /// Correct counts for each mask (rows of `masks`, one value per unit).
+    pub fn evaluate(&self, masks: &[Vec<f32>]) -> Result<Vec<Counts>> {
+        for m in masks {
+            ensure!(m.len() == self.units, "mask has {} values, site {} has {} units", m.len(), self.site, self.units);
+        }
+        let binary = masks.iter().flatten().all(|&v| v == 0.0 || v == 1.0);
+        let mut counts = vec![
+            Counts {
+                correct: 0,
+                per_class: vec![0; self.num_classes]
+            };
+            masks.len()
+        ];
+        let n = self.examples();
+        for start in (0..n).step_by(self.images_per_chunk) {
+            let len = self.images_per_chunk.min(n - start);
+            let chunk = self.cache.narrow(start, len);
+            let labels = &self.labels[start..start + len];
+            match (&self.linear, binary) {
+                (Some(lin), true) => self.eval_linearized(lin, chunk, labels, masks, &mut counts)?,
+                _ => self.eval_cached(chunk, labels, masks, &mut counts)?,
+            }
+        }
+        Ok(counts)
+    }
+
+    fn masks_per_pass(&self, images: usize, floats_per_image: usize) -> usize {
+        (self.budget / (images * floats_per_image).max(1)).max(1)
+    }
+
+    fn mask_tensor(&self, rows: &[Vec<f32>]) -> Tensor<2> {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        Tensor::from_data(TensorData::new(flat, [rows.len(), self.units]), &self.device)
+    }
+
+    fn tally(&self, logits: Tensor<2>, labels: &[u8], first: usize, counts: &mut [Counts]) {
+        let k = logits.dims()[1];
+        let pred = argmax_rows(&to_vec(logits), k);
+        let b = labels.len();
+        for (row, p) in pred.iter().enumerate() {
+            let (m, i) = (first + row / b, row % b);
+            if *p == labels[i] as usize {
+                counts[m].correct += 1;
+                counts[m].per_class[labels[i] as usize] += 1;
+            }
+        }
+    }
+
+    fn eval_cached(
+        &self,
+        chunk: Activation,
+        labels: &[u8],
+        masks: &[Vec<f32>],
+        counts: &mut [Counts],
+    ) -> Result<()> {
+        let per_image: usize = chunk.dims()[1..].iter().product();
+        let step = self.masks_per_pass(labels.len(), per_image);
+        for first in (0..masks.len()).step_by(step) {
+            let rows = &masks[first..(first + step).min(masks.len())];
+            let ablation = Ablation::new(self.mask_tensor(rows), self.replacement.clone());
+            let hooks = Hooks::new().ablate(&self.site, ablation);
+            let rec = self.net.resume(&self.site, chunk.clone(), &hooks)?;
+            self.tally(rec.logits(), labels, first, counts);
+        }
+        Ok(())
+    }
+
+    fn eval_linearized(
+        &self,
+        lin: &Linearized,
+        chunk: Activation,
+        labels: &[u8],
+        masks: &[Vec<f32>],
+        counts: &mut [Counts],
+    ) -> Result<()> {
+        let b = labels.len();
+        let out: usize = lin.out_dims.iter().product();
+        let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
+        let r_contrib = lin.replacement_contrib.clone().expect("planned"); // [U, out]
+        let bias = self.bias(lin);
+        let step = self.masks_per_pass(b, out);
+        for first in (0..masks.len()).step_by(step) {
+            let rows = &masks[first..(first + step).min(masks.len())];
+            let m = rows.len();
+            let mask = self.mask_tensor(rows);
+            let keep = mask.clone().neg().add_scalar(1.0);
+            let kept = keep.matmul(contrib.clone()).reshape([m, b, out]);
+            let replaced = mask.matmul(r_contrib.clone()).reshape([m, 1, out]);
+            let pre = (kept + replaced).reshape([m * b, out]);
+            let act = match lin.out_dims[..] {
+                [o, h, w] => {
+                    let mut t = pre.reshape([m * b, o, h, w]);
+                    if let Some(bias) = &bias {
+                        t = t + bias.clone().reshape([1, o, 1, 1]);
+                    }
+                    Activation::Map(t)
+                }
+                [o] => {
+                    let mut t = pre;
+                    if let Some(bias) = &bias {
+                        t = t + bias.clone().reshape([1, o]);
+                    }
+                    Activation::Flat(t)
+                }
+                _ => unreachable!("conv or linear output"),
+            };
+            let rec = self.net.resume(&lin.linear_site, act, &Hooks::new())?;
+            self.tally(rec.logits(), labels, first, counts);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! Dataset exemplars: the k images of a set that drive each objective hardest.
+
+use super::objective::Objective;
+use super::synth::objective_values;
+use anyhow::Result;
+use burn::tensor::Device;
+use insilico_engine::{Examples, Network};
+use serde::{Deserialize, Serialize};
+
+/// Per objective (unit), the indices of its top-k examples and their values, best first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Exemplars {
+    pub k: usize,
+    pub index: Vec<Vec<usize>>,
+    pub value: Vec<Vec<f32>>,
+}
+
+impl Exemplars {
+    /// The best value of each unit (NaN where there are no examples).
+    pub fn best(&self) -> Vec<f32> {
+        self.value
+            .iter()
+            .map(|v| v.first().copied().unwrap_or(f32::NAN))
+            .collect()
+    }
+}
+
+/// Top `k` of each column of a row-major `[n, units]` matrix (ties: lower index first).
+pub fn top_k(values: &[f32], units: usize, k: usize) -> Exemplars {
+    let n = if units == 0 { 0 } else { values.len() / units };
+    let mut index = Vec::with_capacity(units);
+    let mut value = Vec::with_capacity(units);
+    for u in 0..units {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| values[b * units + u].total_cmp(&values[a * units + u]).then(a.cmp(&b)));
+        order.truncate(k);
+        value.push(order.iter().map(|&i| values[i * units + u]).collect());
+        index.push(order);
+    }
+    Exemplars { k, index, value }
+}
+
+/// Each objective's value on every example, `[n, objectives]`, `batch` examples at a time.
+pub fn responses(
+    net: &Network,
+    examples: &Examples,
+    objectives: &[Objective],
+    batch: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(examples.len() * objectives.len());
+    for start in (0..examples.len()).step_by(batch.max(1)) {
+        let len = batch.min(examples.len() - start);
+        let x = examples.range(start, len, device);
+        out.extend(objective_values(net, objectives, x, device)?);
+    }
+    Ok(out)
+}
+
+/// The top-k examples of each objective.
+pub fn exemplars(
+    net: &Network,
+    examples: &Examples,
+    objectives: &[Objective],
+    k: usize,
+    device: &Device,
+) -> Result<Exemplars> {
+    let values = responses(net, examples, objectives, 500, device)?;
+    Ok(top_k(&values, objectives.len(), k))
+}

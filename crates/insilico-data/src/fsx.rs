@@ -1,0 +1,137 @@
+//! Filesystem helpers shared by every crate of the workspace.
+//!
+//! Runs are long and get interrupted; a half-written checkpoint, report or
+//! dataset file that looks complete is worse than none. So every file we
+//! produce is written to a temporary sibling, fsynced, and renamed over the
+//! target: readers see either the old content or the new, never a mix.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+/// Writes `bytes` to `path` atomically (temp file in the same directory,
+/// fsync, rename). Creates missing parent directories.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Like [`write_atomic`], for content produced by a streaming writer. If `f`
+/// fails, the target is untouched and the temporary file is removed.
+pub fn write_atomic_with(
+    path: &Path,
+    f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    write_atomic_io(path, f).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The I/O-error flavour of [`write_atomic_with`], for callers inside this
+/// crate that report [`crate::DataError`]s.
+pub(crate) fn write_atomic_io(
+    path: &Path,
+    f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(&dir)?;
+    let tmp = temp_sibling(path);
+    let result = write_and_sync(&tmp, f).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return result;
+    }
+    sync_dir(&dir);
+    Ok(())
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex encoding of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_and_sync(
+    tmp: &Path,
+    f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut writer = BufWriter::new(File::create(tmp)?);
+    f(&mut writer)?;
+    let file = writer.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `.name.tmp-<pid>-<seq>`: hidden, in the same directory (so the rename
+/// stays on one filesystem), unique per process and per call so that two
+/// threads writing the same target cannot clobber each other's temp file.
+fn temp_sibling(path: &Path) -> PathBuf {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_string());
+    parent_dir(path).join(format!(".{name}.tmp-{}-{seq}", std::process::id()))
+}
+
+/// Makes the rename durable. Best effort: not every platform or filesystem
+/// lets a directory be opened and synced, and the data itself is already safe.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_creates_parents_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/file.txt");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "temp files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn failing_writer_leaves_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file.txt");
+        write_atomic(&path, b"old").unwrap();
+        let err = write_atomic_with(&path, |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("boom"))
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("boom"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn sha256_of_known_input() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

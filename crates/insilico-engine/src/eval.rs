@@ -1,0 +1,95 @@
+//! Loss, accuracy and batched inference.
+
+use crate::examples::{label_tensor, Examples};
+use crate::hooks::{Activation, Hooks};
+use crate::network::Network;
+use burn::tensor::{activation::log_softmax, Device, Int, Tensor};
+
+/// Per-example cross-entropy of `logits` `[B, K]` against `targets` `[B]`.
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    log_softmax(logits, 1)
+        .gather(1, targets.reshape([b, 1]))
+        .reshape([b])
+        .neg()
+}
+
+/// Plain values of a tensor.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("float tensor")
+}
+
+/// Index of the largest score in each row of a row-major `[rows, k]` matrix.
+pub fn argmax_rows(scores: &[f32], k: usize) -> Vec<usize> {
+    scores
+        .chunks_exact(k)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Mean loss and accuracy of a network on examples, in evaluation mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Score {
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Scores `net` (already in evaluation mode) on `examples`, `batch` images at a time.
+pub fn evaluate(net: &Network, examples: &Examples, batch: usize, device: &Device) -> Score {
+    let mut loss = 0.0f64;
+    let mut correct = 0usize;
+    for start in (0..examples.len()).step_by(batch) {
+        let len = batch.min(examples.len() - start);
+        let x = examples.range(start, len, device);
+        let labels = &examples.labels[start..start + len];
+        let logits = net.forward(x);
+        let k = logits.dims()[1];
+        let ce = cross_entropy(logits.clone(), label_tensor(labels, device));
+        loss += ce.sum().into_scalar::<f32>() as f64;
+        let pred = argmax_rows(&to_vec(logits), k);
+        correct += pred
+            .iter()
+            .zip(labels)
+            .filter(|(p, &l)| **p == l as usize)
+            .count();
+    }
+    let n = examples.len().max(1) as f64;
+    Score {
+        loss: loss / n,
+        accuracy: correct as f64 / n,
+    }
+}
+
+/// Records `site` for all examples, `batch` at a time, and returns the activations stacked
+/// along the batch axis (the network runs only up to the site).
+pub fn record_site(
+    net: &Network,
+    examples: &Examples,
+    site: &str,
+    batch: usize,
+    device: &Device,
+) -> anyhow::Result<Activation> {
+    let hooks = Hooks::new().record(&[site]).stop_after(site);
+    net.check_hooks(&hooks)?;
+    let mut parts = Vec::new();
+    for start in (0..examples.len()).step_by(batch) {
+        let len = batch.min(examples.len() - start);
+        let rec = net.run(examples.range(start, len, device), &hooks);
+        parts.push(rec.get(site).clone());
+    }
+    Ok(Activation::cat(parts))
+}

@@ -1,0 +1,354 @@
+//! The network plan: each layer with its site name and output shape, inferred from the
+//! input shape before any tensor exists. Every impossible shape is caught here.
+
+use crate::config::{LayerSpec, ModelConfig};
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The shape of one example at a site: a stack of feature maps or a flat vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Shape {
+    Map { c: usize, h: usize, w: usize },
+    Flat(usize),
+}
+
+impl Shape {
+    /// Units at this site: channels of a map, features of a vector.
+    pub fn units(&self) -> usize {
+        match *self {
+            Shape::Map { c, .. } => c,
+            Shape::Flat(n) => n,
+        }
+    }
+
+    pub fn numel(&self) -> usize {
+        match *self {
+            Shape::Map { c, h, w } => c * h * w,
+            Shape::Flat(n) => n,
+        }
+    }
+
+    /// Spatial positions per unit (1 for a vector).
+    pub fn positions(&self) -> usize {
+        match *self {
+            Shape::Map { h, w, .. } => h * w,
+            Shape::Flat(_) => 1,
+        }
+    }
+
+    /// Dimensions without the batch axis.
+    pub fn dims(&self) -> Vec<usize> {
+        match *self {
+            Shape::Map { c, h, w } => vec![c, h, w],
+            Shape::Flat(n) => vec![n],
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Map { c, h, w } => write!(f, "{c}x{h}x{w}"),
+            Shape::Flat(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// One step of the forward pass: the layer spec, its site name and its output shape.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stage {
+    pub site: String,
+    pub kind: &'static str,
+    #[serde(skip)]
+    pub spec: LayerSpec,
+    pub input: Shape,
+    pub output: Shape,
+}
+
+/// All stages in order, with a lookup from site name to position.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub input: Shape,
+    pub stages: Vec<Stage>,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+}
+
+impl Plan {
+    /// Infers every stage's shape from `input` ([c, h, w] of the dataset) and names sites.
+    pub fn new(model: &ModelConfig, input: [usize; 3]) -> Result<Self> {
+        let input = Shape::Map {
+            c: input[0],
+            h: input[1],
+            w: input[2],
+        };
+        let mut namer = Namer::new(&model.layers);
+        let mut stages = Vec::with_capacity(model.layers.len());
+        let mut shape = input;
+        for (i, spec) in model.layers.iter().enumerate() {
+            let out = output_shape(spec, shape).map_err(|e| {
+                anyhow::anyhow!(
+                    "model.layers[{i}] ({}): {e} (input shape {shape})",
+                    spec.kind()
+                )
+            })?;
+            let site = namer.name(i, spec);
+            stages.push(Stage {
+                site,
+                kind: spec.kind(),
+                spec: spec.clone(),
+                input: shape,
+                output: out,
+            });
+            shape = out;
+        }
+        if !matches!(shape, Shape::Flat(_)) {
+            bail!(
+                "model `{}`: the last layer outputs {shape}, not a vector of class scores; end with flatten and linear",
+                model.name
+            );
+        }
+        let mut index = HashMap::new();
+        for (i, s) in stages.iter().enumerate() {
+            if index.insert(s.site.clone(), i).is_some() {
+                bail!(
+                    "model.layers[{i}]: site name `{}` is used twice; give the layer an explicit `name`",
+                    s.site
+                );
+            }
+        }
+        Ok(Self {
+            input,
+            stages,
+            index,
+        })
+    }
+
+    /// Position of a site, or an error listing the sites that exist.
+    pub fn site_index(&self, site: &str) -> Result<usize> {
+        self.index.get(site).copied().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no site named `{site}`; this network has: {}",
+                self.site_names().join(", ")
+            )
+        })
+    }
+
+    pub fn site_names(&self) -> Vec<String> {
+        self.stages.iter().map(|s| s.site.clone()).collect()
+    }
+
+    pub fn shape_at(&self, site: &str) -> Result<Shape> {
+        Ok(self.stages[self.site_index(site)?].output)
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.stages.last().map(|s| s.output.units()).unwrap_or(0)
+    }
+
+    /// Hidden sites where units are conventionally recorded and ablated: the output of each
+    /// nonlinearity (after the relu), as in Morcos et al. 2018.
+    pub fn hidden_sites(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter(|s| s.kind == "relu")
+            .map(|s| s.site.clone())
+            .collect()
+    }
+}
+
+fn conv_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<usize> {
+    let padded = size + 2 * padding;
+    if padded < kernel {
+        bail!("kernel {kernel} is larger than the padded input ({padded})");
+    }
+    Ok((padded - kernel) / stride + 1)
+}
+
+fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
+    let need_map = |what: &str| -> Result<(usize, usize, usize)> {
+        match input {
+            Shape::Map { c, h, w } => Ok((c, h, w)),
+            Shape::Flat(_) => bail!("{what} needs feature maps but gets a flat vector"),
+        }
+    };
+    Ok(match spec {
+        LayerSpec::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            let (c, h, w) = need_map("conv2d")?;
+            if let Some(ic) = in_channels {
+                if *ic != c {
+                    bail!("in_channels = {ic} but the input has {c} channels");
+                }
+            }
+            Shape::Map {
+                c: *out_channels,
+                h: conv_out(h, *kernel, *stride, *padding)?,
+                w: conv_out(w, *kernel, *stride, *padding)?,
+            }
+        }
+        LayerSpec::Maxpool { kernel, stride, .. } | LayerSpec::Avgpool { kernel, stride, .. } => {
+            let (c, h, w) = need_map(spec.kind())?;
+            let s = stride.unwrap_or(*kernel);
+            Shape::Map {
+                c,
+                h: conv_out(h, *kernel, s, 0)?,
+                w: conv_out(w, *kernel, s, 0)?,
+            }
+        }
+        LayerSpec::Linear {
+            in_features,
+            out_features,
+            ..
+        } => {
+            let Shape::Flat(n) = input else {
+                bail!("linear needs a flat vector but gets {input}; insert a flatten layer");
+            };
+            if let Some(f) = in_features {
+                if *f != n {
+                    bail!("in_features = {f} but the input has {n} features");
+                }
+            }
+            Shape::Flat(*out_features)
+        }
+        LayerSpec::Flatten { .. } => Shape::Flat(input.numel()),
+        LayerSpec::Relu { .. } | LayerSpec::Batchnorm { .. } | LayerSpec::Dropout { .. } => input,
+    })
+}
+
+/// Default site names, following the conventions of the field (`conv1`, `fc1.relu`, `logits`).
+struct Namer {
+    last_linear: Option<usize>,
+    convs: usize,
+    linears: usize,
+    pools: usize,
+    parent: String,
+}
+
+impl Namer {
+    fn new(layers: &[LayerSpec]) -> Self {
+        let last_linear = layers
+            .iter()
+            .rposition(|l| matches!(l, LayerSpec::Linear { .. }));
+        Self {
+            last_linear,
+            convs: 0,
+            linears: 0,
+            pools: 0,
+            parent: "input".into(),
+        }
+    }
+
+    fn name(&mut self, i: usize, spec: &LayerSpec) -> String {
+        let auto = match spec {
+            LayerSpec::Conv2d { .. } => {
+                self.convs += 1;
+                format!("conv{}", self.convs)
+            }
+            LayerSpec::Linear { .. } => {
+                self.linears += 1;
+                if Some(i) == self.last_linear {
+                    "logits".to_string()
+                } else {
+                    format!("fc{}", self.linears)
+                }
+            }
+            LayerSpec::Maxpool { .. } | LayerSpec::Avgpool { .. } => {
+                self.pools += 1;
+                format!("pool{}", self.pools)
+            }
+            LayerSpec::Flatten { .. } => "flatten".into(),
+            LayerSpec::Relu { .. } => format!("{}.relu", self.parent),
+            LayerSpec::Batchnorm { .. } => format!("{}.bn", self.parent),
+            LayerSpec::Dropout { .. } => format!("{}.dropout", self.parent),
+        };
+        let name = spec.explicit_name().map(str::to_string).unwrap_or(auto);
+        if matches!(spec, LayerSpec::Conv2d { .. } | LayerSpec::Linear { .. }) {
+            self.parent = name.clone();
+        }
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RunConfig;
+
+    fn cnn_small() -> ModelConfig {
+        RunConfig::from_toml(crate::models::builtin("cnn-small").unwrap(), &[])
+            .unwrap()
+            .model
+    }
+
+    #[test]
+    fn cnn_small_sites_and_shapes() {
+        let plan = Plan::new(&cnn_small(), [1, 28, 28]).unwrap();
+        let names = plan.site_names();
+        assert_eq!(
+            names,
+            [
+                "conv1",
+                "conv1.relu",
+                "pool1",
+                "conv2",
+                "conv2.relu",
+                "pool2",
+                "flatten",
+                "fc1",
+                "fc1.relu",
+                "logits"
+            ]
+        );
+        // 28 -> conv pad 2 (28) -> pool (14) -> conv (14) -> pool (7); 32*7*7 = 1568.
+        assert_eq!(plan.shape_at("flatten").unwrap(), Shape::Flat(1568));
+        assert_eq!(
+            plan.shape_at("conv2.relu").unwrap(),
+            Shape::Map { c: 32, h: 14, w: 14 }
+        );
+        assert_eq!(plan.num_classes(), 10);
+        assert_eq!(plan.hidden_sites(), ["conv1.relu", "conv2.relu", "fc1.relu"]);
+    }
+
+    #[test]
+    fn mismatched_linear_is_rejected_naming_the_layer() {
+        let mut m = cnn_small();
+        m.layers[7] = LayerSpec::Linear {
+            name: None,
+            in_features: Some(1000),
+            out_features: 128,
+        };
+        let err = Plan::new(&m, [1, 28, 28]).unwrap_err().to_string();
+        assert!(err.contains("model.layers[7]") && err.contains("1568"), "{err}");
+    }
+
+    #[test]
+    fn linear_without_flatten_is_rejected() {
+        let mut m = cnn_small();
+        m.layers.remove(6);
+        let err = Plan::new(&m, [1, 28, 28]).unwrap_err().to_string();
+        assert!(err.contains("flatten"), "{err}");
+    }
+
+    #[test]
+    fn kernel_larger_than_input_is_rejected() {
+        let m = cnn_small();
+        let err = Plan::new(&m, [1, 2, 2]).unwrap_err().to_string();
+        assert!(err.contains("kernel"), "{err}");
+    }
+
+    #[test]
+    fn unknown_site_lists_the_real_ones() {
+        let plan = Plan::new(&cnn_small(), [1, 28, 28]).unwrap();
+        let err = plan.site_index("fc9").unwrap_err().to_string();
+        assert!(err.contains("fc9") && err.contains("conv1.relu"), "{err}");
+    }
+}

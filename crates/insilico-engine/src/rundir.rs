@@ -1,0 +1,337 @@
+//! The run directory: everything one training run leaves behind, written atomically.
+//!
+//! ```text
+//! RUN/config.toml                 the config as resolved (overrides applied)
+//! RUN/manifest.json               seed, versions, backend, dataset checksum, timings, status
+//! RUN/metrics.csv, metrics.json   one row per epoch
+//! RUN/checkpoints/epoch-NNNN/     model.bpk, optim.bpk (complete directories only)
+//! RUN/checkpoints/latest          name of the newest complete checkpoint
+//! RUN/model.bpk                   final weights (Burn's burnpack)
+//! RUN/weights.safetensors         final weights for numpy/PyTorch (PyTorch layout)
+//! RUN/assays/<assay>/             what the assays write
+//! ```
+//!
+//! A checkpoint is written into a hidden temporary directory and renamed into place, and
+//! `latest` is replaced atomically after it, so a kill at any moment leaves the previous
+//! checkpoint intact and never a half-written one.
+
+use crate::backend::Compute;
+use crate::config::RunConfig;
+use crate::examples::RunData;
+use crate::network::Network;
+use crate::train::EpochMetrics;
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use insilico_data::fsx::write_atomic;
+use insilico_data::{Dataset, Locator};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How many complete checkpoints to keep (the newest ones).
+const KEEP_CHECKPOINTS: usize = 2;
+
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join("manifest.json")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn model_path(&self) -> PathBuf {
+        self.root.join("model.bpk")
+    }
+    pub fn assay_dir(&self, assay: &str) -> PathBuf {
+        self.root.join("assays").join(assay)
+    }
+
+    /// Whether training finished (final weights and a complete manifest exist).
+    pub fn is_complete(&self) -> bool {
+        self.model_path().exists()
+            && Manifest::read(self)
+                .map(|m| m.status == "complete")
+                .unwrap_or(false)
+    }
+
+    /// Creates the directory, or checks that resuming it is consistent with `config`.
+    pub fn prepare(&self, config: &RunConfig, resume: bool) -> Result<()> {
+        let saved = self.config_path();
+        if saved.exists() {
+            if !resume {
+                bail!(
+                    "{} already holds a run; pass --resume to continue it, or choose another output directory",
+                    self.root.display()
+                );
+            }
+            let previous = RunConfig::load(&saved, &[])?;
+            if previous != *config {
+                bail!(
+                    "cannot resume {}: its config.toml differs from this run's config",
+                    self.root.display()
+                );
+            }
+        }
+        std::fs::create_dir_all(self.checkpoints())
+            .with_context(|| format!("cannot create {}", self.root.display()))?;
+        write_atomic(&saved, config.to_toml().as_bytes())
+    }
+
+    /// The newest complete checkpoint directory, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let latest = self.checkpoints().join("latest");
+        if !latest.exists() {
+            return Ok(None);
+        }
+        let name = std::fs::read_to_string(&latest)
+            .with_context(|| format!("cannot read {}", latest.display()))?;
+        let dir = self.checkpoints().join(name.trim());
+        if !dir.join("model.bpk").exists() {
+            bail!(
+                "{} names {}, which holds no model.bpk",
+                latest.display(),
+                dir.display()
+            );
+        }
+        Ok(Some(dir))
+    }
+
+    /// Writes the checkpoint after `epoch` complete epochs, with the metrics so far.
+    pub fn write_checkpoint(
+        &self,
+        epoch: usize,
+        net: &Network,
+        optim: &ModuleOptimizer,
+        metrics: &[EpochMetrics],
+    ) -> Result<()> {
+        let name = format!("epoch-{epoch:04}");
+        let tmp = self.checkpoints().join(format!(".{name}.partial"));
+        let dir = self.checkpoints().join(&name);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        net.clone()
+            .save_file(tmp.join("model.bpk"))
+            .with_context(|| format!("writing {}", tmp.join("model.bpk").display()))?;
+        optim
+            .save(tmp.join("optim.bpk"))
+            .with_context(|| format!("writing {}", tmp.join("optim.bpk").display()))?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::rename(&tmp, &dir)?;
+        // Metrics first: a checkpoint is only used once `latest` names it, and resume reads
+        // as many metric rows as complete epochs.
+        self.write_metrics(metrics)?;
+        write_atomic(&self.checkpoints().join("latest"), name.as_bytes())?;
+        self.prune_checkpoints(epoch)
+    }
+
+    fn prune_checkpoints(&self, newest: usize) -> Result<()> {
+        for e in 1..=newest.saturating_sub(KEEP_CHECKPOINTS) {
+            let old = self.checkpoints().join(format!("epoch-{e:04}"));
+            if old.exists() {
+                std::fs::remove_dir_all(old)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<()> {
+        let mut csv = String::from("epoch,train_loss,train_acc,test_loss,test_acc,seconds,lr\n");
+        for m in metrics {
+            csv.push_str(&format!(
+                "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.6e}\n",
+                m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.seconds, m.lr
+            ));
+        }
+        write_atomic(&self.root.join("metrics.csv"), csv.as_bytes())?;
+        write_atomic(
+            &self.root.join("metrics.json"),
+            serde_json::to_string_pretty(metrics)?.as_bytes(),
+        )
+    }
+
+    /// The metrics of the epochs completed so far (those of the latest checkpoint).
+    pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>> {
+        let path = self.root.join("metrics.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut metrics: Vec<EpochMetrics> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid metrics JSON", path.display()))?;
+        // The checkpoint named by `latest` is authoritative.
+        if let Some(dir) = self.latest_checkpoint()? {
+            let done: usize = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("epoch-"))
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("bad checkpoint name {}", dir.display()))?;
+            metrics.truncate(done);
+        }
+        Ok(metrics)
+    }
+
+    /// Final weights: burnpack for insilico, safetensors for everyone else.
+    pub fn write_final(&self, net: &Network) -> Result<()> {
+        let tmp = self.root.join(".model.bpk.partial");
+        net.clone()
+            .save_file(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, self.model_path())?;
+        crate::export::write_safetensors(net, &self.root.join("weights.safetensors"))
+    }
+}
+
+/// `manifest.json`: what produced a run, so that it can be reproduced and compared.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub status: String,
+    pub model: String,
+    pub seed: u64,
+    pub insilico_version: String,
+    pub burn_version: String,
+    pub backend: String,
+    pub dataset: String,
+    pub dataset_checksum: String,
+    pub dataset_source: String,
+    pub train_examples: usize,
+    pub test_examples: usize,
+    pub label_corruption: String,
+    pub started_unix: u64,
+    pub finished_unix: Option<u64>,
+    pub train_seconds: f64,
+    pub epochs_completed: usize,
+    pub final_train_acc: Option<f64>,
+    pub final_test_acc: Option<f64>,
+    pub resumed_from: Option<usize>,
+    pub command: Vec<String>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Manifest {
+    pub fn begin(
+        config: &RunConfig,
+        dataset: &Dataset,
+        compute: &Compute,
+        run: &RunDir,
+    ) -> Result<Self> {
+        let m = Manifest {
+            status: "running".into(),
+            model: config.model.name.clone(),
+            seed: config.training.seed,
+            insilico_version: env!("CARGO_PKG_VERSION").into(),
+            burn_version: crate::BURN_VERSION.into(),
+            backend: compute.description.clone(),
+            dataset: dataset.name.clone(),
+            dataset_checksum: dataset.checksum.clone(),
+            dataset_source: dataset.source.clone(),
+            train_examples: config
+                .data
+                .train_limit
+                .unwrap_or(dataset.train.len())
+                .min(dataset.train.len()),
+            test_examples: dataset.test.len(),
+            label_corruption: format!("{:?}", config.data.corruption()),
+            started_unix: unix_now(),
+            finished_unix: None,
+            train_seconds: 0.0,
+            epochs_completed: 0,
+            final_train_acc: None,
+            final_test_acc: None,
+            resumed_from: None,
+            command: std::env::args().collect(),
+        };
+        m.write(run)?;
+        Ok(m)
+    }
+
+    pub fn finish(&mut self, metrics: &[EpochMetrics], run: &RunDir) -> Result<()> {
+        self.status = "complete".into();
+        self.finished_unix = Some(unix_now());
+        self.train_seconds = metrics.iter().map(|m| m.seconds).sum();
+        self.epochs_completed = metrics.len();
+        self.final_train_acc = metrics.last().map(|m| m.train_acc);
+        self.final_test_acc = metrics.last().map(|m| m.test_acc);
+        self.write(run)
+    }
+
+    fn write(&self, run: &RunDir) -> Result<()> {
+        write_atomic(
+            &run.manifest_path(),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )
+    }
+
+    pub fn read(run: &RunDir) -> Result<Self> {
+        let path = run.manifest_path();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a manifest", path.display()))
+    }
+}
+
+/// A trained run opened for study: its config, network (evaluation mode) and data.
+pub struct TrainedRun {
+    pub dir: RunDir,
+    pub config: RunConfig,
+    pub network: Network,
+    pub data: RunData,
+    pub compute: Compute,
+}
+
+impl TrainedRun {
+    /// Opens `dir`: final weights if training finished, else the latest checkpoint.
+    pub fn open(dir: &Path, compute: Compute, locator: &Locator) -> Result<Self> {
+        let run = RunDir::new(dir);
+        if !run.config_path().exists() {
+            bail!(
+                "{} is not a run directory (no config.toml); train one with `insilico train --out {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let config = RunConfig::load(&run.config_path(), &[])?;
+        let weights = if run.model_path().exists() {
+            run.model_path()
+        } else if let Some(ckpt) = run.latest_checkpoint()? {
+            ckpt.join("model.bpk")
+        } else {
+            bail!(
+                "{} has no checkpoint (neither model.bpk nor checkpoints/latest): its training never completed an epoch",
+                dir.display()
+            );
+        };
+        let data = RunData::prepare(&config.data, config.training.seed, locator)?;
+        let network = Network::new(&config.model, data.dataset.shape, &compute.device)?
+            .try_load_file(&weights)
+            .with_context(|| format!("loading {}", weights.display()))?
+            .valid();
+        Ok(Self {
+            dir: run,
+            config,
+            network,
+            data,
+            compute,
+        })
+    }
+}

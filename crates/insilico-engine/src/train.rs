@@ -1,0 +1,215 @@
+//! Training: SGD (PyTorch-style momentum) or Adam, learning-rate schedules, evaluation
+//! each epoch, atomic checkpoints every epoch, exact resume, and a stop on a non-finite
+//! loss that keeps the last good checkpoint.
+
+use crate::backend::Compute;
+use crate::config::{OptimizerKind, RunConfig, Schedule};
+use crate::eval::{cross_entropy, evaluate, Score};
+use crate::examples::{label_tensor, RunData};
+use crate::network::Network;
+use crate::rundir::{Manifest, RunDir};
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// One row of `metrics.csv`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub test_loss: f64,
+    pub test_acc: f64,
+    /// Wall seconds of this epoch (training and evaluation).
+    pub seconds: f64,
+    pub lr: f64,
+}
+
+/// How to run a training job (the what is in [`RunConfig`]).
+pub struct TrainOptions {
+    pub compute: Compute,
+    pub resume: bool,
+    pub progress: bool,
+    /// Stop (as if killed) after this many epochs: used by tests of resume.
+    pub halt_after_epoch: Option<usize>,
+}
+
+pub struct TrainOutcome {
+    pub metrics: Vec<EpochMetrics>,
+    pub network: Network,
+    pub completed: bool,
+}
+
+/// The learning rate at a step, for the configured schedule.
+pub fn learning_rate(config: &RunConfig, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+    let t = &config.training;
+    match t.schedule {
+        Schedule::Constant => t.lr,
+        Schedule::Step => t.lr * t.gamma.powi((epoch / t.step_every) as i32),
+        Schedule::Cosine => {
+            let total = (t.epochs * steps_per_epoch).max(1) as f64;
+            let done = (epoch * steps_per_epoch + step) as f64;
+            0.5 * t.lr * (1.0 + (std::f64::consts::PI * done / total).cos())
+        }
+    }
+}
+
+fn optimizer(config: &RunConfig) -> ModuleOptimizer {
+    let t = &config.training;
+    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    match t.optimizer {
+        OptimizerKind::Sgd => {
+            // PyTorch's SGD has no dampening; Burn's default is 0.1.
+            let momentum = (t.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(t.momentum)
+                    .with_dampening(0.0)
+            });
+            SgdConfig::new()
+                .with_momentum(momentum)
+                .with_weight_decay(decay)
+                .init()
+        }
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay)
+            .init(),
+    }
+}
+
+/// A seed for one epoch's shuffling and dropout, so that a resumed run draws the same.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
+
+/// Trains the network of `config` on `data`, writing everything into `run`.
+pub fn train(
+    config: &RunConfig,
+    data: &RunData,
+    run: &RunDir,
+    opts: &TrainOptions,
+) -> Result<TrainOutcome> {
+    let t = &config.training;
+    let device = opts.compute.device.clone();
+    let train_device = device.clone().autodiff();
+    let shape = data.dataset.shape;
+
+    run.prepare(config, opts.resume)?;
+    let mut manifest = Manifest::begin(config, &data.dataset, &opts.compute, run)?;
+
+    train_device.seed(t.seed);
+    let mut net = Network::new(&config.model, shape, &train_device)?;
+    let mut optim = optimizer(config);
+    let mut metrics: Vec<EpochMetrics> = Vec::new();
+    if opts.resume {
+        if let Some(ckpt) = run.latest_checkpoint()? {
+            net = net
+                .try_load_file(ckpt.join("model.bpk"))
+                .with_context(|| format!("loading {}", ckpt.join("model.bpk").display()))?;
+            optim = optim
+                .load(ckpt.join("optim.bpk"))
+                .with_context(|| format!("loading {}", ckpt.join("optim.bpk").display()))?;
+            metrics = run.read_metrics()?;
+            manifest.resumed_from = Some(metrics.len());
+        }
+    }
+
+    let n = data.train.len();
+    let steps_per_epoch = n.div_ceil(t.batch_size);
+    let eval_train = data.train.head(t.eval_train_limit);
+    let bar = progress_bar(opts.progress, (t.epochs * steps_per_epoch) as u64);
+    bar.set_position((metrics.len() * steps_per_epoch) as u64);
+
+    for epoch in metrics.len()..t.epochs {
+        let started = Instant::now();
+        let seed = epoch_seed(t.seed, epoch);
+        train_device.seed(seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let mut lr = t.lr;
+        for (step, idx) in order.chunks(t.batch_size).enumerate() {
+            lr = learning_rate(config, epoch, step, steps_per_epoch);
+            let (x, labels) = data.train.batch(idx, &train_device);
+            let loss = cross_entropy(net.forward(x), label_tensor(&labels, &train_device)).mean();
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                bar.abandon();
+                bail!(
+                    "training diverged: loss is {value} at epoch {}, step {} (lr {lr:.3e}); \
+                     the last good checkpoint ({} complete epochs) is kept in {}. \
+                     Lower training.lr or add weight decay.",
+                    epoch + 1,
+                    step + 1,
+                    metrics.len(),
+                    run.checkpoints().display()
+                );
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(lr, net, grads);
+            bar.inc(1);
+        }
+        let valid = net.valid();
+        let train_score = evaluate(&valid, &eval_train, 1000, &device);
+        let test_score = evaluate(&valid, &data.test, 1000, &device);
+        let row = epoch_row(epoch, train_score, test_score, started, lr);
+        bar.println(format!(
+            "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
+            row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
+        ));
+        metrics.push(row);
+        run.write_checkpoint(epoch + 1, &net, &optim, &metrics)?;
+        if opts.halt_after_epoch == Some(epoch + 1) && epoch + 1 < t.epochs {
+            bar.abandon();
+            return Ok(TrainOutcome {
+                metrics,
+                network: net.valid(),
+                completed: false,
+            });
+        }
+    }
+    bar.finish_and_clear();
+
+    let final_net = net.valid();
+    run.write_final(&final_net)?;
+    manifest.finish(&metrics, run)?;
+    Ok(TrainOutcome {
+        metrics,
+        network: final_net,
+        completed: true,
+    })
+}
+
+fn epoch_row(epoch: usize, train: Score, test: Score, started: Instant, lr: f64) -> EpochMetrics {
+    EpochMetrics {
+        epoch: epoch + 1,
+        train_loss: train.loss,
+        train_acc: train.accuracy,
+        test_loss: test.loss,
+        test_acc: test.accuracy,
+        seconds: started.elapsed().as_secs_f64(),
+        lr,
+    }
+}
+
+/// A progress bar on stderr, hidden when asked or when stderr is not a terminal.
+pub fn progress_bar(show: bool, len: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} steps ({per_sec}, eta {eta})",
+        )
+        .expect("static template"),
+    );
+    bar
+}

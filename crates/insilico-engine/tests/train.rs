@@ -1,0 +1,146 @@
+//! Training: determinism, exact resume after a stop, divergence handling, exports.
+
+use insilico_data::Locator;
+use insilico_engine::train::{train, TrainOptions};
+use insilico_engine::{Compute, RunConfig, RunData, RunDir, TrainedRun};
+use std::path::Path;
+
+const TINY: &str = r#"
+[model]
+name = "tiny"
+layers = [
+  { type = "flatten" },
+  { type = "linear", out_features = 32 },
+  { type = "relu" },
+  { type = "dropout", p = 0.2 },
+  { type = "linear", out_features = 10 },
+]
+[training]
+epochs = 3
+batch_size = 64
+lr = 0.05
+seed = 3
+eval_train_limit = 200
+[data]
+dataset = "shapes"
+train_limit = 640
+"#;
+
+fn config(overrides: &[&str]) -> RunConfig {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    RunConfig::from_toml(TINY, &o).unwrap()
+}
+
+fn data(config: &RunConfig) -> RunData {
+    RunData::prepare(&config.data, config.training.seed, &Locator::from_env(None)).unwrap()
+}
+
+/// Burn's random generator is one per device and process: training runs that must be
+/// reproducible cannot overlap in one process (the sweep runs jobs as processes), so the
+/// tests here take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn opts(halt: Option<usize>, resume: bool) -> TrainOptions {
+    TrainOptions {
+        compute: Compute::flex(),
+        resume,
+        progress: false,
+        halt_after_epoch: halt,
+    }
+}
+
+/// A digest of the exported weights (comparing digests keeps failure messages short).
+fn weights(dir: &Path) -> String {
+    insilico_data::fsx::sha256_hex(&std::fs::read(dir.join("weights.safetensors")).unwrap())
+}
+
+#[test]
+fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(&[]);
+    let d = data(&c);
+    let whole = RunDir::new(tmp.path().join("whole"));
+    let full = train(&c, &d, &whole, &opts(None, false)).unwrap();
+    assert!(full.completed && full.metrics.len() == 3);
+
+    let split = RunDir::new(tmp.path().join("split"));
+    let first = train(&c, &d, &split, &opts(Some(1), false)).unwrap();
+    assert!(!first.completed);
+    assert!(!split.is_complete());
+    // Without --resume the directory is refused rather than overwritten.
+    let err = train(&c, &d, &split, &opts(None, false)).err().unwrap();
+    assert!(err.to_string().contains("--resume"), "{err}");
+    let rest = train(&c, &d, &split, &opts(None, true)).unwrap();
+    assert!(rest.completed && split.is_complete());
+    assert_eq!(rest.metrics.len(), 3);
+    assert_eq!(weights(&whole.root), weights(&split.root));
+    // The epochs' accuracies agree too (timings differ).
+    for (a, b) in full.metrics.iter().zip(&rest.metrics) {
+        assert_eq!((a.train_acc, a.test_acc), (b.train_acc, b.test_acc));
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_network_and_another_seed_does_not() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(&["training.epochs=1"]);
+    let d = data(&c);
+    let run = |name: &str, c: &RunConfig| {
+        let dir = RunDir::new(tmp.path().join(name));
+        train(c, &d, &dir, &opts(None, false)).unwrap();
+        weights(&dir.root)
+    };
+    let a = run("a", &c);
+    assert_eq!(a, run("b", &c));
+    assert_ne!(a, run("c", &config(&["training.epochs=1", "training.seed=4"])));
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_last_checkpoint() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    // Epoch 1 trains at lr 0.05; epoch 2 at 0.05 * 1e12, which overflows the loss.
+    let c = config(&["training.schedule=\"step\"", "training.gamma=1e12"]);
+    let d = data(&c);
+    let dir = RunDir::new(tmp.path().join("nan"));
+    let err = train(&c, &d, &dir, &opts(None, false)).err().unwrap().to_string();
+    assert!(err.contains("diverged") && err.contains("epoch 2"), "{err}");
+    let ckpt = dir.latest_checkpoint().unwrap().unwrap();
+    assert!(ckpt.ends_with("epoch-0001"), "{}", ckpt.display());
+    assert_eq!(dir.read_metrics().unwrap().len(), 1);
+    // The kept checkpoint opens for study.
+    let run = TrainedRun::open(&dir.root, Compute::flex(), &Locator::from_env(None)).unwrap();
+    assert_eq!(run.network.plan().num_classes(), 10);
+}
+
+#[test]
+fn training_learns_the_shapes_and_exports_pytorch_layout_safetensors() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(&["data.train_limit=2000", "training.epochs=2"]);
+    let d = data(&c);
+    let dir = RunDir::new(tmp.path().join("learn"));
+    let out = train(&c, &d, &dir, &opts(None, false)).unwrap();
+    // Chance is 0.1 on ten balanced classes.
+    assert!(out.metrics[1].test_acc > 0.5, "{:?}", out.metrics);
+    let bytes = std::fs::read(dir.root.join("weights.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let w = st.tensor("fc1.weight").unwrap();
+    assert_eq!(w.shape(), &[32, 784]); // [out, in], as torch.nn.Linear
+    assert_eq!(st.tensor("logits.bias").unwrap().shape(), &[10]);
+    for file in ["config.toml", "manifest.json", "metrics.csv", "model.bpk"] {
+        assert!(dir.root.join(file).exists(), "{file}");
+    }
+    let manifest = insilico_engine::Manifest::read(&dir).unwrap();
+    assert_eq!(manifest.status, "complete");
+    assert_eq!(manifest.seed, 3);
+    assert!(manifest.dataset_checksum.contains("shapes"));
+    let csv = std::fs::read_to_string(dir.root.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+}

@@ -1,0 +1,224 @@
+//! Tables and arrays: CSV, pretty JSON and NPY writers.
+
+use crate::write_atomic;
+use anyhow::{bail, Result};
+use std::path::Path;
+
+fn csv_field(out: &mut String, field: &str) {
+    if field.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&field.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(field);
+    }
+}
+
+/// Render a CSV document (RFC 4180 quoting: fields containing a comma, a
+/// double quote or a line break are quoted and inner quotes doubled; lines end
+/// in `\n`).
+pub(crate) fn csv_string(header: &[&str], rows: &[Vec<String>]) -> Result<String> {
+    let mut out = String::new();
+    let mut push_row = |fields: &mut dyn Iterator<Item = &str>| {
+        for (i, f) in fields.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            csv_field(&mut out, f);
+        }
+        out.push('\n');
+    };
+    push_row(&mut header.iter().copied());
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() != header.len() {
+            bail!(
+                "CSV row {r} has {} fields but the header has {}",
+                row.len(),
+                header.len()
+            );
+        }
+        push_row(&mut row.iter().map(String::as_str));
+    }
+    Ok(out)
+}
+
+/// Write a CSV table (header + rows, RFC 4180 quoting, `\n` line endings).
+/// Every row must have as many fields as the header.
+/// `pandas.read_csv(path)` loads it.
+pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    write_atomic(path, csv_string(header, rows)?.as_bytes())
+}
+
+/// Write `value` as pretty-printed JSON (with a trailing newline).
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(value)?;
+    s.push('\n');
+    write_atomic(path, s.as_bytes())
+}
+
+/// Encode an NPY v1.0 file: little-endian `<f4`, C order.
+pub(crate) fn npy_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        bail!(
+            "NPY shape {shape:?} holds {n} values but {} were given",
+            data.len()
+        );
+    }
+    let shape_str = match shape {
+        [] => "()".to_string(),
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_str}, }}");
+    // magic (6) + version (2) + header length (2) + header, padded with
+    // spaces and terminated by '\n' so the total is a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    let pad = (64 - unpadded % 64) % 64;
+    header.extend(std::iter::repeat_n(' ', pad));
+    header.push('\n');
+    if header.len() > u16::MAX as usize {
+        bail!("NPY header too long for format 1.0");
+    }
+    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    out.extend_from_slice(b"\x93NUMPY");
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// Write a float32 array as NPY v1.0 (`<f4`, C order, header padded to a
+/// multiple of 64 bytes). `numpy.load(path)` reads it. `shape` must multiply
+/// out to `data.len()`; an empty `shape` writes a scalar.
+pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    write_atomic(path, &npy_bytes(shape, data)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parse an NPY file by hand per the spec; returns (header dict, payload).
+    fn parse_npy(bytes: &[u8]) -> (String, Vec<f32>) {
+        assert_eq!(&bytes[..6], b"\x93NUMPY", "magic");
+        assert_eq!(bytes[6], 1, "major version");
+        assert_eq!(bytes[7], 0, "minor version");
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0, "header not padded to 64");
+        let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+        assert!(header.ends_with('\n'));
+        let payload = &bytes[10 + hlen..];
+        assert_eq!(payload.len() % 4, 0);
+        let vals = payload
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        (header.trim_end().to_string(), vals)
+    }
+
+    fn numpy_available() -> bool {
+        std::process::Command::new("python3")
+            .args(["-c", "import numpy"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn npy_roundtrip_by_hand_and_numpy() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(Vec<usize>, Vec<f32>, &str)> = vec![
+            (vec![3], vec![1.5, -2.0, f32::MAX], "(3,)"),
+            (vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.25], "(2, 3)"),
+            (vec![], vec![7.0], "()"),
+        ];
+        for (i, (shape, data, shape_str)) in cases.iter().enumerate() {
+            let p = dir.path().join(format!("a{i}.npy"));
+            write_npy(&p, shape, data).unwrap();
+            let (header, vals) = parse_npy(&std::fs::read(&p).unwrap());
+            assert!(header.starts_with('{') && header.ends_with('}'), "{header}");
+            assert!(header.contains("'descr': '<f4'"), "{header}");
+            assert!(header.contains("'fortran_order': False"), "{header}");
+            assert!(
+                header.contains(&format!("'shape': {shape_str}")),
+                "{header}"
+            );
+            assert_eq!(&vals, data);
+            if numpy_available() {
+                let script = format!(
+                    "import numpy as np; a = np.load({:?}); \
+                     assert a.dtype == np.float32 and a.shape == {shape_str}, (a.dtype, a.shape); \
+                     print(' '.join(repr(float(v)) for v in a.ravel()))",
+                    p.to_str().unwrap()
+                );
+                let out = std::process::Command::new("python3")
+                    .args(["-c", &script])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let got: Vec<f32> = String::from_utf8(out.stdout)
+                    .unwrap()
+                    .split_whitespace()
+                    .map(|s| s.parse::<f64>().unwrap() as f32)
+                    .collect();
+                assert_eq!(&got, data);
+            } else {
+                eprintln!("numpy not available: skipping np.load check");
+            }
+        }
+        crate::assert_no_temp_files(dir.path());
+    }
+
+    #[test]
+    fn npy_rejects_shape_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(write_npy(&dir.path().join("x.npy"), &[2, 2], &[1.0; 3]).is_err());
+    }
+
+    #[test]
+    fn csv_quotes_commas_quotes_newlines() {
+        let rows = vec![
+            vec!["plain".to_string(), "a,b".to_string()],
+            vec!["say \"hi\"".to_string(), "line1\nline2".to_string()],
+            vec!["".to_string(), "cr\rx".to_string()],
+        ];
+        let s = csv_string(&["name", "value, unit"], &rows).unwrap();
+        assert_eq!(
+            s,
+            "name,\"value, unit\"\nplain,\"a,b\"\n\"say \"\"hi\"\"\",\"line1\nline2\"\n,\"cr\rx\"\n"
+        );
+        assert!(csv_string(&["a", "b"], &[vec!["x".into()]]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        write_csv(&p, &["name", "value, unit"], &rows).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), s);
+        crate::assert_no_temp_files(dir.path());
+    }
+
+    #[test]
+    fn json_is_pretty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.json");
+        write_json(&p, &serde_json::json!({"a": [1, 2], "b": "x"})).unwrap();
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.contains("\n  \"a\""), "{s}");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["b"], "x");
+        crate::assert_no_temp_files(dir.path());
+    }
+}

@@ -1,0 +1,178 @@
+//! `insilico bench`: throughput, side by side with the PyTorch reference scripts.
+//!
+//! Each benchmark mirrors one script of `../shared/bench` (same model, batch sizes, step
+//! counts and timing rule: median of 5 after one warm-up) and, given `--torch PYTHON`,
+//! runs that script right after itself and prints the ratio.
+
+use crate::common::Env;
+use anyhow::{bail, Context, Result};
+use burn::tensor::{Distribution, Tensor};
+use clap::{Args, ValueEnum};
+use insilico_engine::eval::cross_entropy;
+use insilico_engine::examples::label_tensor;
+use insilico_engine::{load_config, Network};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Which {
+    /// cnn-small training (batch 128) and inference (batch 1000) images/s.
+    Train,
+}
+
+#[derive(Args)]
+#[command(
+    about = "Measure throughput, optionally side by side with PyTorch",
+    after_help = "Examples:\n  insilico bench train\n  insilico bench train --torch ~/torch-bench/bin/python --bench-dir ../shared/bench"
+)]
+pub struct BenchArgs {
+    pub which: Which,
+    /// Python with torch installed: also run the reference script and print ratios.
+    #[arg(long)]
+    pub torch: Option<PathBuf>,
+    /// Folder of the PyTorch reference scripts.
+    #[arg(long, default_value = "../shared/bench")]
+    pub bench_dir: PathBuf,
+    /// Write the result JSON here too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub env: Env,
+}
+
+/// Median seconds of `repeats` calls after one warm-up, as in the reference `common.py`.
+pub fn timed(mut f: impl FnMut(), repeats: usize) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Multiply-adds of one cnn-small forward pass (the reference's MACS).
+const CNN_SMALL_MACS: f64 =
+    (28 * 28 * 16 * 25 + 14 * 14 * 32 * 16 * 25 + 1568 * 128 + 128 * 10) as f64;
+
+fn bench_train(env: &Env) -> Result<Value> {
+    let compute = env.compute()?;
+    let config = load_config("cnn-small", &["training.lr=0.01".into()])?;
+    let ad = compute.device.clone().autodiff();
+    ad.seed(0);
+    let mut net = Network::new(&config.model, [1, 28, 28], &ad)?;
+    let mut optim = burn::optim::SgdConfig::new()
+        .with_momentum(Some(
+            burn::optim::momentum::MomentumConfig::new()
+                .with_momentum(0.9)
+                .with_dampening(0.0),
+        ))
+        .init();
+    let x = Tensor::<4>::random([128, 1, 28, 28], Distribution::Normal(0.0, 1.0), &ad);
+    let labels: Vec<u8> = (0..128).map(|i| (i * 7 % 10) as u8).collect();
+    let y = label_tensor(&labels, &ad);
+    const STEPS: usize = 20;
+    let t_train = timed(
+        || {
+            for _ in 0..STEPS {
+                let loss = cross_entropy(net.forward(x.clone()), y.clone()).mean();
+                let grads =
+                    burn::optim::GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(0.01, net.clone(), grads);
+            }
+            // Wait for the device to finish: one value read back.
+            let _ = net.forward(x.clone().narrow(0, 0, 1)).into_data();
+        },
+        5,
+    );
+    let eval_net = net.valid();
+    let x_eval = Tensor::<4>::random(
+        [1000, 1, 28, 28],
+        Distribution::Normal(0.0, 1.0),
+        &compute.device,
+    );
+    const BATCHES: usize = 5;
+    let t_infer = timed(
+        || {
+            for _ in 0..BATCHES {
+                let _ = eval_net.forward(x_eval.clone()).into_data();
+            }
+        },
+        5,
+    );
+    let infer_ips = (BATCHES * 1000) as f64 / t_infer;
+    Ok(json!({
+        "bench": "cnn-small",
+        "engine": "insilico",
+        "backend": compute.description,
+        "train_images_per_s": round1((STEPS * 128) as f64 / t_train),
+        "infer_images_per_s": round1(infer_ips),
+        "infer_gflops": round1(infer_ips * 2.0 * CNN_SMALL_MACS / 1e9),
+    }))
+}
+
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Runs a reference script and parses its one JSON line.
+pub fn run_torch(python: &PathBuf, bench_dir: &PathBuf, script: &str) -> Result<Value> {
+    let out = Command::new(python)
+        .arg(script)
+        .current_dir(bench_dir)
+        .output()
+        .with_context(|| format!("cannot run {} {script}", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{script} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .with_context(|| format!("{script} printed no JSON line"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Adds `<key>_ratio` = ours / torch for each numeric key present in both.
+pub fn ratios(ours: &Value, torch: &Value, keys: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        if let (Some(a), Some(b)) = (ours[k].as_f64(), torch[k].as_f64()) {
+            out.insert(format!("{k}_ratio"), json!((a / b * 100.0).round() / 100.0));
+        }
+    }
+    Value::Object(out)
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let (ours, script, keys): (Value, &str, &[&str]) = match args.which {
+        Which::Train => (
+            bench_train(&args.env)?,
+            "torch_cnn.py",
+            &["train_images_per_s", "infer_images_per_s"],
+        ),
+    };
+    println!("{ours}");
+    let mut result = json!({ "insilico": ours });
+    if let Some(python) = &args.torch {
+        let torch = run_torch(python, &args.bench_dir, script)?;
+        println!("{torch}");
+        let r = ratios(&result["insilico"], &torch, keys);
+        println!("ratio insilico/torch: {r}");
+        result["torch"] = torch;
+        result["ratio"] = r;
+    }
+    if let Some(path) = &args.json {
+        insilico_data::fsx::write_atomic(path, serde_json::to_string_pretty(&result)?.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! `insilico data list|fetch|verify`.
+
+use crate::common::Env;
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use insilico_data::Manifest;
+
+#[derive(Args)]
+#[command(
+    about = "Find, download and verify datasets",
+    long_about = "Datasets are looked for, in order: --data-dir, $INSILICO_DATA, the user cache \
+        (~/.cache/insilico/datasets), the place a system package installs them \
+        (/usr/share/datasets/fashion-mnist), then downloaded from the public mirrors. Every \
+        file's decompressed SHA-256 is checked against datasets/manifest.toml.",
+    after_help = "Examples:\n  insilico data list\n  insilico data fetch mnist\n  insilico data verify --data-dir ../shared/datasets"
+)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub action: DataAction,
+    #[command(flatten)]
+    pub env: Env,
+}
+
+#[derive(Subcommand)]
+pub enum DataAction {
+    /// Where each dataset was found and whether it verifies (never downloads).
+    List,
+    /// Download a dataset into the user cache (checks every digest).
+    Fetch { name: String },
+    /// Check the digests of a dataset's files (all datasets if no name).
+    Verify { name: Option<String> },
+}
+
+pub fn run(args: DataArgs) -> Result<()> {
+    let locator = args.env.locator();
+    match args.action {
+        DataAction::List => {
+            for name in Manifest::embedded().names() {
+                println!("{}", locator.status(name));
+            }
+        }
+        DataAction::Fetch { name } => {
+            let loc = locator.fetch(&name)?;
+            println!("{}", loc.describe());
+        }
+        DataAction::Verify { name } => {
+            let names: Vec<String> = match name {
+                Some(n) => vec![n],
+                None => Manifest::embedded()
+                    .names()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            };
+            let mut bad = 0;
+            for name in names {
+                let status = locator.status(&name);
+                println!("{status}");
+                if !status.usable() && !status.generated {
+                    bad += 1;
+                }
+            }
+            if bad > 0 {
+                bail!("{bad} dataset(s) missing or failing verification");
+            }
+        }
+    }
+    Ok(())
+}
