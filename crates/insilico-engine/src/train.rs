@@ -160,10 +160,15 @@ pub fn train(
         let train_score = evaluate(&valid, &eval_train, 1000, &device);
         let test_score = evaluate(&valid, &data.test, 1000, &device);
         let row = epoch_row(epoch, train_score, test_score, started, lr);
-        bar.println(format!(
+        let line = format!(
             "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
             row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
-        ));
+        );
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
         metrics.push(row);
         run.write_checkpoint(epoch + 1, &net, &optim, &metrics)?;
         if opts.halt_after_epoch == Some(epoch + 1) && epoch + 1 < t.epochs {

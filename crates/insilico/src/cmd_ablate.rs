@@ -9,7 +9,7 @@ use insilico_assays::ablation::{
     Order, Replacement,
 };
 use insilico_assays::masks::MaskEvaluator;
-use insilico_report::{palette, write_csv, write_json, LinePlot, Series};
+use insilico_report::{write_csv, write_json, LinePlot, Series};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -238,7 +238,6 @@ fn curve_plot(title: &str, split: &str) -> LinePlot {
 fn curve_series(c: &AblationCurve, label: &str, color: usize) -> Series {
     let lo: Vec<f64> = c.mean.iter().zip(&c.std).map(|(m, s)| m - s).collect();
     let hi: Vec<f64> = c.mean.iter().zip(&c.std).map(|(m, s)| m + s).collect();
-    let _ = palette(color);
     Series::new(label, c.fractions.clone(), c.mean.clone())
         .with_band(lo, hi)
         .with_color(color)

@@ -6,6 +6,7 @@
 
 use crate::common::Env;
 use anyhow::{bail, Context, Result};
+use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
 use clap::{Args, ValueEnum};
 use insilico_engine::eval::cross_entropy;
@@ -20,6 +21,8 @@ use std::time::Instant;
 pub enum Which {
     /// cnn-small training (batch 128) and inference (batch 1000) images/s.
     Train,
+    /// Ablation sweep: conv1, conv2, fc1 x 11 fractions x 5 orders on 10,000 images.
+    Ablation,
 }
 
 #[derive(Args)]
@@ -116,6 +119,62 @@ fn bench_train(env: &Env) -> Result<Value> {
     }))
 }
 
+/// Mirrors `torch_ablation.py`: cumulative ablation at the post-ReLU outputs of conv1,
+/// conv2 and fc1 of a randomly initialised cnn-small, 11 fractions, 5 random orders,
+/// 10,000 random images against random labels. Timed: recording each site once and
+/// evaluating all 165 masks (the linearized path), and, for comparison, the plain cached
+/// path on the same masks.
+fn bench_ablation(env: &Env) -> Result<Value> {
+    use insilico_assays::ablation::{cumulative_masks, fractions, unit_orders};
+    use insilico_assays::masks::MaskEvaluator;
+    use insilico_engine::eval::record_site;
+    use insilico_engine::Examples;
+    let compute = env.compute()?;
+    let device = &compute.device;
+    let config = load_config("cnn-small", &[])?;
+    device.seed(0);
+    let net = Network::new(&config.model, [1, 28, 28], device)?;
+    let n: usize = std::env::var("BENCH_IMAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let images = Tensor::<4>::random([n, 1, 28, 28], Distribution::Normal(0.0, 1.0), device);
+    let examples = Examples {
+        shape: [1, 28, 28],
+        images: insilico_engine::eval::to_vec(images),
+        labels: (0..n).map(|i| ((i * 7919) % 10) as u8).collect(),
+    };
+    let sites = ["conv1.relu", "conv2.relu", "fc1.relu"];
+    let fracs = fractions(10);
+    let sweep = |linearized: bool| -> Result<Vec<usize>> {
+        let mut correct = Vec::new();
+        for (i, site) in sites.iter().enumerate() {
+            let cache = record_site(&net, &examples, site, 1000, device)?;
+            let units = cache.units();
+            let mut eval = MaskEvaluator::new(&net, site, cache, examples.labels.clone(), &vec![0.0; units], device)?;
+            if !linearized {
+                eval = eval.without_linearization();
+            }
+            let masks: Vec<Vec<f32>> = unit_orders(units, 5, i as u64, None)
+                .iter()
+                .flat_map(|o| cumulative_masks(o, &fracs))
+                .collect();
+            correct.extend(eval.evaluate(&masks)?.into_iter().map(|c| c.correct));
+        }
+        Ok(correct)
+    };
+    let fast = sweep(true)?;
+    anyhow::ensure!(fast == sweep(false)?, "the linearized and cached sweeps disagree");
+    let t_fast = timed(|| { sweep(true).expect("sweep"); }, 3);
+    let t_cached = timed(|| { sweep(false).expect("sweep"); }, 1);
+    Ok(json!({
+        "bench": "ablation-sweep",
+        "engine": "insilico",
+        "backend": compute.description,
+        "evaluations": fast.len(),
+        "images": n,
+        "insilico_s": (t_fast * 1000.0).round() / 1000.0,
+        "insilico_cached_only_s": (t_cached * 1000.0).round() / 1000.0,
+    }))
+}
+
 pub fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
@@ -160,13 +219,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "torch_cnn.py",
             &["train_images_per_s", "infer_images_per_s"],
         ),
+        Which::Ablation => (bench_ablation(&args.env)?, "torch_ablation.py", &[]),
     };
     println!("{ours}");
     let mut result = json!({ "insilico": ours });
     if let Some(python) = &args.torch {
         let torch = run_torch(python, &args.bench_dir, script)?;
         println!("{torch}");
-        let r = ratios(&result["insilico"], &torch, keys);
+        let mut r = ratios(&result["insilico"], &torch, keys);
+        if let Which::Ablation = args.which {
+            // Speed-ups: how many times faster than each PyTorch sweep.
+            let ours = result["insilico"]["insilico_s"].as_f64().unwrap_or(f64::NAN);
+            for k in ["naive_s", "cached_s"] {
+                if let Some(t) = torch[k].as_f64() {
+                    r[format!("speedup_vs_torch_{k}")] = json!((t / ours * 100.0).round() / 100.0);
+                }
+            }
+        }
         println!("ratio insilico/torch: {r}");
         result["torch"] = torch;
         result["ratio"] = r;

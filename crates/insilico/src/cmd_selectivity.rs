@@ -36,6 +36,33 @@ pub struct SelectivityArgs {
     pub bins: usize,
 }
 
+/// Options of the selectivity assay (also `[assays.selectivity]` in a sweep file).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelectivityOptions {
+    /// Replacement used for single-unit importance.
+    pub value: Replacement,
+    /// Equal-count bins for the mutual information.
+    pub bins: usize,
+}
+
+impl Default for SelectivityOptions {
+    fn default() -> Self {
+        Self {
+            value: Replacement::Zero,
+            bins: 16,
+        }
+    }
+}
+
+/// Runs the selectivity assay on a study and writes its outputs.
+pub fn selectivity(study: &Study, opts: &SelectivityOptions) -> Result<Vec<SiteTuning>> {
+    anyhow::ensure!(opts.bins >= 2, "selectivity.bins must be at least 2");
+    let tuned = tune(study, opts.value, opts.bins)?;
+    write_outputs(study, &tuned)?;
+    Ok(tuned)
+}
+
 /// Selectivity and importance of one site's units.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SiteTuning {
@@ -116,8 +143,13 @@ fn correlate(selectivity: &[f64], imp: &UnitImportance) -> Correlations {
 
 pub fn run(args: SelectivityArgs) -> Result<()> {
     let study = Study::open(&args.study)?;
-    let tuned = tune(&study, args.value, args.bins)?;
-    write_outputs(&study, &tuned)?;
+    let tuned = selectivity(
+        &study,
+        &SelectivityOptions {
+            value: args.value,
+            bins: args.bins,
+        },
+    )?;
     for t in &tuned {
         let c = &t.correlations;
         println!(

@@ -6,10 +6,12 @@ mod cmd_bench;
 mod cmd_data;
 mod cmd_inspect;
 mod cmd_noise;
+mod cmd_receptive;
 mod cmd_selectivity;
 mod cmd_train;
 mod common;
 mod study;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +43,8 @@ enum Command {
     Ablate(cmd_ablate::AblateArgs),
     Selectivity(cmd_selectivity::SelectivityArgs),
     Noise(cmd_noise::NoiseArgs),
+    ReceptiveFields(cmd_receptive::ReceptiveArgs),
+    Sweep(sweep::SweepArgs),
     Bench(cmd_bench::BenchArgs),
 }
 
@@ -53,6 +57,8 @@ fn main() {
         Command::Ablate(a) => cmd_ablate::run(a),
         Command::Selectivity(a) => cmd_selectivity::run(a),
         Command::Noise(a) => cmd_noise::run(a),
+        Command::ReceptiveFields(a) => cmd_receptive::run(a),
+        Command::Sweep(a) => sweep::run(a),
         Command::Bench(a) => cmd_bench::run(a),
     };
     if let Err(e) = result {

@@ -39,24 +39,29 @@ pub struct Study {
 impl Study {
     pub fn open(args: &StudyArgs) -> Result<Self> {
         let run = TrainedRun::open(&args.run, args.env.compute()?, &args.env.locator())?;
-        let examples = match args.split.as_str() {
-            "train" => run.data.train.head(Some(args.images)),
-            "test" => run.data.test.head(Some(args.images)),
+        Self::new(run, &args.split, args.images, &args.sites)
+    }
+
+    /// A study of `images` examples of `split` at `sites` (every hidden site if empty).
+    pub fn new(run: TrainedRun, split: &str, images: usize, sites: &[String]) -> Result<Self> {
+        let examples = match split {
+            "train" => run.data.train.head(Some(images)),
+            "test" => run.data.test.head(Some(images)),
             other => bail!("unknown split `{other}`: use train or test"),
         };
-        let sites = if args.sites.is_empty() {
+        let sites = if sites.is_empty() {
             run.network.plan().hidden_sites()
         } else {
-            for s in &args.sites {
+            for s in sites {
                 run.network.plan().site_index(s)?;
             }
-            args.sites.clone()
+            sites.to_vec()
         };
         Ok(Self {
             run,
             examples,
             sites,
-            split: args.split.clone(),
+            split: split.to_string(),
         })
     }
 

@@ -3,15 +3,16 @@
 
 use burn::tensor::Tensor;
 
-/// Sum of squares of each image.
+/// Mean square of each image (a mean, not a sum, so that weights do not depend on the
+/// image size; multiply by `c h w` for the sum).
 pub fn l2(x: Tensor<4>) -> Tensor<2> {
-    (x.clone() * x).flatten(1, 3).sum_dim(1)
+    (x.clone() * x).flatten(1, 3).mean_dim(1)
 }
 
-/// Sum of `|x|^alpha` of each image (the alpha-norm of Mahendran & Vedaldi, to the power
-/// alpha).
+/// Mean of `|x|^alpha` of each image (the alpha-norm of Mahendran & Vedaldi, to the power
+/// alpha, per pixel).
 pub fn alpha_norm(x: Tensor<4>, alpha: f32) -> Tensor<2> {
-    x.abs().powf_scalar(alpha).flatten(1, 3).sum_dim(1)
+    x.abs().powf_scalar(alpha).flatten(1, 3).mean_dim(1)
 }
 
 /// Total variation of each image: mean absolute difference between vertical neighbours
@@ -37,5 +38,5 @@ pub fn box_blur(x: Tensor<4>) -> Tensor<4> {
 /// step of the optimizer also moves the image towards its blurred self. Per row.
 pub fn blur_pull(x: Tensor<4>) -> Tensor<2> {
     let target = x.clone().detach() - box_blur(x.clone());
-    (x * target).flatten(1, 3).sum_dim(1)
+    (x * target).flatten(1, 3).mean_dim(1)
 }

@@ -31,11 +31,12 @@ pub struct Settings {
     /// Standard deviation of the initial parameters.
     pub init_std: f32,
     pub transforms: Transforms,
-    /// Weight of the sum of squares of the normalized image.
+    /// Weight of the mean square of the normalized image (per pixel, see [`l2`]).
     pub l2: f32,
-    /// Weight of the total variation of the visible image.
+    /// Weight of the total variation of the visible image (mean absolute difference of
+    /// neighbours, see [`total_variation`]).
     pub tv: f32,
-    /// Weight of the pull towards the image's own 3x3 blur.
+    /// Weight of the pull towards the image's own 3x3 blur (per pixel, see [`blur_pull`]).
     pub blur: f32,
     /// Weight of the diversity term (negative cosine similarity of Gram matrices between
     /// images of the same group); 0 disables it.

@@ -1,0 +1,410 @@
+//! The sweep file: a base config, a grid, per-model settings, the assays to run on every
+//! trained network, and named scales. Expanded into grid points and validated whole
+//! before anything runs.
+
+use crate::cmd_ablate::AblationOptions;
+use crate::cmd_noise::NoiseOptions;
+use crate::cmd_receptive::ReceptiveOptions;
+use crate::cmd_selectivity::SelectivityOptions;
+use anyhow::{bail, Context, Result};
+use insilico_engine::{load_config, Plan, RunConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A sweep file (`experiments/*.toml`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Output directory (default `runs/<name>`).
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// Settings for every run, as in a run config (`[base.training] epochs = 30`).
+    #[serde(default)]
+    pub base: toml::Table,
+    /// Settings for the runs of one model only (`[models.cnn-small.training] lr = 0.01`).
+    #[serde(default)]
+    pub models: BTreeMap<String, toml::Table>,
+    /// Axes: `model` (built-in names or config files) and any config field, by dotted path
+    /// or by the short names `label_noise`, `seed`, `epochs`, `lr`, `train_limit`, `dataset`.
+    pub grid: toml::Table,
+    #[serde(default)]
+    pub assays: AssaySpec,
+    /// Alternative scales (`--scale full`): tables merged over `base`, `grid` and `models`.
+    #[serde(default)]
+    pub scales: BTreeMap<String, Scale>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scale {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub base: toml::Table,
+    #[serde(default)]
+    pub grid: toml::Table,
+    #[serde(default)]
+    pub models: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    pub assays: Option<toml::Table>,
+}
+
+/// The assays run on every trained network, with their options. An absent table means
+/// the assay is not run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AssaySpec {
+    #[serde(default = "default_split")]
+    pub split: String,
+    #[serde(default = "default_images")]
+    pub images: usize,
+    /// Sites (default: every hidden site of each model).
+    #[serde(default)]
+    pub sites: Vec<String>,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub ablation: Option<AblationOptions>,
+    pub selectivity: Option<SelectivityOptions>,
+    pub noise: Option<NoiseOptions>,
+    pub receptive_fields: Option<ReceptiveOptions>,
+}
+
+fn default_split() -> String {
+    "train".into()
+}
+fn default_images() -> usize {
+    10_000
+}
+fn default_seed() -> u64 {
+    0
+}
+
+impl Default for AssaySpec {
+    fn default() -> Self {
+        Self {
+            split: default_split(),
+            images: default_images(),
+            sites: Vec::new(),
+            seed: 0,
+            ablation: None,
+            selectivity: None,
+            noise: None,
+            receptive_fields: None,
+        }
+    }
+}
+
+/// One point of the grid: its coordinates and its resolved config.
+#[derive(Clone, Debug)]
+pub struct Point {
+    pub id: String,
+    pub model: String,
+    /// Grid coordinates other than the model, as `(axis, value)`.
+    pub coords: Vec<(String, toml::Value)>,
+    pub config: RunConfig,
+}
+
+impl Point {
+    /// The value of a grid axis at this point, as a number where it is one.
+    pub fn coord_f64(&self, axis: &str) -> Option<f64> {
+        self.coords.iter().find(|(a, _)| a == axis).and_then(|(_, v)| match v {
+            toml::Value::Float(f) => Some(*f),
+            toml::Value::Integer(i) => Some(*i as f64),
+            _ => None,
+        })
+    }
+}
+
+/// Short names for the axes a memorization study varies.
+fn alias(axis: &str) -> &str {
+    match axis {
+        "label_noise" => "data.label_noise",
+        "shuffle_labels" => "data.shuffle_labels",
+        "train_limit" => "data.train_limit",
+        "dataset" => "data.dataset",
+        "seed" => "training.seed",
+        "epochs" => "training.epochs",
+        "lr" => "training.lr",
+        other => other,
+    }
+}
+
+/// Flattens nested tables into `a.b.c=value` overrides.
+fn overrides(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => overrides(t, &key, out),
+            other => out.push(format!("{key}={other}")),
+        }
+    }
+}
+
+fn merge(into: &mut toml::Table, from: &toml::Table) {
+    for (k, v) in from {
+        match (into.get_mut(k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            _ => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn value_label(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A name safe for a directory: the model's file stem, or the built-in name.
+pub fn model_label(model: &str) -> String {
+    Path::new(model)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| model.to_string())
+}
+
+impl SweepFile {
+    pub fn load(path: &Path, scale: Option<&str>) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read sweep file {}", path.display()))?;
+        let mut sweep: SweepFile =
+            toml::from_str(&text).with_context(|| format!("in sweep file {}", path.display()))?;
+        if let Some(name) = scale {
+            let s = sweep.scales.get(name).cloned().with_context(|| {
+                format!(
+                    "{}: no scale `{name}` (scales: {})",
+                    path.display(),
+                    sweep.scales.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            merge(&mut sweep.base, &s.base);
+            for (k, v) in &s.grid {
+                sweep.grid.insert(k.clone(), v.clone());
+            }
+            for (m, t) in &s.models {
+                merge(sweep.models.entry(m.clone()).or_default(), t);
+            }
+            if let Some(a) = &s.assays {
+                let mut current = toml::Table::try_from(&sweep.assays)?;
+                merge(&mut current, a);
+                sweep.assays = current
+                    .try_into()
+                    .with_context(|| format!("{}: scales.{name}.assays", path.display()))?;
+            }
+            sweep.name = format!("{}-{name}", sweep.name);
+        }
+        Ok(sweep)
+    }
+
+    pub fn out_dir(&self, override_dir: Option<&Path>) -> PathBuf {
+        override_dir
+            .map(Path::to_path_buf)
+            .or_else(|| self.out.clone())
+            .unwrap_or_else(|| PathBuf::from("runs").join(&self.name))
+    }
+
+    /// Every grid point with its config resolved; errors name the point and the field.
+    pub fn expand(&self) -> Result<Vec<Point>> {
+        let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
+        for (axis, values) in &self.grid {
+            let toml::Value::Array(values) = values else {
+                bail!("grid.{axis}: must be a list of values, e.g. {axis} = [0.0, 0.5]");
+            };
+            if values.is_empty() {
+                bail!("grid.{axis}: is empty");
+            }
+            axes.push((axis.clone(), values.clone()));
+        }
+        let Some(models) = axes.iter().position(|(a, _)| a == "model") else {
+            bail!("grid: needs a `model` axis, e.g. model = [\"mlp-2x512\"]");
+        };
+        let (_, models) = axes.remove(models);
+        let mut base = Vec::new();
+        overrides(&self.base, "", &mut base);
+        let mut points = Vec::new();
+        for model in &models {
+            let toml::Value::String(model) = model else {
+                bail!("grid.model: entries must be config names or paths (strings)");
+            };
+            let mut model_overrides = base.clone();
+            if let Some(t) = self.models.get(model.as_str()).or_else(|| self.models.get(&model_label(model))) {
+                overrides(t, "", &mut model_overrides);
+            }
+            for coords in cartesian(&axes) {
+                let mut o = model_overrides.clone();
+                for (axis, v) in &coords {
+                    o.push(format!("{}={v}", alias(axis)));
+                }
+                let id = std::iter::once(model_label(model))
+                    .chain(
+                        coords
+                            .iter()
+                            .map(|(a, v)| format!("{a}={}", value_label(v))),
+                    )
+                    .collect::<Vec<_>>()
+                    .join("_");
+                let config = load_config(model, &o)
+                    .with_context(|| format!("grid point {id}"))?;
+                points.push(Point {
+                    id,
+                    model: model.clone(),
+                    coords,
+                    config,
+                });
+            }
+        }
+        Ok(points)
+    }
+
+    /// Checks everything that can be checked before the first run: every point's config
+    /// (fields and shapes against its dataset) and the assay options and sites.
+    pub fn validate(&self, points: &[Point], locator: &insilico_data::Locator) -> Result<()> {
+        let a = &self.assays;
+        if !matches!(a.split.as_str(), "train" | "test") {
+            bail!("assays.split: `{}` is not train or test", a.split);
+        }
+        if a.images == 0 {
+            bail!("assays.images: must be at least 1");
+        }
+        if let Some(o) = &a.ablation {
+            if o.repeats == 0 || o.steps == 0 || o.orders.is_empty() {
+                bail!("assays.ablation: repeats, steps and orders must be non-zero");
+            }
+        }
+        if let Some(o) = &a.selectivity {
+            if o.bins < 2 {
+                bail!("assays.selectivity.bins: must be at least 2");
+            }
+        }
+        if let Some(o) = &a.noise {
+            if !(o.min_level > 0.0 && o.max_level > o.min_level && o.levels >= 2 && o.repeats > 0) {
+                bail!("assays.noise: need 0 < min_level < max_level, levels >= 2, repeats >= 1");
+            }
+        }
+        let mut shapes: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+        for p in points {
+            let dataset = &p.config.data.dataset;
+            let shape = match shapes.get(dataset) {
+                Some(s) => *s,
+                None => {
+                    let s = insilico_data::Manifest::embedded()
+                        .get(dataset)
+                        .with_context(|| format!("grid point {}", p.id))?
+                        .shape;
+                    // The data must be there (or downloadable) before hours of work start.
+                    locator
+                        .locate(dataset)
+                        .with_context(|| format!("grid point {}: dataset {dataset}", p.id))?;
+                    shapes.insert(dataset.clone(), s);
+                    s
+                }
+            };
+            let plan = Plan::new(&p.config.model, shape).with_context(|| format!("grid point {}", p.id))?;
+            for site in &a.sites {
+                plan.site_index(site)
+                    .with_context(|| format!("assays.sites, for grid point {}", p.id))?;
+            }
+            if let Some(sites) = a.receptive_fields.as_ref().and_then(|o| o.sites.as_ref()) {
+                for site in sites {
+                    plan.site_index(site)
+                        .with_context(|| format!("assays.receptive_fields.sites, for grid point {}", p.id))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn cartesian(axes: &[(String, Vec<toml::Value>)]) -> Vec<Vec<(String, toml::Value)>> {
+    let mut out = vec![Vec::new()];
+    for (axis, values) in axes {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut p = prefix.clone();
+                    p.push((axis.clone(), v.clone()));
+                    p
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+name = "t"
+[base.data]
+dataset = "shapes"
+train_limit = 100
+[models.mlp-2x128.training]
+lr = 0.01
+[grid]
+model = ["mlp-2x128", "cnn-small"]
+label_noise = [0.0, 0.5]
+seed = [0, 1, 2]
+[assays]
+images = 50
+[assays.ablation]
+repeats = 2
+"#;
+
+    fn parse(text: &str) -> SweepFile {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn expands_the_full_product_with_aliases_and_model_settings() {
+        let points = parse(FILE).expand().unwrap();
+        assert_eq!(points.len(), 2 * 2 * 3);
+        let p = points
+            .iter()
+            .find(|p| p.id == "mlp-2x128_label_noise=0.5_seed=2")
+            .unwrap();
+        assert_eq!(p.config.data.label_noise, 0.5);
+        assert_eq!(p.config.training.seed, 2);
+        assert_eq!(p.config.training.lr, 0.01);
+        assert_eq!(p.config.data.train_limit, Some(100));
+        let q = points.iter().find(|p| p.model == "cnn-small").unwrap();
+        assert_ne!(q.config.training.lr, 0.01, "model settings stay with their model");
+        assert_eq!(p.coord_f64("label_noise"), Some(0.5));
+    }
+
+    #[test]
+    fn a_bad_grid_value_names_the_point_and_field() {
+        let err = parse(&FILE.replace("[0.0, 0.5]", "[0.0, 1.5]"))
+            .expand()
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("label_noise=1.5") && msg.contains("data.label_noise"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_assay_options_are_rejected() {
+        let err = toml::from_str::<SweepFile>(&FILE.replace("repeats = 2", "repeets = 2")).unwrap_err();
+        assert!(err.to_string().contains("repeets"), "{err}");
+    }
+
+    #[test]
+    fn a_grid_needs_models() {
+        let err = parse(&FILE.replace("model = [\"mlp-2x128\", \"cnn-small\"]", ""))
+            .expand()
+            .unwrap_err();
+        assert!(err.to_string().contains("model"));
+    }
+}
