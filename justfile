@@ -46,3 +46,15 @@ mnist: build
 # Must-show: mlp-2x512 memorizes 10k MNIST images with fully random labels (>= 99% train accuracy).
 memorize: build
     {{bin}} train --config mlp-2x512 --dataset mnist --set data.train_limit=10000 --set data.label_noise=1.0 --out runs/mlp-2x512-random --resume
+
+# The ablation sweep benchmark, side by side with PyTorch's naive and cached loops.
+bench-ablation python=(env_var("HOME") / "torch-bench/bin/python"): build
+    {{bin}} bench ablation --torch {{python}} --bench-dir ../shared/bench
+
+# Activation maximization of conv2's 32 channels, side by side with PyTorch.
+bench-actmax python=(env_var("HOME") / "torch-bench/bin/python"): build
+    {{bin}} bench actmax --torch {{python}} --bench-dir ../shared/bench
+
+# Morcos et al. 2018 on MNIST at CPU scale (about 20 minutes on 2 cores): runs/ablation-vs-generalization/report.html
+reproduce: build
+    time {{bin}} sweep experiments/ablation-vs-generalization.toml

@@ -17,8 +17,8 @@
 //! forward passes).
 
 use anyhow::{ensure, Result};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::module::unfold4d;
+use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use insilico_engine::config::LayerSpec;
 use insilico_engine::eval::{argmax_rows, to_vec};
@@ -175,16 +175,27 @@ impl<'a> MaskEvaluator<'a> {
                 };
                 let w = conv.weight.val();
                 let [o, c, kh, kw] = w.dims();
-                ensure!(c == u, "grouped contribution needs one input channel per unit");
-                // Group g = input channel g produces outputs g*O..(g+1)*O with weight[:, g].
-                let wg = w.swap_dims(0, 1).reshape([c * o, 1, kh, kw]);
-                let y = conv2d(
+                ensure!(c == u, "per-unit contributions need one input channel per unit");
+                let k = kh * kw;
+                // Patches [B, C*K, L] -> [C, K, B*L]; filters [O, C, K] -> [C, O, K]. One
+                // batched matmul gives every unit's contribution to every output channel.
+                let patches = unfold4d(
                     x,
-                    wg,
-                    None,
-                    ConvOptions::new([stride, stride], [padding, padding], [1, 1], c),
+                    [kh, kw],
+                    UnfoldOptions::new([stride, stride], [padding, padding], [1, 1]),
                 );
-                y.reshape([b, u, out]).swap_dims(0, 1).reshape([u, b * out])
+                let l = patches.dims()[2];
+                let patches = patches
+                    .reshape([b, c, k, l])
+                    .permute([1, 2, 0, 3])
+                    .reshape([c, k, b * l]);
+                let filters = w.reshape([o, c, k]).swap_dims(0, 1);
+                // [C, O, B*L] -> [C, B, O, L] (mask-major rows need the batch outside O).
+                filters
+                    .matmul(patches)
+                    .reshape([c, o, b, l])
+                    .swap_dims(1, 2)
+                    .reshape([u, b * out])
             }
             (Layer::Linear(linear), x) => {
                 let x = x.flatten();
@@ -223,6 +234,20 @@ impl<'a> MaskEvaluator<'a> {
         for m in masks {
             ensure!(m.len() == self.units, "mask has {} values, site {} has {} units", m.len(), self.site, self.units);
         }
+        // Identical masks (every order starts with none and ends with all units silenced)
+        // are evaluated once.
+        let mut unique: Vec<Vec<f32>> = Vec::new();
+        let mut slot = Vec::with_capacity(masks.len());
+        let mut seen: std::collections::HashMap<Vec<u32>, usize> = std::collections::HashMap::new();
+        for m in masks {
+            let key: Vec<u32> = m.iter().map(|v| v.to_bits()).collect();
+            let i = *seen.entry(key).or_insert_with(|| {
+                unique.push(m.clone());
+                unique.len() - 1
+            });
+            slot.push(i);
+        }
+        let masks = &unique[..];
         let binary = masks.iter().flatten().all(|&v| v == 0.0 || v == 1.0);
         let mut counts = vec![
             Counts {
@@ -232,8 +257,10 @@ impl<'a> MaskEvaluator<'a> {
             masks.len()
         ];
         let n = self.examples();
-        for start in (0..n).step_by(self.images_per_chunk) {
-            let len = self.images_per_chunk.min(n - start);
+        let linearized = self.linear.is_some() && binary;
+        let chunk_len = self.chunk_len(masks.len(), linearized);
+        for start in (0..n).step_by(chunk_len) {
+            let len = chunk_len.min(n - start);
             let chunk = self.cache.narrow(start, len);
             let labels = &self.labels[start..start + len];
             match (&self.linear, binary) {
@@ -241,7 +268,17 @@ impl<'a> MaskEvaluator<'a> {
                 _ => self.eval_cached(chunk, labels, masks, &mut counts)?,
             }
         }
-        Ok(counts)
+        Ok(slot.into_iter().map(|i| counts[i].clone()).collect())
+    }
+
+    /// Images per chunk: small enough that every mask fits in one pass over the chunk
+    /// (so the chunk's cached values are read once and stay in cache), within bounds.
+    fn chunk_len(&self, masks: usize, linearized: bool) -> usize {
+        let per_row: usize = match (&self.linear, linearized) {
+            (Some(lin), true) => lin.out_dims.iter().product(),
+            _ => self.cache.dims()[1..].iter().product(),
+        };
+        (self.budget / (masks * per_row).max(1)).clamp(32, self.images_per_chunk)
     }
 
     fn masks_per_pass(&self, images: usize, floats_per_image: usize) -> usize {

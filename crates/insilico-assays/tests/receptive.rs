@@ -42,14 +42,24 @@ fn high_frequency_fraction(img: &[f32], h: usize, w: usize) -> f64 {
             for y in 0..h {
                 for x in 0..w {
                     let v = img[y * w + x] as f64 - mean;
-                    let ph = -2.0 * std::f64::consts::PI * (ky as f64 * y as f64 / h as f64 + kx as f64 * x as f64 / w as f64);
+                    let ph = -2.0
+                        * std::f64::consts::PI
+                        * (ky as f64 * y as f64 / h as f64 + kx as f64 * x as f64 / w as f64);
                     re += v * ph.cos();
                     im += v * ph.sin();
                 }
             }
             let p = re * re + im * im;
-            let fy = if ky <= h / 2 { ky as f64 } else { ky as f64 - h as f64 } / h as f64;
-            let fx = if kx <= w / 2 { kx as f64 } else { kx as f64 - w as f64 } / w as f64;
+            let fy = if ky <= h / 2 {
+                ky as f64
+            } else {
+                ky as f64 - h as f64
+            } / h as f64;
+            let fx = if kx <= w / 2 {
+                kx as f64
+            } else {
+                kx as f64 - w as f64
+            } / w as f64;
             total += p;
             if (fy * fy + fx * fx).sqrt() > 0.25 {
                 high += p;
@@ -77,7 +87,9 @@ fn shapes_examples(n: usize) -> (Examples, ImageSpace) {
 fn a_linear_neuron_is_maximized_by_its_filter() {
     let net = cnn_small(11);
     let (w, [out, _, kh, kw]) = conv_weights(&net, "conv1");
-    let objectives: Vec<Objective> = (0..out).map(|u| Objective::neuron_at("conv1", u, 14, 14)).collect();
+    let objectives: Vec<Objective> = (0..out)
+        .map(|u| Objective::neuron_at("conv1", u, 14, 14))
+        .collect();
     let settings = Settings {
         steps: 150,
         lr: 0.01,
@@ -93,14 +105,19 @@ fn a_linear_neuron_is_maximized_by_its_filter() {
     for u in 0..out {
         let img = &s.inputs[u * 784..(u + 1) * 784];
         // conv1 has padding 2: output (14, 14) sees input rows and columns 12..17.
-        let patch: Vec<f32> = (0..kh * kw).map(|i| img[(12 + i / kw) * 28 + 12 + i % kw]).collect();
+        let patch: Vec<f32> = (0..kh * kw)
+            .map(|i| img[(12 + i / kw) * 28 + 12 + i % kw])
+            .collect();
         let filter = &w[u * kh * kw..(u + 1) * kh * kw];
         let r = correlation(&patch, filter);
         assert!(r >= 0.9, "unit {u}: correlation with its filter {r}");
         // Outside the window the L2 penalty alone acts: the image decays to ~0.
         let inside: f32 = patch.iter().map(|v| v * v).sum();
         let all: f32 = img.iter().map(|v| v * v).sum();
-        assert!(all - inside < 0.05 * all, "unit {u}: energy outside the window");
+        assert!(
+            all - inside < 0.05 * all,
+            "unit {u}: energy outside the window"
+        );
     }
 }
 
@@ -121,13 +138,13 @@ fn synthesized_images_beat_the_best_dataset_image() {
         let units = net.plan().shape_at(site).unwrap().units();
         let objectives: Vec<Objective> = (0..units).map(|u| Objective::channel(site, u)).collect();
         let s = synthesize(&net, &space, &objectives, None, &settings, 3, &device()).unwrap();
-        let best = exemplars(&net, &examples, &objectives, 1, &device()).unwrap().best();
-        for u in 0..units {
+        let best = exemplars(&net, &examples, &objectives, 1, &device())
+            .unwrap()
+            .best();
+        for (u, (synth, data)) in s.objective.iter().zip(&best).enumerate() {
             assert!(
-                s.objective[u] > best[u],
-                "{site} unit {u}: synthesized {} vs best dataset image {}",
-                s.objective[u],
-                best[u]
+                synth > data,
+                "{site} unit {u}: synthesized {synth} vs best dataset image {data}"
             );
         }
     }
@@ -164,7 +181,10 @@ fn fourier_with_jitter_has_less_high_frequency_power_than_pixels() {
             / out.rows as f64
     };
     let (p, f) = (hf(&pixel), hf(&fourier));
-    assert!(f < p, "high-frequency power: fourier+jitter {f:.3}, pixel {p:.3}");
+    assert!(
+        f < p,
+        "high-frequency power: fourier+jitter {f:.3}, pixel {p:.3}"
+    );
 }
 
 /// A linear-nonlinear unit `relu(w . x)` under Gaussian white noise: its spike-triggered
@@ -179,7 +199,8 @@ fn reverse_correlation_recovers_the_filter_of_a_linear_nonlinear_unit() {
         for i in 0..25 {
             let (y, x) = (i / 5, i % 5);
             // A Gabor-like pattern, different per unit.
-            let v = ((x as f32 + u as f32) * 1.3).cos() * (-(((y as f32) - 2.0).powi(2)) / 4.0).exp();
+            let v =
+                ((x as f32 + u as f32) * 1.3).cos() * (-(((y as f32) - 2.0).powi(2)) / 4.0).exp();
             filters[u * 784 + (py + y) * 28 + px + x] = v;
         }
     }
@@ -202,7 +223,9 @@ fn reverse_correlation_of_a_conv1_neuron_is_its_filter() {
     let net = cnn_small(2);
     let (w, [out, _, kh, kw]) = conv_weights(&net, "conv1");
     let hooks = Hooks::new().record(&["conv1"]).stop_after("conv1");
-    let objectives: Vec<Objective> = (0..out).map(|u| Objective::neuron_at("conv1", u, 14, 14)).collect();
+    let objectives: Vec<Objective> = (0..out)
+        .map(|u| Objective::neuron_at("conv1", u, 14, 14))
+        .collect();
     let respond = |x: &Tensor<4>| {
         let b = x.dims()[0];
         let v = objective_values(&net, &objectives, x.clone(), &device()).unwrap();
@@ -230,7 +253,8 @@ fn the_same_seed_gives_the_same_images_bitwise() {
         steps: 8,
         ..Settings::default()
     };
-    let run = |seed| synthesize(&net, &space, &objectives, None, &settings, seed, &device()).unwrap();
+    let run =
+        |seed| synthesize(&net, &space, &objectives, None, &settings, seed, &device()).unwrap();
     let (a, b, c) = (run(1), run(1), run(2));
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a.pixels), bits(&b.pixels));
@@ -248,26 +272,20 @@ fn objectives_combine_linearly() {
     let c = Objective::logit(7);
     let d = Objective::direction("fc1", (0..128).map(|i| (i as f32 * 0.1).sin()).collect());
     let combo = a.clone() + 2.0 * b.clone() - c.clone() + d.clone() * 0.5;
-    let x = Tensor::<4>::random([5, 1, 28, 28], burn::tensor::Distribution::Normal(0.0, 1.0), &device());
+    let x = Tensor::<4>::random(
+        [5, 1, 28, 28],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device(),
+    );
     let parts = objective_values(&net, &[a, b, c, d], x.clone(), &device()).unwrap();
     let whole = objective_values(&net, &[combo], x, &device()).unwrap();
     for i in 0..5 {
         let p = &parts[i * 4..(i + 1) * 4];
         let expected = p[0] + 2.0 * p[1] - p[2] + 0.5 * p[3];
-        assert!((whole[i] - expected).abs() < 1e-4 * (1.0 + expected.abs()), "{} vs {expected}", whole[i]);
-    }
-}
-
-#[test]
-#[ignore]
-fn tmp_explore() {
-    let net = cnn_small(5);
-    let space = ImageSpace::standard([1, 28, 28]);
-    let objectives: Vec<Objective> = (0..32).map(|u| Objective::channel("conv2.relu", u)).collect();
-    let s = Settings { steps: 256, param: Param::Pixel, range: Range::Free, transforms: Transforms::jitter_only(2), l2: 1e-3 * 784.0, tv: 1e-2 / 32.0, init_std: 0.01, lr: 0.05, ..Settings::default() };
-    for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let out = synthesize(&net, &space, &objectives, None, &s, 3, &device()).unwrap();
-        println!("bench: {:?} {}", t.elapsed(), out.objective[0]);
+        assert!(
+            (whole[i] - expected).abs() < 1e-4 * (1.0 + expected.abs()),
+            "{} vs {expected}",
+            whole[i]
+        );
     }
 }

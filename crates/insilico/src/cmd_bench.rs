@@ -23,6 +23,8 @@ pub enum Which {
     Train,
     /// Ablation sweep: conv1, conv2, fc1 x 11 fractions x 5 orders on 10,000 images.
     Ablation,
+    /// Activation maximization: conv2's 32 channels, 256 steps, one batch.
+    Actmax,
 }
 
 #[derive(Args)]
@@ -84,8 +86,7 @@ fn bench_train(env: &Env) -> Result<Value> {
         || {
             for _ in 0..STEPS {
                 let loss = cross_entropy(net.forward(x.clone()), y.clone()).mean();
-                let grads =
-                    burn::optim::GradientsParams::from_grads(loss.backward(), &net);
+                let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &net);
                 net = optim.step(0.01, net.clone(), grads);
             }
             // Wait for the device to finish: one value read back.
@@ -134,7 +135,10 @@ fn bench_ablation(env: &Env) -> Result<Value> {
     let config = load_config("cnn-small", &[])?;
     device.seed(0);
     let net = Network::new(&config.model, [1, 28, 28], device)?;
-    let n: usize = std::env::var("BENCH_IMAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let n: usize = std::env::var("BENCH_IMAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let images = Tensor::<4>::random([n, 1, 28, 28], Distribution::Normal(0.0, 1.0), device);
     let examples = Examples {
         shape: [1, 28, 28],
@@ -148,7 +152,14 @@ fn bench_ablation(env: &Env) -> Result<Value> {
         for (i, site) in sites.iter().enumerate() {
             let cache = record_site(&net, &examples, site, 1000, device)?;
             let units = cache.units();
-            let mut eval = MaskEvaluator::new(&net, site, cache, examples.labels.clone(), &vec![0.0; units], device)?;
+            let mut eval = MaskEvaluator::new(
+                &net,
+                site,
+                cache,
+                examples.labels.clone(),
+                &vec![0.0; units],
+                device,
+            )?;
             if !linearized {
                 eval = eval.without_linearization();
             }
@@ -161,9 +172,22 @@ fn bench_ablation(env: &Env) -> Result<Value> {
         Ok(correct)
     };
     let fast = sweep(true)?;
-    anyhow::ensure!(fast == sweep(false)?, "the linearized and cached sweeps disagree");
-    let t_fast = timed(|| { sweep(true).expect("sweep"); }, 3);
-    let t_cached = timed(|| { sweep(false).expect("sweep"); }, 1);
+    anyhow::ensure!(
+        fast == sweep(false)?,
+        "the linearized and cached sweeps disagree"
+    );
+    let t_fast = timed(
+        || {
+            sweep(true).expect("sweep");
+        },
+        3,
+    );
+    let t_cached = timed(
+        || {
+            sweep(false).expect("sweep");
+        },
+        1,
+    );
     Ok(json!({
         "bench": "ablation-sweep",
         "engine": "insilico",
@@ -187,10 +211,7 @@ pub fn run_torch(python: &PathBuf, bench_dir: &PathBuf, script: &str) -> Result<
         .output()
         .with_context(|| format!("cannot run {} {script}", python.display()))?;
     if !out.status.success() {
-        bail!(
-            "{script} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
@@ -220,6 +241,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
             &["train_images_per_s", "infer_images_per_s"],
         ),
         Which::Ablation => (bench_ablation(&args.env)?, "torch_ablation.py", &[]),
+        Which::Actmax => {
+            let compute = args.env.compute()?;
+            let (seconds, steps) = crate::cmd_receptive::bench_actmax(&compute.device)?;
+            (
+                json!({
+                    "bench": "actmax-conv2",
+                    "engine": "insilico",
+                    "backend": compute.description,
+                    "units": 32,
+                    "steps": steps,
+                    "seconds": (seconds * 1000.0).round() / 1000.0,
+                    "steps_per_s": round1(steps as f64 / seconds),
+                }),
+                "torch_actmax.py",
+                &["steps_per_s"],
+            )
+        }
     };
     println!("{ours}");
     let mut result = json!({ "insilico": ours });
@@ -229,7 +267,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let mut r = ratios(&result["insilico"], &torch, keys);
         if let Which::Ablation = args.which {
             // Speed-ups: how many times faster than each PyTorch sweep.
-            let ours = result["insilico"]["insilico_s"].as_f64().unwrap_or(f64::NAN);
+            let ours = result["insilico"]["insilico_s"]
+                .as_f64()
+                .unwrap_or(f64::NAN);
             for k in ["naive_s", "cached_s"] {
                 if let Some(t) = torch[k].as_f64() {
                     r[format!("speedup_vs_torch_{k}")] = json!((t / ours * 100.0).round() / 100.0);

@@ -44,6 +44,8 @@ pub fn run(args: DataArgs) -> Result<()> {
             println!("{}", loc.describe());
         }
         DataAction::Verify { name } => {
+            // Without a name, datasets that are not present are listed but not failures.
+            let named = name.is_some();
             let names: Vec<String> = match name {
                 Some(n) => vec![n],
                 None => Manifest::embedded()
@@ -56,7 +58,8 @@ pub fn run(args: DataArgs) -> Result<()> {
             for name in names {
                 let status = locator.status(&name);
                 println!("{status}");
-                if !status.usable() && !status.generated {
+                let present = status.location.is_some() || named;
+                if present && !status.usable() && !status.generated {
                     bad += 1;
                 }
             }

@@ -11,8 +11,10 @@ use insilico_assays::receptive::{
     default_sites, exemplars, objective_values, spike_triggered_average, synthesize,
     unit_objectives, ImageSpace, Objective, Param, Range, Settings, Transforms,
 };
-use insilico_engine::{load_config, Network};
-use insilico_report::{montage, save_png, side_by_side, tile_to_image, write_json, write_npy, Scaling, Tile};
+use insilico_engine::{load_config, Network, Shape};
+use insilico_report::{
+    montage, save_png, side_by_side, tile_to_image, write_json, write_npy, Scaling, Tile,
+};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use std::time::Instant;
@@ -24,9 +26,9 @@ use std::time::Instant;
         output, before its relu, including logits): an image synthesized by gradient ascent \
         on the input (Adam; pixel or 1/f Fourier parameterization; random jitter, pad, scale \
         and rotation; L2 and total-variation penalties; pixels kept in [0, 1] by a sigmoid), \
-        its top-k dataset exemplars by the same objective (the channel's spatial mean), and \
-        its reverse-correlation map (spike-triggered average of white noise, for the centre \
-        neuron of a channel). All units of a site are optimized in one batch. Writes \
+        its top-k dataset exemplars by the same objective (by default the centre neuron of a \
+        channel; --objective channel for its spatial mean), and its reverse-correlation map \
+        (spike-triggered average of white noise, for the centre neuron of a channel). All units of a site are optimized in one batch. Writes \
         RUN/assays/receptive_fields/: <site>.png (montage), <site>/unit_NNN.png, \
         <site>_exemplars.png, <site>_revcorr.png, <site>.npy (images) and summary.json.",
     after_help = "Example:\n  insilico receptive-fields --run runs/demo --sites conv1,conv2,logits --param fourier"
@@ -46,8 +48,10 @@ pub struct ReceptiveArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 0.05)]
     pub lr: f32,
-    /// Objective for feature maps: channel (spatial mean) or neuron (centre position).
-    #[arg(long, default_value = "channel")]
+    /// Objective for feature maps: neuron (the centre position of a channel: its
+    /// receptive field) or channel (the spatial mean: its feature as a texture; for a
+    /// linear site such as conv1 that is only the filter's sum times the image mean).
+    #[arg(long, default_value = "neuron")]
     pub objective: String,
     /// Dataset exemplars shown per unit.
     #[arg(long, default_value_t = 8)]
@@ -112,7 +116,7 @@ pub struct ReceptiveOptions {
     /// Sites to map (`None`: the study's sites).
     pub sites: Option<Vec<String>>,
     pub units: Units,
-    /// `channel` (spatial mean of a feature map) or `neuron` (its centre position).
+    /// `neuron` (the centre position of a feature map) or `channel` (its spatial mean).
     pub objective: String,
     pub steps: usize,
     pub param: Param,
@@ -131,8 +135,17 @@ pub struct ReceptiveOptions {
     pub tv: f32,
     /// Weight of the pull towards the blurred image.
     pub blur: f32,
+    /// Parameterization for neuron objectives on feature maps. A neuron's receptive field
+    /// is small and fixed in place (5x5 pixels at conv1): the Fourier basis spreads energy
+    /// over pixels it never sees, so pixels are the default there.
+    pub neuron_param: Param,
+    /// Random transforms for neuron objectives on feature maps (off by default: a shift
+    /// of a few pixels smears a 5x5 receptive field).
+    pub neuron_transforms: bool,
     /// Decorrelated colour for RGB datasets.
     pub decorrelate: bool,
+    /// Standard deviation of the random initial parameters.
+    pub init_std: f32,
     /// Most rows optimized in one batch.
     pub batch: usize,
     pub exemplars: usize,
@@ -145,7 +158,7 @@ impl Default for ReceptiveOptions {
         Self {
             sites: None,
             units: Units::default(),
-            objective: "channel".into(),
+            objective: "neuron".into(),
             steps: 512,
             param: Param::Fourier,
             lr: 0.05,
@@ -156,7 +169,10 @@ impl Default for ReceptiveOptions {
             l2: 1e-3,
             tv: 1e-2,
             blur: 0.0,
+            neuron_param: Param::Pixel,
+            neuron_transforms: false,
             decorrelate: true,
+            init_std: 0.01,
             batch: 256,
             exemplars: 8,
             revcorr_samples: 20_000,
@@ -172,6 +188,7 @@ impl ReceptiveOptions {
             param: self.param,
             range: Range::Sigmoid,
             decorrelate: self.decorrelate,
+            init_std: self.init_std,
             transforms: Transforms {
                 jitter: self.jitter,
                 pad: self.pad,
@@ -239,7 +256,11 @@ fn unit_label(site: &str, unit: usize, class_names: &[String]) -> String {
 
 /// Maps the receptive fields of the study's sites (or `opts.sites`) and writes them to
 /// `RUN/assays/receptive_fields/`.
-pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions, seed: u64) -> Result<ReceptiveSummary> {
+pub fn receptive_fields(
+    study: &Study,
+    opts: &ReceptiveOptions,
+    seed: u64,
+) -> Result<ReceptiveSummary> {
     let net = &study.run.network;
     let device = &study.run.compute.device;
     let dataset = &study.run.data.dataset;
@@ -254,6 +275,20 @@ pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions, seed: u64) -> Re
         let shape = net.plan().shape_at(site)?;
         let units = opts.units.resolve(site, shape.units())?;
         let objectives = unit_objectives(site, shape, &units, neuron);
+        let is_neuron = neuron && matches!(shape, Shape::Map { .. });
+        let settings = if is_neuron {
+            Settings {
+                param: opts.neuron_param,
+                transforms: if opts.neuron_transforms {
+                    settings.transforms.clone()
+                } else {
+                    Transforms::none()
+                },
+                ..settings.clone()
+            }
+        } else {
+            settings.clone()
+        };
         let labels: Vec<String> = units
             .iter()
             .map(|&u| unit_label(site, u, &dataset.class_names))
@@ -272,7 +307,13 @@ pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions, seed: u64) -> Re
         let synthesis_seconds = t0.elapsed().as_secs_f64();
 
         // 2. Dataset exemplars by the same objective.
-        let ex = exemplars(net, &study.examples, &objectives, opts.exemplars.max(1), device)?;
+        let ex = exemplars(
+            net,
+            &study.examples,
+            &objectives,
+            opts.exemplars.max(1),
+            device,
+        )?;
         let best = ex.best();
 
         // 3. Reverse correlation of the centre neuron (the unit itself for a vector).
@@ -284,7 +325,15 @@ pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions, seed: u64) -> Re
                 let v = objective_values(net, &rc, x.clone(), device).expect("sites checked");
                 Tensor::<2>::from_data(TensorData::new(v, [b, rc.len()]), device)
             };
-            Some(spike_triggered_average(respond, space.shape, opts.revcorr_samples, 1000, 1.0, seed, device))
+            Some(spike_triggered_average(
+                respond,
+                space.shape,
+                opts.revcorr_samples,
+                1000,
+                1.0,
+                seed,
+                device,
+            ))
         } else {
             None
         };
@@ -297,30 +346,75 @@ pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions, seed: u64) -> Re
             .map(|i| Tile::new(image(i), c, h, w, labels[i].clone()))
             .collect();
         let cols = (units.len() as f64).sqrt().ceil() as usize;
-        let title = format!("{} {site}: activation maximization ({:?}, {} steps)", study.run.config.model.name, opts.param, opts.steps).to_lowercase();
-        save_png(&montage(&tiles, cols.max(4), Scaling::Fixed(0.0, 1.0), 4, Some(&title)), &dir.join(format!("{site}.png")))?;
+        let title = format!(
+            "{} {site}: activation maximization ({}, {:?}, {} steps)",
+            study.run.config.model.name,
+            if is_neuron { "centre neuron" } else { "unit" },
+            settings.param,
+            opts.steps
+        )
+        .to_lowercase();
+        save_png(
+            &montage(
+                &tiles,
+                cols.max(4),
+                Scaling::Fixed(0.0, 1.0),
+                4,
+                Some(&title),
+            ),
+            &dir.join(format!("{site}.png")),
+        )?;
         for (i, &u) in units.iter().enumerate() {
-            save_png(&tile_to_image(&tiles[i], Scaling::Fixed(0.0, 1.0), 8), &dir.join(site).join(format!("unit_{u:03}.png")))?;
+            save_png(
+                &tile_to_image(&tiles[i], Scaling::Fixed(0.0, 1.0), 8),
+                &dir.join(site).join(format!("unit_{u:03}.png")),
+            )?;
         }
-        write_npy(&dir.join(format!("{site}.npy")), &[units.len(), c, h, w], &pixels)?;
+        write_npy(
+            &dir.join(format!("{site}.npy")),
+            &[units.len(), c, h, w],
+            &pixels,
+        )?;
         let pixel_values = space.denormalize(&study.examples.images);
         let rows: Vec<(String, Vec<Tile>)> = (0..units.len())
             .map(|i| {
-                let mut row = vec![Tile::new(image(i), c, h, w, format!("{:.2}", synthesized[i]))];
+                let mut row = vec![Tile::new(
+                    image(i),
+                    c,
+                    h,
+                    w,
+                    format!("{:.2}", synthesized[i]),
+                )];
                 for (k, &e) in ex.index[i].iter().enumerate() {
-                    row.push(Tile::new(pixel_values[e * n..(e + 1) * n].to_vec(), c, h, w, format!("{:.2}", ex.value[i][k])));
+                    row.push(Tile::new(
+                        pixel_values[e * n..(e + 1) * n].to_vec(),
+                        c,
+                        h,
+                        w,
+                        format!("{:.2}", ex.value[i][k]),
+                    ));
                 }
                 (labels[i].clone(), row)
             })
             .collect();
-        save_png(&side_by_side(&rows, Scaling::Fixed(0.0, 1.0), 3), &dir.join(format!("{site}_exemplars.png")))?;
+        save_png(
+            &side_by_side(&rows, Scaling::Fixed(0.0, 1.0), 3),
+            &dir.join(format!("{site}_exemplars.png")),
+        )?;
         if let Some(sta) = &sta {
             let maps: Vec<Tile> = (0..units.len())
                 .map(|i| Tile::new(sta.map(i).to_vec(), c, h, w, labels[i].clone()))
                 .collect();
             let title = format!("{site}: reverse correlation ({} noise images)", sta.samples);
-            save_png(&montage(&maps, cols.max(4), Scaling::Symmetric, 4, Some(&title)), &dir.join(format!("{site}_revcorr.png")))?;
-            write_npy(&dir.join(format!("{site}_revcorr.npy")), &[units.len(), c, h, w], &sta.maps)?;
+            save_png(
+                &montage(&maps, cols.max(4), Scaling::Symmetric, 4, Some(&title)),
+                &dir.join(format!("{site}_revcorr.png")),
+            )?;
+            write_npy(
+                &dir.join(format!("{site}_revcorr.npy")),
+                &[units.len(), c, h, w],
+                &sta.maps,
+            )?;
         }
         let unit_results: Vec<UnitResult> = units
             .iter()
@@ -334,7 +428,10 @@ pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions, seed: u64) -> Re
                 exemplars: ex.index[i].clone(),
             })
             .collect();
-        let beats_dataset = unit_results.iter().filter(|u| u.synthesized > u.best_dataset).count();
+        let beats_dataset = unit_results
+            .iter()
+            .filter(|u| u.synthesized > u.best_dataset)
+            .count();
         results.push(SiteResult {
             site: site.clone(),
             shape: shape.to_string(),
@@ -365,8 +462,10 @@ pub fn run(args: ReceptiveArgs) -> Result<()> {
     }
     let opts = match &args.options {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("{} is not a ReceptiveOptions table", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("{} is not a ReceptiveOptions table", path.display()))?
         }
         None => ReceptiveOptions {
             units: args.units.parse()?,
@@ -391,7 +490,10 @@ pub fn run(args: ReceptiveArgs) -> Result<()> {
             s.revcorr_seconds
         );
     }
-    println!("outputs in {}/", study.out_dir("receptive_fields").display());
+    println!(
+        "outputs in {}/",
+        study.out_dir("receptive_fields").display()
+    );
     Ok(())
 }
 
@@ -400,15 +502,16 @@ pub fn run(args: ReceptiveArgs) -> Result<()> {
 /// channel in one batch, Adam lr 0.05, 256 steps, objective the channel's spatial mean
 /// after the relu minus `1e-3 * sum(img^2)` minus `1e-2 * TV` (TV averaged over the whole
 /// batch), a random roll of up to 2 pixels per step. Returns the median seconds of 3 runs
-/// after a warm-up, and the steps per run. For `insilico bench actmax` (cmd_bench.rs).
-#[allow(dead_code)]
+/// after a warm-up, and the steps per run (`insilico bench actmax`).
 pub fn bench_actmax(device: &Device) -> Result<(f64, usize)> {
     const CHANNELS: usize = 32;
     const STEPS: usize = 256;
     let cfg = load_config("cnn-small", &[])?;
     device.seed(0);
     let net = Network::new(&cfg.model, [1, 28, 28], device)?;
-    let objectives: Vec<Objective> = (0..CHANNELS).map(|u| Objective::channel("conv2.relu", u)).collect();
+    let objectives: Vec<Objective> = (0..CHANNELS)
+        .map(|u| Objective::channel("conv2.relu", u))
+        .collect();
     let space = ImageSpace::standard([1, 28, 28]);
     let pixels = (28 * 28) as f32;
     let settings = Settings {
@@ -443,7 +546,8 @@ mod tests {
 
     #[test]
     fn options_parse_from_toml_and_reject_unknown_keys() {
-        let o: ReceptiveOptions = toml::from_str("steps = 64\nparam = \"pixel\"\nunits = [0, 3]\n").unwrap();
+        let o: ReceptiveOptions =
+            toml::from_str("steps = 64\nparam = \"pixel\"\nunits = [0, 3]\n").unwrap();
         assert_eq!(o.steps, 64);
         assert_eq!(o.param, Param::Pixel);
         assert_eq!(o.units.resolve("conv1", 16).unwrap(), vec![0, 3]);
@@ -459,6 +563,9 @@ mod tests {
     #[ignore]
     fn bench_actmax_prints_its_time() {
         let (s, steps) = bench_actmax(&Device::flex()).unwrap();
-        println!("{{\"bench\": \"actmax-conv2\", \"seconds\": {s:.3}, \"steps_per_s\": {:.1}}}", steps as f64 / s);
+        println!(
+            "{{\"bench\": \"actmax-conv2\", \"seconds\": {s:.3}, \"steps_per_s\": {:.1}}}",
+            steps as f64 / s
+        );
     }
 }

@@ -27,12 +27,16 @@ impl Exemplars {
 
 /// Top `k` of each column of a row-major `[n, units]` matrix (ties: lower index first).
 pub fn top_k(values: &[f32], units: usize, k: usize) -> Exemplars {
-    let n = if units == 0 { 0 } else { values.len() / units };
+    let n = values.len().checked_div(units).unwrap_or(0);
     let mut index = Vec::with_capacity(units);
     let mut value = Vec::with_capacity(units);
     for u in 0..units {
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| values[b * units + u].total_cmp(&values[a * units + u]).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| {
+            values[b * units + u]
+                .total_cmp(&values[a * units + u])
+                .then(a.cmp(&b))
+        });
         order.truncate(k);
         value.push(order.iter().map(|&i| values[i * units + u]).collect());
         index.push(order);

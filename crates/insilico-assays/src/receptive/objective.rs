@@ -25,10 +25,16 @@ pub enum Objective {
         position: Option<(usize, usize)>,
     },
     /// The spatial mean of a channel (the unit's value on a vector site).
-    Channel { site: String, unit: usize },
+    Channel {
+        site: String,
+        unit: usize,
+    },
     /// The dot product of a direction with the site's per-unit responses (channels
     /// averaged over space).
-    Direction { site: String, direction: Vec<f32> },
+    Direction {
+        site: String,
+        direction: Vec<f32>,
+    },
     Sum(Vec<Objective>),
     Scaled(f32, Box<Objective>),
 }
@@ -78,10 +84,10 @@ impl Objective {
         self.visit(&mut |o| match o {
             Objective::Neuron { site, .. }
             | Objective::Channel { site, .. }
-            | Objective::Direction { site, .. } => {
-                if !out.contains(site) {
-                    out.push(site.clone())
-                }
+            | Objective::Direction { site, .. }
+                if !out.contains(site) =>
+            {
+                out.push(site.clone())
             }
             _ => {}
         });
@@ -128,7 +134,9 @@ impl Objective {
                     Shape::Map { h, w: width, .. } => {
                         let (y, x) = position.unwrap_or((h / 2, width / 2));
                         if y >= h || x >= width {
-                            bail!("position ({y}, {x}) is outside the {h}x{width} maps of `{site}`");
+                            bail!(
+                                "position ({y}, {x}) is outside the {h}x{width} maps of `{site}`"
+                            );
                         }
                         w[(unit * h + y) * width + x] += scale;
                     }
@@ -172,7 +180,10 @@ impl Objective {
 
 fn check_unit(site: &str, unit: usize, shape: Shape) -> Result<()> {
     if unit >= shape.units() {
-        bail!("unit {unit} does not exist: `{site}` has {} units", shape.units());
+        bail!(
+            "unit {unit} does not exist: `{site}` has {} units",
+            shape.units()
+        );
     }
     Ok(())
 }

@@ -104,11 +104,8 @@ impl ImageSpace {
 }
 
 /// Lucid's square root of the colour correlation of natural images (ImageNet).
-const COLOR_CORRELATION_SQRT: [[f32; 3]; 3] = [
-    [0.26, 0.09, 0.02],
-    [0.27, 0.00, -0.05],
-    [0.27, -0.09, 0.03],
-];
+const COLOR_CORRELATION_SQRT: [[f32; 3]; 3] =
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]];
 
 /// The colour matrix scaled so that its largest column has unit norm.
 pub fn color_matrix() -> [[f32; 3]; 3] {
@@ -121,7 +118,11 @@ pub fn color_matrix() -> [[f32; 3]; 3] {
 
 /// The frequency scaling of coefficient `(ky, kx)` on an `h x w` grid.
 pub fn frequency_scale(ky: usize, kx: usize, h: usize, w: usize) -> f32 {
-    let fy = if ky <= h / 2 { ky as f32 } else { ky as f32 - h as f32 } / h as f32;
+    let fy = if ky <= h / 2 {
+        ky as f32
+    } else {
+        ky as f32 - h as f32
+    } / h as f32;
     let fx = kx as f32 / w as f32;
     let f = (fy * fy + fx * fx).sqrt();
     1.0 / f.max(1.0 / h.max(w) as f32)
@@ -140,7 +141,9 @@ pub fn fourier_basis(h: usize, w: usize) -> Vec<f32> {
             for trig in [f32::cos, f32::sin] {
                 for y in 0..h {
                     for x in 0..w {
-                        let phase = 2.0 * PI * (((ky * y) % h) as f32 / h as f32 + ((kx * x) % w) as f32 / w as f32);
+                        let phase = 2.0
+                            * PI
+                            * (((ky * y) % h) as f32 / h as f32 + ((kx * x) % w) as f32 / w as f32);
                         out.push(s * trig(phase));
                     }
                 }
@@ -214,7 +217,10 @@ impl ImageParam {
             values.extend((0..per_row).map(|_| normal.sample(&mut rng)));
         }
         Tensor::from_data(
-            TensorData::new(values, [self.rows * self.space.shape[0], self.coefficients()]),
+            TensorData::new(
+                values,
+                [self.rows * self.space.shape[0], self.coefficients()],
+            ),
             device,
         )
     }

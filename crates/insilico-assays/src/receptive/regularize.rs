@@ -28,7 +28,16 @@ pub fn total_variation(x: Tensor<4>) -> Tensor<2> {
 pub fn box_blur(x: Tensor<4>) -> Tensor<4> {
     let x = x.detach();
     let mut acc = x.clone();
-    for (dy, dx) in [(-1i64, -1i64), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)] {
+    for (dy, dx) in [
+        (-1i64, -1i64),
+        (-1, 0),
+        (-1, 1),
+        (0, -1),
+        (0, 1),
+        (1, -1),
+        (1, 0),
+        (1, 1),
+    ] {
         acc = acc + x.clone().roll(&[dy, dx], &[2, 3]);
     }
     acc / 9.0

@@ -57,7 +57,9 @@ where
     while done < samples {
         let len = batch.min(samples - done);
         let noise: Vec<f32> = (0..len * d)
-            .map(|_| noise_std * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng))
+            .map(|_| {
+                noise_std * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut rng)
+            })
             .collect();
         let x = Tensor::<2>::from_data(TensorData::new(noise, [len, d]), device);
         let r = respond(&x.clone().reshape([len, c, h, w])).detach();

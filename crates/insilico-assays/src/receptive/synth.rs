@@ -184,7 +184,10 @@ pub fn synthesize(
             .unwrap_or_else(|| batch.last_site.clone());
         let i = plan.site_index(&s)?;
         if i > plan.site_index(&batch.last_site)? {
-            bail!("the diversity site `{s}` lies after the objective's last site `{}`", batch.last_site);
+            bail!(
+                "the diversity site `{s}` lies after the objective's last site `{}`",
+                batch.last_site
+            );
         }
         Some(s)
     } else {

@@ -157,7 +157,12 @@ impl Resample {
                 for (yy, wy) in [(y0, 1.0 - fy), (y0 + 1.0, fy)] {
                     for (xx, wx) in [(x0, 1.0 - fx), (x0 + 1.0, fx)] {
                         let wgt = wy * wx;
-                        if wgt > 0.0 && yy >= 0.0 && xx >= 0.0 && (yy as usize) < h && (xx as usize) < w {
+                        if wgt > 0.0
+                            && yy >= 0.0
+                            && xx >= 0.0
+                            && (yy as usize) < h
+                            && (xx as usize) < w
+                        {
                             m[(yy as usize * w + xx as usize) * n + out] += wgt;
                             covered += wgt;
                         }

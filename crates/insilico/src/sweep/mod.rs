@@ -58,7 +58,14 @@ pub fn run(args: SweepArgs) -> Result<()> {
         let Some(p) = points.iter().find(|p| &p.id == id) else {
             bail!("no grid point `{id}` in {}", args.file.display());
         };
-        return exec::run_point(&out, p, &sweep.assays, &args.env.compute()?, &locator, false);
+        return exec::run_point(
+            &out,
+            p,
+            &sweep.assays,
+            &args.env.compute()?,
+            &locator,
+            false,
+        );
     }
     if args.dry_run {
         println!("{} grid points -> {}/runs/", points.len(), out.display());
@@ -94,7 +101,14 @@ pub fn run(args: SweepArgs) -> Result<()> {
         if args.jobs <= 1 {
             let compute = args.env.compute()?;
             for p in &todo {
-                exec::run_point(&out, p, &sweep.assays, &compute, &locator, args.env.progress())?;
+                exec::run_point(
+                    &out,
+                    p,
+                    &sweep.assays,
+                    &compute,
+                    &locator,
+                    args.env.progress(),
+                )?;
             }
         } else {
             let exe = std::env::current_exe()?;
@@ -102,7 +116,13 @@ pub fn run(args: SweepArgs) -> Result<()> {
             exec::run_parallel(&exe, &child, &todo, args.jobs)?;
         }
     }
-    let s = summary::summarize(&sweep, &text, &points, &out, Some(started.elapsed().as_secs_f64()))?;
+    let s = summary::summarize(
+        &sweep,
+        &text,
+        &points,
+        &out,
+        Some(started.elapsed().as_secs_f64()),
+    )?;
     for h in &s.headlines {
         let levels: Vec<String> = h
             .auc_by_x
