@@ -17,6 +17,7 @@
 //! forward passes).
 
 use anyhow::{ensure, Result};
+use burn::tensor::activation::relu;
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -24,6 +25,43 @@ use insilico_engine::config::LayerSpec;
 use insilico_engine::eval::{argmax_rows, to_vec};
 use insilico_engine::network::Layer;
 use insilico_engine::{Ablation, Activation, Hooks, Network};
+
+/// Patches of `x` `[B, C, H, W]` for a `kh x kw` kernel, as `[C, K, B * L]` (K kernel
+/// offsets, L output positions). Stride 1 is built from shifted views of the padded input
+/// (cheaper than a general unfold); other strides use Burn's `unfold4d`.
+fn im2col(x: Tensor<4>, [kh, kw]: [usize; 2], stride: usize, padding: usize) -> Tensor<3> {
+    let [b, c, h, w] = x.dims();
+    if stride != 1 {
+        let patches = unfold4d(
+            x,
+            [kh, kw],
+            UnfoldOptions::new([stride, stride], [padding, padding], [1, 1]),
+        );
+        let l = patches.dims()[2];
+        return patches
+            .reshape([b, c, kh * kw, l])
+            .permute([1, 2, 0, 3])
+            .reshape([c, kh * kw, b * l]);
+    }
+    let (oh, ow) = (h + 2 * padding + 1 - kh, w + 2 * padding + 1 - kw);
+    let padded = x.pad(
+        (padding, padding, padding, padding),
+        burn::tensor::ops::PadMode::Constant(0.0),
+    );
+    let shifts: Vec<Tensor<4>> = (0..kh)
+        .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
+        .map(|(ky, kx)| {
+            padded
+                .clone()
+                .narrow(2, ky, oh)
+                .narrow(3, kx, ow)
+                .reshape([1, b, c, oh * ow])
+        })
+        .collect();
+    Tensor::cat(shifts, 0)
+        .permute([2, 0, 1, 3])
+        .reshape([c, kh * kw, b * oh * ow])
+}
 
 /// Correct predictions of one mask, overall and per class.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,7 +125,7 @@ impl<'a> MaskEvaluator<'a> {
             replacement,
             device: device.clone(),
             linear: None,
-            budget: 1 << 25,
+            budget: std::env::var("INSILICO_BUDGET").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 25),
             images_per_chunk: 1000,
         };
         me.linear = me.plan_linearized(idx)?;
@@ -177,18 +215,10 @@ impl<'a> MaskEvaluator<'a> {
                 let [o, c, kh, kw] = w.dims();
                 ensure!(c == u, "per-unit contributions need one input channel per unit");
                 let k = kh * kw;
-                // Patches [B, C*K, L] -> [C, K, B*L]; filters [O, C, K] -> [C, O, K]. One
-                // batched matmul gives every unit's contribution to every output channel.
-                let patches = unfold4d(
-                    x,
-                    [kh, kw],
-                    UnfoldOptions::new([stride, stride], [padding, padding], [1, 1]),
-                );
-                let l = patches.dims()[2];
-                let patches = patches
-                    .reshape([b, c, k, l])
-                    .permute([1, 2, 0, 3])
-                    .reshape([c, k, b * l]);
+                // Patches [C, K, B*L]; filters [O, C, K] -> [C, O, K]. One batched matmul
+                // gives every unit's contribution to every output channel.
+                let patches = im2col(x, [kh, kw], stride, padding);
+                let l = patches.dims()[2] / b;
                 let filters = w.reshape([o, c, k]).swap_dims(0, 1);
                 // [C, O, B*L] -> [C, B, O, L] (mask-major rows need the batch outside O).
                 filters
@@ -221,11 +251,52 @@ impl<'a> MaskEvaluator<'a> {
         self.net.plan().stages[i].spec.clone()
     }
 
-    fn bias(&self, lin: &Linearized) -> Option<Tensor<1>> {
-        match self.net.layer(&lin.linear_site).ok()? {
-            Layer::Conv2d(c) => c.bias.as_ref().map(|b| b.val()),
-            Layer::Linear(l) => l.bias.as_ref().map(|b| b.val()),
+    /// The linear layer's bias laid out like one row of contributions, `[1, B * out]`.
+    fn bias_row(&self, lin: &Linearized, b: usize) -> Tensor<2> {
+        let out: usize = lin.out_dims.iter().product();
+        let o = lin.out_dims[0];
+        let bias = match self.net.layer(&lin.linear_site) {
+            Ok(Layer::Conv2d(c)) => c.bias.as_ref().map(|b| b.val()),
+            Ok(Layer::Linear(l)) => l.bias.as_ref().map(|b| b.val()),
             _ => None,
+        };
+        match bias {
+            Some(bias) => bias
+                .reshape([1, o, 1])
+                .repeat_dim(2, out / o)
+                .reshape([1, out])
+                .repeat_dim(0, b)
+                .reshape([1, b * out]),
+            None => Tensor::zeros([1, b * out], &self.device),
+        }
+    }
+
+    /// The pre-activations of the linear layer as the activation to resume from. Where a
+    /// relu and a 2x2 max pool follow, they are applied here in the other order (both are
+    /// monotone, so they commute) with the pool as a reshape and a max: the relu then
+    /// touches a quarter of the values. Returns the site to resume after.
+    fn after_linear(&self, lin: &Linearized, pre: Tensor<2>, rows: usize) -> Result<(String, Activation)> {
+        let plan = self.net.plan();
+        let j = plan.site_index(&lin.linear_site)?;
+        let stages = &plan.stages;
+        let relu_then_pool = j + 2 < stages.len()
+            && stages[j + 1].kind == "relu"
+            && matches!(
+                stages[j + 2].spec,
+                LayerSpec::Maxpool { kernel: 2, stride: None | Some(2), .. }
+            );
+        match lin.out_dims[..] {
+            [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => {
+                let pooled = pre
+                    .reshape([rows, o, h / 2, 2, w / 2, 2])
+                    .max_dim(5)
+                    .max_dim(3)
+                    .reshape([rows, o, h / 2, w / 2]);
+                Ok((stages[j + 2].site.clone(), Activation::Map(relu(pooled))))
+            }
+            [o, h, w] => Ok((lin.linear_site.clone(), Activation::Map(pre.reshape([rows, o, h, w])))),
+            [_] => Ok((lin.linear_site.clone(), Activation::Flat(pre))),
+            _ => unreachable!("conv or linear output"),
         }
     }
 
@@ -258,13 +329,19 @@ impl<'a> MaskEvaluator<'a> {
         ];
         let n = self.examples();
         let linearized = self.linear.is_some() && binary;
-        let chunk_len = self.chunk_len(masks.len(), linearized);
+        let chunk_len = self.chunk_len(masks.len(), linearized).min(n.max(1));
+        let fixed_rows = match (&self.linear, linearized) {
+            (Some(lin), true) => Some(self.fixed_rows(lin, chunk_len)),
+            _ => None,
+        };
         for start in (0..n).step_by(chunk_len) {
             let len = chunk_len.min(n - start);
             let chunk = self.cache.narrow(start, len);
             let labels = &self.labels[start..start + len];
-            match (&self.linear, binary) {
-                (Some(lin), true) => self.eval_linearized(lin, chunk, labels, masks, &mut counts)?,
+            match (&self.linear, &fixed_rows) {
+                (Some(lin), Some(fixed)) => {
+                    self.eval_linearized(lin, fixed, chunk, labels, masks, &mut counts)?
+                }
                 _ => self.eval_cached(chunk, labels, masks, &mut counts)?,
             }
         }
@@ -322,9 +399,21 @@ impl<'a> MaskEvaluator<'a> {
         Ok(())
     }
 
+    /// The rows of the combination table that do not depend on the images: each unit's
+    /// replacement contribution and the bias, tiled over `b` examples: `[U + 1, b * out]`.
+    fn fixed_rows(&self, lin: &Linearized, b: usize) -> Tensor<2> {
+        let u = self.units;
+        let out: usize = lin.out_dims.iter().product();
+        let r_contrib = lin.replacement_contrib.clone().expect("planned"); // [U, out]
+        let r_rows = r_contrib.reshape([u, 1, out]).repeat_dim(1, b).reshape([u, b * out]);
+        Tensor::cat(vec![r_rows, self.bias_row(lin, b)], 0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn eval_linearized(
         &self,
         lin: &Linearized,
+        fixed_rows: &Tensor<2>,
         chunk: Activation,
         labels: &[u8],
         masks: &[Vec<f32>],
@@ -332,36 +421,28 @@ impl<'a> MaskEvaluator<'a> {
     ) -> Result<()> {
         let b = labels.len();
         let out: usize = lin.out_dims.iter().product();
+        // One matrix holds everything a mask combines: each unit's contribution [U rows],
+        // each unit's replacement contribution repeated over the batch [U rows] and the
+        // bias [1 row]. A mask is then one row of coefficients `[1 - m, m, 1]`, and a
+        // single matmul gives the pre-activations of all masks.
+        let u = self.units;
         let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
-        let r_contrib = lin.replacement_contrib.clone().expect("planned"); // [U, out]
-        let bias = self.bias(lin);
+        // The replacement and bias rows are tiled for the longest chunk; a shorter one
+        // takes a prefix.
+        let fixed = fixed_rows.clone().narrow(1, 0, b * out);
+        let table = Tensor::cat(vec![contrib, fixed], 0); // [2U+1, B*out]
         let step = self.masks_per_pass(b, out);
         for first in (0..masks.len()).step_by(step) {
             let rows = &masks[first..(first + step).min(masks.len())];
             let m = rows.len();
-            let mask = self.mask_tensor(rows);
-            let keep = mask.clone().neg().add_scalar(1.0);
-            let kept = keep.matmul(contrib.clone()).reshape([m, b, out]);
-            let replaced = mask.matmul(r_contrib.clone()).reshape([m, 1, out]);
-            let pre = (kept + replaced).reshape([m * b, out]);
-            let act = match lin.out_dims[..] {
-                [o, h, w] => {
-                    let mut t = pre.reshape([m * b, o, h, w]);
-                    if let Some(bias) = &bias {
-                        t = t + bias.clone().reshape([1, o, 1, 1]);
-                    }
-                    Activation::Map(t)
-                }
-                [o] => {
-                    let mut t = pre;
-                    if let Some(bias) = &bias {
-                        t = t + bias.clone().reshape([1, o]);
-                    }
-                    Activation::Flat(t)
-                }
-                _ => unreachable!("conv or linear output"),
-            };
-            let rec = self.net.resume(&lin.linear_site, act, &Hooks::new())?;
+            let coef: Vec<f32> = rows
+                .iter()
+                .flat_map(|r| r.iter().map(|v| 1.0 - v).chain(r.iter().copied()).chain([1.0]))
+                .collect();
+            let coef = Tensor::<2>::from_data(TensorData::new(coef, [m, 2 * u + 1]), &self.device);
+            let pre = coef.matmul(table.clone()).reshape([m * b, out]);
+            let (site, act) = self.after_linear(lin, pre, m * b)?;
+            let rec = self.net.resume(&site, act, &Hooks::new())?;
             self.tally(rec.logits(), labels, first, counts);
         }
         Ok(())
