@@ -164,6 +164,17 @@ impl<'a> MaskEvaluator<'a> {
         if j >= stages.len() || !matches!(stages[j].kind, "conv2d" | "linear") {
             return Ok(None);
         }
+        // A mask costs 2U+1 multiply-adds per output value on this path, and as many as the
+        // layer's inputs per output value (in features, or channels x kernel size) when the
+        // layer simply runs. Linearize only where that saves work: units that are channels
+        // feeding a convolution or a flattened map, not a vector feeding a linear layer.
+        let fan_in = match &stages[j].spec {
+            LayerSpec::Conv2d { kernel, .. } => stages[j].input.units() * kernel * kernel,
+            _ => stages[j].input.numel(),
+        };
+        if 2 * self.units + 1 >= fan_in {
+            return Ok(None);
+        }
         let pre_site = stages[j - 1].site.clone();
         let mut lin = Linearized {
             pre_site,
