@@ -246,6 +246,9 @@ pub struct UnitImportance {
     pub class_drop: Vec<Vec<f64>>,
     /// Per unit: the largest class accuracy drop.
     pub max_class_drop: Vec<f64>,
+    /// Per unit: the increase of the mean cross-entropy (graded where accuracy does not
+    /// move, as for most single units of a wide network).
+    pub loss_increase: Vec<f64>,
 }
 
 pub fn single_unit_importance(eval: &MaskEvaluator, site: &str, labels: &[u8], num_classes: usize) -> Result<UnitImportance> {
@@ -270,6 +273,7 @@ pub fn single_unit_importance(eval: &MaskEvaluator, site: &str, labels: &[u8], n
     let mut drop = Vec::with_capacity(u);
     let mut class_drop = Vec::with_capacity(u);
     let mut max_class_drop = Vec::with_capacity(u);
+    let loss_increase = counts[1..].iter().map(|c| (c.loss - base.loss) / n).collect();
     for c in &counts[1..] {
         drop.push(acc(base) - acc(c));
         let cd: Vec<f64> = base_pc.iter().zip(per_class(c)).map(|(b, a)| b - a).collect();
@@ -283,6 +287,7 @@ pub fn single_unit_importance(eval: &MaskEvaluator, site: &str, labels: &[u8], n
         drop,
         class_drop,
         max_class_drop,
+        loss_increase,
     })
 }
 

@@ -68,6 +68,27 @@ fn im2col(x: Tensor<4>, [kh, kw]: [usize; 2], stride: usize, padding: usize) -> 
 pub struct Counts {
     pub correct: usize,
     pub per_class: Vec<usize>,
+    /// Summed cross-entropy: a graded measure where accuracy does not move.
+    pub loss: f64,
+}
+
+/// `-log softmax(logits)[label]`, computed stably.
+fn cross_entropy_row(logits: &[f32], label: u8) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&v| (v as f64 - max).exp()).sum();
+    max + sum.ln() - logits[label as usize] as f64
+}
+
+/// How a mask is evaluated (all exact; they differ in cost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// At most one unit silenced: the unablated pre-activation of the next linear layer
+    /// plus that one unit's change, `(r_u - x_u) W_u`.
+    Sparse,
+    /// Any binary mask: every unit's contribution combined by one matmul.
+    Dense,
+    /// The site's layers run downstream of the masked cached activation.
+    Cached,
 }
 
 /// The slice of the downstream network that the linearized path replaces.
@@ -93,6 +114,8 @@ pub struct MaskEvaluator<'a> {
     replacement: Tensor<2>,
     device: Device,
     linear: Option<Linearized>,
+    /// Whether dense masks take the linearized path (where it saves work).
+    dense_linear: bool,
     /// Floats per forward chunk (bounds memory).
     budget: usize,
     /// Images per chunk.
@@ -125,21 +148,25 @@ impl<'a> MaskEvaluator<'a> {
             replacement,
             device: device.clone(),
             linear: None,
+            dense_linear: false,
             budget: std::env::var("INSILICO_BUDGET").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 25),
             images_per_chunk: 1000,
         };
         me.linear = me.plan_linearized(idx)?;
+        me.dense_linear = me.linear.is_some() && me.dense_pays_off(idx);
         Ok(me)
     }
 
     /// Forces the plain cached path (for comparisons and benchmarks).
     pub fn without_linearization(mut self) -> Self {
         self.linear = None;
+        self.dense_linear = false;
         self
     }
 
+    /// Whether dense masks take the linearized path.
     pub fn is_linearized(&self) -> bool {
-        self.linear.is_some()
+        self.dense_linear
     }
 
     pub fn units(&self) -> usize {
@@ -164,17 +191,6 @@ impl<'a> MaskEvaluator<'a> {
         if j >= stages.len() || !matches!(stages[j].kind, "conv2d" | "linear") {
             return Ok(None);
         }
-        // A mask costs 2U+1 multiply-adds per output value on this path, and as many as the
-        // layer's inputs per output value (in features, or channels x kernel size) when the
-        // layer simply runs. Linearize only where that saves work: units that are channels
-        // feeding a convolution or a flattened map, not a vector feeding a linear layer.
-        let fan_in = match &stages[j].spec {
-            LayerSpec::Conv2d { kernel, .. } => stages[j].input.units() * kernel * kernel,
-            _ => stages[j].input.numel(),
-        };
-        if 2 * self.units + 1 >= fan_in {
-            return Ok(None);
-        }
         let pre_site = stages[j - 1].site.clone();
         let mut lin = Linearized {
             pre_site,
@@ -196,6 +212,23 @@ impl<'a> MaskEvaluator<'a> {
         let r_pre = self.to_pre_site(&lin, r_act)?;
         lin.replacement_contrib = Some(self.contributions(&lin, r_pre)?);
         Ok(Some(lin))
+    }
+
+    /// A dense mask costs 2U+1 multiply-adds per output value on the linearized path, and
+    /// as many as the layer's inputs per output value (in features, or channels x kernel
+    /// size) when the layer simply runs. Dense masks are linearized only where that saves
+    /// work: units that are channels feeding a convolution or a flattened map, not a vector
+    /// feeding a linear layer. (Masks of one unit always save: see `eval_sparse`.)
+    fn dense_pays_off(&self, idx: usize) -> bool {
+        let stages = &self.net.plan().stages;
+        let Some(lin) = &self.linear else { return false };
+        let j = self.net.plan().site_index(&lin.linear_site).expect("planned site");
+        let fan_in = match &stages[j].spec {
+            LayerSpec::Conv2d { kernel, .. } => stages[j].input.units() * kernel * kernel,
+            _ => stages[j].input.numel(),
+        };
+        let _ = idx;
+        2 * self.units + 1 < fan_in
     }
 
     fn to_pre_site(&self, lin: &Linearized, act: Activation) -> Result<Activation> {
@@ -329,41 +362,70 @@ impl<'a> MaskEvaluator<'a> {
             });
             slot.push(i);
         }
-        let masks = &unique[..];
-        let binary = masks.iter().flatten().all(|&v| v == 0.0 || v == 1.0);
+        // Each mask takes the cheapest exact path: masks of at most one unit the sparse
+        // path, other binary masks the linearized one where it pays, the rest the cached.
+        let paths: Vec<Path> = unique.iter().map(|m| self.path_for(m)).collect();
+        let mut counts = vec![Counts::default(); unique.len()];
+        for path in [Path::Sparse, Path::Dense, Path::Cached] {
+            let idx: Vec<usize> = (0..unique.len()).filter(|&i| paths[i] == path).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let group: Vec<Vec<f32>> = idx.iter().map(|&i| unique[i].clone()).collect();
+            for (i, c) in idx.into_iter().zip(self.run_group(path, &group)?) {
+                counts[i] = c;
+            }
+        }
+        Ok(slot.into_iter().map(|i| counts[i].clone()).collect())
+    }
+
+    fn path_for(&self, mask: &[f32]) -> Path {
+        let binary = mask.iter().all(|&v| v == 0.0 || v == 1.0);
+        let active = mask.iter().filter(|&&v| v != 0.0).count();
+        match (&self.linear, binary) {
+            (Some(_), true) if active <= 1 => Path::Sparse,
+            (Some(_), true) if self.dense_linear => Path::Dense,
+            _ => Path::Cached,
+        }
+    }
+
+    fn run_group(&self, path: Path, masks: &[Vec<f32>]) -> Result<Vec<Counts>> {
         let mut counts = vec![
             Counts {
                 correct: 0,
-                per_class: vec![0; self.num_classes]
+                per_class: vec![0; self.num_classes],
+                loss: 0.0,
             };
             masks.len()
         ];
         let n = self.examples();
-        let linearized = self.linear.is_some() && binary;
-        let chunk_len = self.chunk_len(masks.len(), linearized).min(n.max(1));
-        let fixed_rows = match (&self.linear, linearized) {
-            (Some(lin), true) => Some(self.fixed_rows(lin, chunk_len)),
+        let chunk_len = self.chunk_len(masks.len(), path).min(n.max(1));
+        let fixed_rows = match (&self.linear, path) {
+            (Some(lin), Path::Sparse | Path::Dense) => Some(self.fixed_rows(lin, chunk_len)),
             _ => None,
         };
         for start in (0..n).step_by(chunk_len) {
             let len = chunk_len.min(n - start);
             let chunk = self.cache.narrow(start, len);
             let labels = &self.labels[start..start + len];
-            match (&self.linear, &fixed_rows) {
-                (Some(lin), Some(fixed)) => {
+            match (&self.linear, &fixed_rows, path) {
+                (Some(lin), Some(fixed), Path::Dense) => {
                     self.eval_linearized(lin, fixed, chunk, labels, masks, &mut counts)?
+                }
+                (Some(lin), Some(fixed), Path::Sparse) => {
+                    self.eval_sparse(lin, fixed, chunk, labels, masks, &mut counts)?
                 }
                 _ => self.eval_cached(chunk, labels, masks, &mut counts)?,
             }
         }
-        Ok(slot.into_iter().map(|i| counts[i].clone()).collect())
+        Ok(counts)
     }
 
     /// Images per chunk: small enough that every mask fits in one pass over the chunk
     /// (so the chunk's cached values are read once and stay in cache), within bounds.
-    fn chunk_len(&self, masks: usize, linearized: bool) -> usize {
-        let per_row: usize = match (&self.linear, linearized) {
-            (Some(lin), true) => lin.out_dims.iter().product(),
+    fn chunk_len(&self, masks: usize, path: Path) -> usize {
+        let per_row: usize = match (&self.linear, path) {
+            (Some(lin), Path::Sparse | Path::Dense) => lin.out_dims.iter().product(),
             _ => self.cache.dims()[1..].iter().product(),
         };
         (self.budget / (masks * per_row).max(1)).clamp(32, self.images_per_chunk)
@@ -380,10 +442,12 @@ impl<'a> MaskEvaluator<'a> {
 
     fn tally(&self, logits: Tensor<2>, labels: &[u8], first: usize, counts: &mut [Counts]) {
         let k = logits.dims()[1];
-        let pred = argmax_rows(&to_vec(logits), k);
+        let values = to_vec(logits);
+        let pred = argmax_rows(&values, k);
         let b = labels.len();
         for (row, p) in pred.iter().enumerate() {
             let (m, i) = (first + row / b, row % b);
+            counts[m].loss += cross_entropy_row(&values[row * k..(row + 1) * k], labels[i]);
             if *p == labels[i] as usize {
                 counts[m].correct += 1;
                 counts[m].per_class[labels[i] as usize] += 1;
@@ -405,6 +469,46 @@ impl<'a> MaskEvaluator<'a> {
             let ablation = Ablation::new(self.mask_tensor(rows), self.replacement.clone());
             let hooks = Hooks::new().ablate(&self.site, ablation);
             let rec = self.net.resume(&self.site, chunk.clone(), &hooks)?;
+            self.tally(rec.logits(), labels, first, counts);
+        }
+        Ok(())
+    }
+
+    /// Masks of at most one unit: with `D_u = L(r_u) - L(x_u)` the change that silencing
+    /// unit `u` makes to the next linear layer's pre-activation, a mask's pre-activation is
+    /// the unablated one plus one row of `D`: no matmul per mask at all.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_sparse(
+        &self,
+        lin: &Linearized,
+        fixed_rows: &Tensor<2>,
+        chunk: Activation,
+        labels: &[u8],
+        masks: &[Vec<f32>],
+        counts: &mut [Counts],
+    ) -> Result<()> {
+        let b = labels.len();
+        let u = self.units;
+        let out: usize = lin.out_dims.iter().product();
+        let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
+        let fixed = fixed_rows.clone().narrow(1, 0, b * out);
+        let r_rows = fixed.clone().narrow(0, 0, u);
+        let bias = fixed.narrow(0, u, 1);
+        let base = contrib.clone().sum_dim(0) + bias; // [1, B*out]: nothing silenced
+        // One extra zero row stands for "no unit".
+        let delta = Tensor::cat(vec![r_rows - contrib, Tensor::zeros([1, b * out], &self.device)], 0);
+        let step = self.masks_per_pass(b, out);
+        for first in (0..masks.len()).step_by(step) {
+            let rows = &masks[first..(first + step).min(masks.len())];
+            let m = rows.len();
+            let which: Vec<i64> = rows
+                .iter()
+                .map(|r| r.iter().position(|&v| v != 0.0).unwrap_or(u) as i64)
+                .collect();
+            let which = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(which, [m]), &self.device);
+            let pre = (delta.clone().select(0, which) + base.clone()).reshape([m * b, out]);
+            let (site, act) = self.after_linear(lin, pre, m * b)?;
+            let rec = self.net.resume(&site, act, &Hooks::new())?;
             self.tally(rec.logits(), labels, first, counts);
         }
         Ok(())

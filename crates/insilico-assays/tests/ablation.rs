@@ -53,7 +53,13 @@ fn check_site(name: &str, input: [usize; 3], site: &str, expect_linearized: bool
             .unwrap()
             .without_linearization();
         let orders = unit_orders(units, 3, 5, None);
-        let masks: Vec<Vec<f32>> = orders.iter().flat_map(|o| cumulative_masks(o, &fractions(5))).collect();
+        let mut masks: Vec<Vec<f32>> = orders.iter().flat_map(|o| cumulative_masks(o, &fractions(5))).collect();
+        // Single units too (the sparse path of single-unit importance).
+        for unit in 0..units.min(4) {
+            let mut m = vec![0.0; units];
+            m[unit] = 1.0;
+            masks.push(m);
+        }
         let a = fast.evaluate(&masks).unwrap();
         let b = cached.evaluate(&masks).unwrap();
         for (i, m) in masks.iter().enumerate() {

@@ -36,7 +36,7 @@ use std::time::Instant;
 pub struct ReceptiveArgs {
     #[command(flatten)]
     pub study: StudyArgs,
-    /// Units: all, or a comma-separated list of indices.
+    /// Units: all, first:N, or a comma-separated list of indices.
     #[arg(long, default_value = "all")]
     pub units: String,
     /// Optimization steps.
@@ -82,8 +82,8 @@ impl Default for Units {
 impl FromStr for Units {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        if s.trim() == "all" {
-            return Ok(Units::Named("all".into()));
+        if s.trim() == "all" || s.trim().starts_with("first:") {
+            return Ok(Units::Named(s.trim().into()));
         }
         let list = s
             .split(',')
@@ -98,7 +98,11 @@ impl Units {
     pub fn resolve(&self, site: &str, count: usize) -> Result<Vec<usize>> {
         match self {
             Units::Named(n) if n == "all" => Ok((0..count).collect()),
-            Units::Named(n) => bail!("units = `{n}`: use \"all\" or a list of indices"),
+            Units::Named(n) => match n.strip_prefix("first:").map(str::parse::<usize>) {
+                // The first N units, or all of them where a site has fewer.
+                Some(Ok(k)) => Ok((0..k.min(count)).collect()),
+                _ => bail!("units = `{n}`: use \"all\", \"first:N\" or a list of indices"),
+            },
             Units::List(list) => {
                 if let Some(bad) = list.iter().find(|&&u| u >= count) {
                     bail!("unit {bad} does not exist: `{site}` has {count} units");

@@ -80,6 +80,8 @@ pub struct Correlations {
     pub pearson_drop: f64,
     pub spearman_max_class_drop: f64,
     pub pearson_max_class_drop: f64,
+    pub spearman_loss_increase: f64,
+    pub pearson_loss_increase: f64,
 }
 
 /// Selectivity (16 MI bins) and importance for every site of the study.
@@ -132,12 +134,15 @@ fn correlate(selectivity: &[f64], imp: &UnitImportance) -> Correlations {
     let s: Vec<f64> = keep.iter().map(|&u| selectivity[u]).collect();
     let d: Vec<f64> = keep.iter().map(|&u| imp.drop[u]).collect();
     let c: Vec<f64> = keep.iter().map(|&u| imp.max_class_drop[u]).collect();
+    let l: Vec<f64> = keep.iter().map(|&u| imp.loss_increase[u]).collect();
     Correlations {
         units: keep.len(),
         spearman_drop: spearman(&s, &d),
         pearson_drop: pearson(&s, &d),
         spearman_max_class_drop: spearman(&s, &c),
         pearson_max_class_drop: pearson(&s, &c),
+        spearman_loss_increase: spearman(&s, &l),
+        pearson_loss_increase: pearson(&s, &l),
     }
 }
 
@@ -153,11 +158,12 @@ pub fn run(args: SelectivityArgs) -> Result<()> {
     for t in &tuned {
         let c = &t.correlations;
         println!(
-            "{:<12} mean selectivity {:.3}  selectivity vs importance: Spearman {:.3} (drop), {:.3} (max class drop), n={}",
+            "{:<12} mean selectivity {:.3}  selectivity vs importance: Spearman {:.3} (accuracy drop), {:.3} (max class drop), {:.3} (loss increase), n={}",
             t.site,
             insilico_assays::stats::mean(&t.selectivity),
             c.spearman_drop,
             c.spearman_max_class_drop,
+            c.spearman_loss_increase,
             c.units
         );
     }
@@ -181,6 +187,7 @@ pub fn write_outputs(study: &Study, tuned: &[SiteTuning]) -> Result<()> {
                 format!("{:.6}", t.tuning.mutual_information[u]),
                 format!("{:.6}", t.importance.drop[u]),
                 format!("{:.6}", t.importance.max_class_drop[u]),
+                format!("{:.6}", t.importance.loss_increase[u]),
             ]);
         }
         let c = &t.correlations;
@@ -191,6 +198,8 @@ pub fn write_outputs(study: &Study, tuned: &[SiteTuning]) -> Result<()> {
             format!("{:.6}", c.pearson_drop),
             format!("{:.6}", c.spearman_max_class_drop),
             format!("{:.6}", c.pearson_max_class_drop),
+            format!("{:.6}", c.spearman_loss_increase),
+            format!("{:.6}", c.pearson_loss_increase),
         ]);
         let who = format!("{} {}", study.run.config.model.name, t.site);
         Histogram::new(
@@ -220,6 +229,17 @@ pub fn write_outputs(study: &Study, tuned: &[SiteTuning]) -> Result<()> {
             c.spearman_drop, c.spearman_max_class_drop, c.units
         ))
         .save(&dir.join(format!("scatter_{}", t.site)))?;
+        Scatter::new(
+            &format!("{who}: selectivity vs importance (loss)"),
+            "class selectivity index",
+            "increase of cross-entropy when ablated",
+        )
+        .group(&t.site, pts(&t.importance.loss_increase))
+        .note(&format!(
+            "Spearman ρ = {:.2}; n = {}",
+            c.spearman_loss_increase, c.units
+        ))
+        .save(&dir.join(format!("scatter_loss_{}", t.site)))?;
     }
     write_csv(
         &dir.join("units.csv"),
@@ -232,6 +252,7 @@ pub fn write_outputs(study: &Study, tuned: &[SiteTuning]) -> Result<()> {
             "mutual_information_bits",
             "importance_drop",
             "importance_max_class_drop",
+            "importance_loss_increase",
         ],
         &rows,
     )?;
@@ -244,6 +265,8 @@ pub fn write_outputs(study: &Study, tuned: &[SiteTuning]) -> Result<()> {
             "pearson_drop",
             "spearman_max_class_drop",
             "pearson_max_class_drop",
+            "spearman_loss_increase",
+            "pearson_loss_increase",
         ],
         &corr,
     )?;

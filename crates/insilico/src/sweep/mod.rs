@@ -139,8 +139,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
             h.spearman_x_auc
         );
     }
-    for (m, rho) in &s.selectivity_importance {
-        println!("{m}: selectivity vs importance, mean Spearman {rho:.3}");
+    for (m, (rho, rho_drop)) in &s.selectivity_importance {
+        println!("{m}: selectivity vs importance, mean Spearman {rho:.3} (loss increase), {rho_drop:.3} (accuracy drop)");
     }
     println!(
         "train {:.0}s, assays {:.0}s, wall {:.0}s; report: {}",

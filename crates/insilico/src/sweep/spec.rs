@@ -315,10 +315,19 @@ impl SweepFile {
                 plan.site_index(site)
                     .with_context(|| format!("assays.sites, for grid point {}", p.id))?;
             }
-            if let Some(sites) = a.receptive_fields.as_ref().and_then(|o| o.sites.as_ref()) {
-                for site in sites {
-                    plan.site_index(site)
-                        .with_context(|| format!("assays.receptive_fields.sites, for grid point {}", p.id))?;
+            if let Some(o) = &a.receptive_fields {
+                let sites = match &o.sites {
+                    Some(s) => s.clone(),
+                    None if a.sites.is_empty() => plan.hidden_sites(),
+                    None => a.sites.clone(),
+                };
+                for site in &sites {
+                    let shape = plan.shape_at(site).with_context(|| {
+                        format!("assays.receptive_fields.sites, for grid point {}", p.id)
+                    })?;
+                    o.units.resolve(site, shape.units()).with_context(|| {
+                        format!("assays.receptive_fields.units, for grid point {}", p.id)
+                    })?;
                 }
             }
         }

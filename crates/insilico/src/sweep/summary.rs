@@ -59,9 +59,10 @@ pub struct Summary {
     pub sweep: String,
     pub x_axis: Option<String>,
     pub headlines: Vec<Headline>,
-    /// Spearman of selectivity vs importance (overall drop) in the least-corrupted
-    /// networks, per model: mean over runs and sites.
-    pub selectivity_importance: BTreeMap<String, f64>,
+    /// Spearman of selectivity vs importance in the least-corrupted networks, per model,
+    /// mean over runs and sites: (loss increase, accuracy drop). NaN where no single unit
+    /// changes accuracy.
+    pub selectivity_importance: BTreeMap<String, (f64, f64)>,
     pub train_seconds: f64,
     pub assay_seconds: f64,
 }
@@ -254,7 +255,9 @@ fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str)
     Ok((figs, heads))
 }
 
-fn selectivity_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<Option<(Vec<(PathBuf, String)>, f64)>> {
+/// Figures, and the mean Spearman correlations of selectivity with importance (loss
+/// increase, accuracy drop) in the least corrupted networks.
+fn selectivity_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<Option<(Vec<(PathBuf, String)>, (f64, f64))>> {
     if rs.iter().all(|r| r.tuning.is_none()) {
         return Ok(None);
     }
@@ -282,27 +285,33 @@ fn selectivity_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &s
     let mut scatter = Scatter::new(
         &format!("{model}: selectivity vs importance ({x_label} {x0})"),
         "class selectivity index",
-        "accuracy drop when the unit alone is ablated",
+        "increase of cross-entropy when the unit alone is ablated",
     );
     let mut rhos = Vec::new();
+    let mut drop_rhos = Vec::new();
     let mut by_site: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for t in clean.iter().filter_map(|r| r.tuning.as_ref()).flatten() {
-        rhos.push(t.correlations.spearman_drop);
+        rhos.push(t.correlations.spearman_loss_increase);
+        drop_rhos.push(t.correlations.spearman_drop);
         let pts = by_site.entry(t.site.clone()).or_default();
-        pts.extend(t.selectivity.iter().zip(&t.importance.drop).filter(|(s, _)| s.is_finite()).map(|(s, d)| (*s, *d)));
+        pts.extend(t.selectivity.iter().zip(&t.importance.loss_increase).filter(|(s, _)| s.is_finite()).map(|(s, d)| (*s, *d)));
     }
     for (site, pts) in by_site {
         scatter = scatter.group(&site, pts);
     }
     let rho = mean(&rhos);
-    scatter = scatter.note(&format!("mean Spearman ρ = {rho:.2} over {} site-runs", rhos.len()));
+    let rho_drop = mean(&drop_rhos);
+    scatter = scatter.note(&format!(
+        "mean Spearman ρ = {rho:.2} (loss), {rho_drop:.2} (accuracy drop); {} site-runs",
+        rhos.len()
+    ));
     let stem = dir.join(format!("selectivity_importance_{model}"));
     scatter.save(&stem)?;
     figs.push((
         stem.with_extension("png"),
         format!("{model}: each unit's class selectivity against the accuracy lost when it alone is silenced, in the networks with {x_label} {x0}."),
     ));
-    Ok(Some((figs, rho)))
+    Ok(Some((figs, (rho, rho_drop))))
 }
 
 fn write_table(results: &[PointResult], dir: &Path, axis: Option<&str>) -> Result<()> {
@@ -368,9 +377,9 @@ fn write_report(
             h.spearman_x_auc
         ));
     }
-    for (model, rho) in &summary.selectivity_importance {
+    for (model, (rho, rho_drop)) in &summary.selectivity_importance {
         html.paragraph(&format!(
-            "{model} — in the least corrupted networks, class selectivity vs single-unit importance: mean Spearman ρ = {rho:.3}."
+            "{model} — in the least corrupted networks, class selectivity vs single-unit importance: mean Spearman ρ = {rho:.3} with the loss increase, {rho_drop:.3} with the accuracy drop (NaN: no single unit changes accuracy)."
         ));
     }
     let total = summary.train_seconds + summary.assay_seconds;
