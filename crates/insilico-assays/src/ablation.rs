@@ -291,6 +291,7 @@ pub fn single_unit_importance(eval: &MaskEvaluator, site: &str, labels: &[u8], n
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 /// The cumulative curve with the same fraction of units silenced at every hidden site at
 /// once (one random order per site and repeat). Runs from the first site's cached
 /// activation; later sites' masks are aligned to the tiled batch.
@@ -341,7 +342,6 @@ pub fn all_sites_curve(
         }
         accuracy.push(correct.iter().map(|&c| c as f64 / labels.len() as f64).collect());
     }
-    let _ = how;
     Ok(AblationCurve::from_accuracies(
         "all-hidden",
         Order::Random,

@@ -8,13 +8,15 @@
 //! (relu, max/avg pooling, batch norm in evaluation, dropout in evaluation, flatten)
 //! commutes with the mask: `f(x * (1 - m) + r * m) = f(x) * (1 - m) + f(r) * m`. The next
 //! conv or linear layer `L` is linear in its input units, so
-//! `L(x') = sum_u (1 - m_u) L(x_u) + m_u L(r_u) + bias`. The per-unit contributions
-//! `L(x_u)` are computed once per image (one grouped convolution, or one batched matmul);
-//! every mask is then a weighted sum of them — a single `[M, U] x [U, B * out]` matmul —
-//! instead of a convolution per mask. [`MaskEvaluator`] uses this "linearized" path for
-//! binary masks whenever a conv or linear layer follows the site, and the plain cached path
-//! otherwise; both give the same accuracies (tested against each other and against full
-//! forward passes).
+//! `L(x') = base + sum_u m_u D_u` with `base = sum_u L(x_u) + bias` (nothing silenced)
+//! and `D_u = L(r_u) - L(x_u)` (what silencing unit `u` changes). The per-unit
+//! contributions `L(x_u)` are computed once per image (a batched matmul over image
+//! patches, or over the flattened map); every mask is then one row of a single
+//! `[M, U + 1] x [U + 1, B * out]` matmul instead of a convolution per mask, and a mask of
+//! one unit (single-unit importance) is just `base + D_u`. [`MaskEvaluator`] takes these
+//! paths for binary masks whenever a conv or linear layer follows the site, and the plain
+//! cached path otherwise; all give the same accuracies (tested against each other and
+//! against full forward passes).
 
 use anyhow::{ensure, Result};
 use burn::tensor::activation::relu;
@@ -149,11 +151,11 @@ impl<'a> MaskEvaluator<'a> {
             device: device.clone(),
             linear: None,
             dense_linear: false,
-            budget: std::env::var("INSILICO_BUDGET").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 25),
+            budget: 1 << 25,
             images_per_chunk: 1000,
         };
         me.linear = me.plan_linearized(idx)?;
-        me.dense_linear = me.linear.is_some() && me.dense_pays_off(idx);
+        me.dense_linear = me.dense_pays_off();
         Ok(me)
     }
 
@@ -214,21 +216,20 @@ impl<'a> MaskEvaluator<'a> {
         Ok(Some(lin))
     }
 
-    /// A dense mask costs 2U+1 multiply-adds per output value on the linearized path, and
-    /// as many as the layer's inputs per output value (in features, or channels x kernel
-    /// size) when the layer simply runs. Dense masks are linearized only where that saves
-    /// work: units that are channels feeding a convolution or a flattened map, not a vector
-    /// feeding a linear layer. (Masks of one unit always save: see `eval_sparse`.)
-    fn dense_pays_off(&self, idx: usize) -> bool {
-        let stages = &self.net.plan().stages;
+    /// A dense mask costs U multiply-adds per output value on the linearized path (one
+    /// row of `[m, 1] x [D; base]`), and as many as the layer's inputs per output value (in
+    /// features, or channels x kernel size) when the layer runs on the masked input: never
+    /// more, and with no per-mask copies of the input. (Masks of one unit cost less still:
+    /// see `eval_sparse`.)
+    fn dense_pays_off(&self) -> bool {
         let Some(lin) = &self.linear else { return false };
-        let j = self.net.plan().site_index(&lin.linear_site).expect("planned site");
-        let fan_in = match &stages[j].spec {
-            LayerSpec::Conv2d { kernel, .. } => stages[j].input.units() * kernel * kernel,
-            _ => stages[j].input.numel(),
+        let plan = self.net.plan();
+        let stage = &plan.stages[plan.site_index(&lin.linear_site).expect("planned site")];
+        let fan_in = match &stage.spec {
+            LayerSpec::Conv2d { kernel, .. } => stage.input.units() * kernel * kernel,
+            _ => stage.input.numel(),
         };
-        let _ = idx;
-        2 * self.units + 1 < fan_in
+        self.units <= fan_in
     }
 
     fn to_pre_site(&self, lin: &Linearized, act: Activation) -> Result<Activation> {
@@ -474,6 +475,23 @@ impl<'a> MaskEvaluator<'a> {
         Ok(())
     }
 
+    /// For a chunk of `b` examples: each unit's change to the next linear layer's
+    /// pre-activation when it is silenced, `D_u = L(r_u) - L(x_u)` `[U, b * out]`, and the
+    /// unablated pre-activation `sum_u L(x_u) + bias` `[1, b * out]`. A binary mask's
+    /// pre-activation is then `base + sum_u m_u D_u`.
+    fn changes(&self, lin: &Linearized, fixed_rows: &Tensor<2>, chunk: Activation, b: usize) -> Result<(Tensor<2>, Tensor<2>)> {
+        let u = self.units;
+        let out: usize = lin.out_dims.iter().product();
+        let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
+        // The replacement and bias rows are tiled for the longest chunk; a shorter one
+        // takes a prefix.
+        let fixed = fixed_rows.clone().narrow(1, 0, b * out);
+        let r_rows = fixed.clone().narrow(0, 0, u);
+        let bias = fixed.narrow(0, u, 1);
+        let base = contrib.clone().sum_dim(0) + bias;
+        Ok((r_rows - contrib, base))
+    }
+
     /// Masks of at most one unit: with `D_u = L(r_u) - L(x_u)` the change that silencing
     /// unit `u` makes to the next linear layer's pre-activation, a mask's pre-activation is
     /// the unablated one plus one row of `D`: no matmul per mask at all.
@@ -490,13 +508,9 @@ impl<'a> MaskEvaluator<'a> {
         let b = labels.len();
         let u = self.units;
         let out: usize = lin.out_dims.iter().product();
-        let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
-        let fixed = fixed_rows.clone().narrow(1, 0, b * out);
-        let r_rows = fixed.clone().narrow(0, 0, u);
-        let bias = fixed.narrow(0, u, 1);
-        let base = contrib.clone().sum_dim(0) + bias; // [1, B*out]: nothing silenced
+        let (delta, base) = self.changes(lin, fixed_rows, chunk, b)?;
         // One extra zero row stands for "no unit".
-        let delta = Tensor::cat(vec![r_rows - contrib, Tensor::zeros([1, b * out], &self.device)], 0);
+        let delta = Tensor::cat(vec![delta, Tensor::zeros([1, b * out], &self.device)], 0);
         let step = self.masks_per_pass(b, out);
         for first in (0..masks.len()).step_by(step) {
             let rows = &masks[first..(first + step).min(masks.len())];
@@ -535,26 +549,19 @@ impl<'a> MaskEvaluator<'a> {
         counts: &mut [Counts],
     ) -> Result<()> {
         let b = labels.len();
-        let out: usize = lin.out_dims.iter().product();
-        // One matrix holds everything a mask combines: each unit's contribution [U rows],
-        // each unit's replacement contribution repeated over the batch [U rows] and the
-        // bias [1 row]. A mask is then one row of coefficients `[1 - m, m, 1]`, and a
-        // single matmul gives the pre-activations of all masks.
         let u = self.units;
-        let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
-        // The replacement and bias rows are tiled for the longest chunk; a shorter one
-        // takes a prefix.
-        let fixed = fixed_rows.clone().narrow(1, 0, b * out);
-        let table = Tensor::cat(vec![contrib, fixed], 0); // [2U+1, B*out]
+        let out: usize = lin.out_dims.iter().product();
+        // One matrix holds everything a mask combines: each unit's change [U rows] and the
+        // unablated pre-activation [1 row]. A mask is one row of coefficients `[m, 1]`,
+        // and a single matmul gives the pre-activations of all masks.
+        let (delta, base) = self.changes(lin, fixed_rows, chunk, b)?;
+        let table = Tensor::cat(vec![delta, base], 0); // [U+1, B*out]
         let step = self.masks_per_pass(b, out);
         for first in (0..masks.len()).step_by(step) {
             let rows = &masks[first..(first + step).min(masks.len())];
             let m = rows.len();
-            let coef: Vec<f32> = rows
-                .iter()
-                .flat_map(|r| r.iter().map(|v| 1.0 - v).chain(r.iter().copied()).chain([1.0]))
-                .collect();
-            let coef = Tensor::<2>::from_data(TensorData::new(coef, [m, 2 * u + 1]), &self.device);
+            let coef: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied().chain([1.0])).collect();
+            let coef = Tensor::<2>::from_data(TensorData::new(coef, [m, u + 1]), &self.device);
             let pre = coef.matmul(table.clone()).reshape([m * b, out]);
             let (site, act) = self.after_linear(lin, pre, m * b)?;
             let rec = self.net.resume(&site, act, &Hooks::new())?;

@@ -150,9 +150,7 @@ fn bench_ablation(env: &Env) -> Result<Value> {
     let sweep = |linearized: bool| -> Result<Vec<usize>> {
         let mut correct = Vec::new();
         for (i, site) in sites.iter().enumerate() {
-            let t0 = Instant::now();
             let cache = record_site(&net, &examples, site, 1000, device)?;
-            let t_rec = t0.elapsed();
             let units = cache.units();
             let mut eval = MaskEvaluator::new(
                 &net,
@@ -169,11 +167,7 @@ fn bench_ablation(env: &Env) -> Result<Value> {
                 .iter()
                 .flat_map(|o| cumulative_masks(o, &fracs))
                 .collect();
-            let t1 = Instant::now();
             correct.extend(eval.evaluate(&masks)?.into_iter().map(|c| c.correct));
-            if std::env::var_os("INSILICO_PROFILE").is_some() {
-                eprintln!("{site}: record {t_rec:?}, evaluate {:?}", t1.elapsed());
-            }
         }
         Ok(correct)
     };

@@ -3,24 +3,72 @@
 
 use super::exec::{run_dir, AssayDone};
 use super::spec::{Point, SweepFile};
-use crate::cmd_ablate::AblationResult;
-use crate::cmd_selectivity::SiteTuning;
 use anyhow::{Context, Result};
-use insilico_assays::ablation::AblationCurve;
+use insilico_assays::ablation::Order;
 use insilico_assays::stats::{mean, spearman, std};
 use insilico_engine::Manifest;
 use insilico_report::{write_csv, write_json, Histogram, HtmlReport, LinePlot, Scatter, Series};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// A number as serde_json writes it: NaN (an undefined correlation, say) becomes `null`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(from = "Option<f64>")]
+struct F(f64);
+
+impl From<Option<f64>> for F {
+    fn from(v: Option<f64>) -> Self {
+        F(v.unwrap_or(f64::NAN))
+    }
+}
+
+fn values(v: &[F]) -> Vec<f64> {
+    v.iter().map(|f| f.0).collect()
+}
+
+/// The parts of `ablation.json` the summary reads.
+#[derive(Deserialize)]
+struct AblationView {
+    curves: Vec<CurveView>,
+}
+
+#[derive(Deserialize)]
+struct CurveView {
+    site: String,
+    order: Order,
+    fractions: Vec<F>,
+    accuracy: Vec<Vec<F>>,
+    auc_mean: F,
+}
+
+/// The parts of `selectivity.json` the summary reads.
+#[derive(Deserialize)]
+struct TuningView {
+    site: String,
+    selectivity: Vec<F>,
+    importance: ImportanceView,
+    correlations: CorrelationView,
+}
+
+#[derive(Deserialize)]
+struct ImportanceView {
+    loss_increase: Vec<F>,
+}
+
+#[derive(Deserialize)]
+struct CorrelationView {
+    spearman_drop: F,
+    spearman_loss_increase: F,
+}
 
 /// What one finished point contributes to the summary.
 struct PointResult<'a> {
     point: &'a Point,
     x: f64,
     manifest: Manifest,
-    ablation: Option<AblationResult>,
-    tuning: Option<Vec<SiteTuning>>,
+    ablation: Option<AblationView>,
+    tuning: Option<Vec<TuningView>>,
     assay_seconds: f64,
     dir: PathBuf,
 }
@@ -164,7 +212,7 @@ fn curve_sites(rs: &[&PointResult]) -> Vec<String> {
     let mut sites: Vec<String> = rs
         .iter()
         .filter_map(|r| r.ablation.as_ref())
-        .flat_map(|a| a.curves.iter().filter(|c| c.order == insilico_assays::ablation::Order::Random).map(|c| c.site.clone()))
+        .flat_map(|a| a.curves.iter().filter(|c| c.order == Order::Random).map(|c| c.site.clone()))
         .collect();
     sites.sort();
     sites.dedup();
@@ -173,12 +221,12 @@ fn curve_sites(rs: &[&PointResult]) -> Vec<String> {
     sites
 }
 
-fn curve<'a>(r: &'a PointResult, site: &str) -> Option<&'a AblationCurve> {
+fn curve<'a>(r: &'a PointResult, site: &str) -> Option<&'a CurveView> {
     r.ablation
         .as_ref()?
         .curves
         .iter()
-        .find(|c| c.site == site && c.order == insilico_assays::ablation::Order::Random)
+        .find(|c| c.site == site && c.order == Order::Random)
 }
 
 fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<(Vec<(PathBuf, String)>, Vec<Headline>)> {
@@ -200,18 +248,18 @@ fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str)
         plot = plot.colorbar(x_label, groups[0].0, groups[groups.len() - 1].0);
     }
     for (x, g) in &groups {
-        let curves: Vec<&AblationCurve> = g.iter().filter_map(|r| curve(r, main)).collect();
+        let curves: Vec<&CurveView> = g.iter().filter_map(|r| curve(r, main)).collect();
         let Some(first) = curves.first() else { continue };
         let n = first.fractions.len();
         let (m, s): (Vec<f64>, Vec<f64>) = (0..n)
             .map(|i| {
-                let v: Vec<f64> = curves.iter().flat_map(|c| c.accuracy.iter().map(move |a| a[i])).collect();
+                let v: Vec<f64> = curves.iter().flat_map(|c| c.accuracy.iter().map(move |a| a[i].0)).collect();
                 (mean(&v), std(&v))
             })
             .unzip();
         let lo = m.iter().zip(&s).map(|(a, b)| a - b).collect();
         let hi = m.iter().zip(&s).map(|(a, b)| a + b).collect();
-        plot = plot.series(Series::new(format!("{x_label} {x}"), first.fractions.clone(), m).with_band(lo, hi));
+        plot = plot.series(Series::new(format!("{x_label} {x}"), values(&first.fractions), m).with_band(lo, hi));
     }
     let stem = dir.join(format!("robustness_{model}"));
     plot.save(&stem)?;
@@ -226,11 +274,11 @@ fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str)
         let rows: Vec<(f64, f64, f64, usize)> = groups
             .iter()
             .map(|(x, g)| {
-                let v: Vec<f64> = g.iter().filter_map(|r| curve(r, site)).map(|c| c.auc_mean).collect();
+                let v: Vec<f64> = g.iter().filter_map(|r| curve(r, site)).map(|c| c.auc_mean.0).collect();
                 (*x, mean(&v), std(&v), v.len())
             })
             .collect();
-        let pairs: Vec<(f64, f64)> = rs.iter().filter_map(|r| curve(r, site).map(|c| (r.x, c.auc_mean))).collect();
+        let pairs: Vec<(f64, f64)> = rs.iter().filter_map(|r| curve(r, site).map(|c| (r.x, c.auc_mean.0))).collect();
         let (px, py): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
         heads.push(Headline {
             model: model.to_string(),
@@ -269,7 +317,7 @@ fn selectivity_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &s
         let v: Vec<f64> = g
             .iter()
             .filter_map(|r| r.tuning.as_ref())
-            .flat_map(|t| t.iter().flat_map(|s| s.selectivity.iter().copied()))
+            .flat_map(|t| t.iter().flat_map(|s| values(&s.selectivity)))
             .filter(|v| v.is_finite())
             .collect();
         hist = hist.group(&format!("{x_label} {x}"), v);
@@ -291,10 +339,10 @@ fn selectivity_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &s
     let mut drop_rhos = Vec::new();
     let mut by_site: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for t in clean.iter().filter_map(|r| r.tuning.as_ref()).flatten() {
-        rhos.push(t.correlations.spearman_loss_increase);
-        drop_rhos.push(t.correlations.spearman_drop);
+        rhos.push(t.correlations.spearman_loss_increase.0);
+        drop_rhos.push(t.correlations.spearman_drop.0);
         let pts = by_site.entry(t.site.clone()).or_default();
-        pts.extend(t.selectivity.iter().zip(&t.importance.loss_increase).filter(|(s, _)| s.is_finite()).map(|(s, d)| (*s, *d)));
+        pts.extend(values(&t.selectivity).into_iter().zip(values(&t.importance.loss_increase)).filter(|(s, _)| s.is_finite()));
     }
     for (site, pts) in by_site {
         scatter = scatter.group(&site, pts);
@@ -318,7 +366,7 @@ fn write_table(results: &[PointResult], dir: &Path, axis: Option<&str>) -> Resul
     let mut sites: Vec<String> = results
         .iter()
         .filter_map(|r| r.ablation.as_ref())
-        .flat_map(|a| a.curves.iter().filter(|c| c.order == insilico_assays::ablation::Order::Random).map(|c| c.site.clone()))
+        .flat_map(|a| a.curves.iter().filter(|c| c.order == Order::Random).map(|c| c.site.clone()))
         .collect();
     sites.sort();
     sites.dedup();
@@ -337,7 +385,7 @@ fn write_table(results: &[PointResult], dir: &Path, axis: Option<&str>) -> Resul
                 format!("{:.1}", r.manifest.train_seconds),
                 format!("{:.1}", r.assay_seconds),
             ];
-            row.extend(sites.iter().map(|s| curve(r, s).map(|c| format!("{:.4}", c.auc_mean)).unwrap_or_default()));
+            row.extend(sites.iter().map(|s| curve(r, s).map(|c| format!("{:.4}", c.auc_mean.0)).unwrap_or_default()));
             row
         })
         .collect();
@@ -419,4 +467,22 @@ fn write_report(
     html.heading("Sweep file");
     html.preformatted(sweep_text);
     html.save(&out.join("report.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undefined_numbers_written_as_null_read_back_as_nan() {
+        // serde_json writes NaN as null (an undefined correlation, say).
+        let text = serde_json::to_string(&serde_json::json!({
+            "spearman_drop": f64::NAN, "spearman_loss_increase": 0.25
+        }))
+        .unwrap();
+        assert!(text.contains("null"));
+        let c: CorrelationView = serde_json::from_str(&text).unwrap();
+        assert!(c.spearman_drop.0.is_nan());
+        assert_eq!(c.spearman_loss_increase.0, 0.25);
+    }
 }
