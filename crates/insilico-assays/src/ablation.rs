@@ -108,7 +108,12 @@ pub fn cumulative_masks(order: &[usize], fractions: &[f64]) -> Vec<Vec<f32>> {
 
 /// Unit orders: `repeats` random permutations, or one order by decreasing `score`
 /// (`descending`) or increasing.
-pub fn unit_orders(units: usize, repeats: usize, seed: u64, score: Option<(&[f64], bool)>) -> Vec<Vec<usize>> {
+pub fn unit_orders(
+    units: usize,
+    repeats: usize,
+    seed: u64,
+    score: Option<(&[f64], bool)>,
+) -> Vec<Vec<usize>> {
     match score {
         None => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -172,8 +177,12 @@ impl AblationCurve {
         let n = fractions.len();
         let mean_v: Vec<f64> = (0..n).map(|i| mean(&col(i))).collect();
         let std_v: Vec<f64> = (0..n).map(|i| std(&col(i))).collect();
-        let min_v: Vec<f64> = (0..n).map(|i| col(i).into_iter().fold(f64::INFINITY, f64::min)).collect();
-        let max_v: Vec<f64> = (0..n).map(|i| col(i).into_iter().fold(f64::NEG_INFINITY, f64::max)).collect();
+        let min_v: Vec<f64> = (0..n)
+            .map(|i| col(i).into_iter().fold(f64::INFINITY, f64::min))
+            .collect();
+        let max_v: Vec<f64> = (0..n)
+            .map(|i| col(i).into_iter().fold(f64::NEG_INFINITY, f64::max))
+            .collect();
         let auc: Vec<f64> = accuracy
             .iter()
             .map(|r| normalized_auc(&fractions, r, unablated))
@@ -251,7 +260,12 @@ pub struct UnitImportance {
     pub loss_increase: Vec<f64>,
 }
 
-pub fn single_unit_importance(eval: &MaskEvaluator, site: &str, labels: &[u8], num_classes: usize) -> Result<UnitImportance> {
+pub fn single_unit_importance(
+    eval: &MaskEvaluator,
+    site: &str,
+    labels: &[u8],
+    num_classes: usize,
+) -> Result<UnitImportance> {
     let u = eval.units();
     let mut masks = vec![vec![0.0; u]];
     for i in 0..u {
@@ -266,17 +280,28 @@ pub fn single_unit_importance(eval: &MaskEvaluator, site: &str, labels: &[u8], n
     let n = labels.len() as f64;
     let acc = |c: &Counts| c.correct as f64 / n;
     let per_class = |c: &Counts| -> Vec<f64> {
-        c.per_class.iter().zip(&class_n).map(|(k, n)| *k as f64 / n).collect()
+        c.per_class
+            .iter()
+            .zip(&class_n)
+            .map(|(k, n)| *k as f64 / n)
+            .collect()
     };
     let base = &counts[0];
     let base_pc = per_class(base);
     let mut drop = Vec::with_capacity(u);
     let mut class_drop = Vec::with_capacity(u);
     let mut max_class_drop = Vec::with_capacity(u);
-    let loss_increase = counts[1..].iter().map(|c| (c.loss - base.loss) / n).collect();
+    let loss_increase = counts[1..]
+        .iter()
+        .map(|c| (c.loss - base.loss) / n)
+        .collect();
     for c in &counts[1..] {
         drop.push(acc(base) - acc(c));
-        let cd: Vec<f64> = base_pc.iter().zip(per_class(c)).map(|(b, a)| b - a).collect();
+        let cd: Vec<f64> = base_pc
+            .iter()
+            .zip(per_class(c))
+            .map(|(b, a)| b - a)
+            .collect();
         max_class_drop.push(cd.iter().copied().fold(f64::NEG_INFINITY, f64::max));
         class_drop.push(cd);
     }
@@ -316,19 +341,30 @@ pub fn all_sites_curve(
         let orders: Vec<Vec<usize>> = units
             .iter()
             .enumerate()
-            .map(|(i, &u)| unit_orders(u, 1, seed.wrapping_add((r * 1000 + i) as u64), None).remove(0))
+            .map(|(i, &u)| {
+                unit_orders(u, 1, seed.wrapping_add((r * 1000 + i) as u64), None).remove(0)
+            })
             .collect();
-        let site_masks: Vec<Vec<Vec<f32>>> = orders.iter().map(|o| cumulative_masks(o, fracs)).collect();
+        let site_masks: Vec<Vec<Vec<f32>>> =
+            orders.iter().map(|o| cumulative_masks(o, fracs)).collect();
         let mut correct = vec![0usize; fracs.len()];
-        let chunk = 500usize.max(1);
+        let chunk = 500;
         for start in (0..labels.len()).step_by(chunk) {
             let len = chunk.min(labels.len() - start);
             let mut hooks = Hooks::new();
             for (i, site) in sites.iter().enumerate() {
                 let flat: Vec<f32> = site_masks[i].iter().flatten().copied().collect();
-                let mask = Tensor::from_data(TensorData::new(flat, [fracs.len(), units[i]]), &device);
-                let rep = Tensor::from_data(TensorData::new(replacements[i].clone(), [1, units[i]]), &device);
-                let a = if i == 0 { Ablation::new(mask, rep) } else { Ablation::aligned(mask, rep) };
+                let mask =
+                    Tensor::from_data(TensorData::new(flat, [fracs.len(), units[i]]), &device);
+                let rep = Tensor::from_data(
+                    TensorData::new(replacements[i].clone(), [1, units[i]]),
+                    &device,
+                );
+                let a = if i == 0 {
+                    Ablation::new(mask, rep)
+                } else {
+                    Ablation::aligned(mask, rep)
+                };
                 hooks = hooks.ablate(site, a);
             }
             let rec = net.resume(&sites[0], first_cache.narrow(start, len), &hooks)?;
@@ -340,7 +376,12 @@ pub fn all_sites_curve(
                 }
             }
         }
-        accuracy.push(correct.iter().map(|&c| c as f64 / labels.len() as f64).collect());
+        accuracy.push(
+            correct
+                .iter()
+                .map(|&c| c as f64 / labels.len() as f64)
+                .collect(),
+        );
     }
     Ok(AblationCurve::from_accuracies(
         "all-hidden",

@@ -137,9 +137,16 @@ impl<'a> MaskEvaluator<'a> {
     ) -> Result<Self> {
         let idx = net.plan().site_index(site)?;
         let units = net.plan().stages[idx].output.units();
-        ensure!(replacement.len() == units, "replacement needs {units} values");
-        ensure!(cache.batch() == labels.len(), "one label per cached example");
-        let replacement = Tensor::from_data(TensorData::new(replacement.to_vec(), [1, units]), device);
+        ensure!(
+            replacement.len() == units,
+            "replacement needs {units} values"
+        );
+        ensure!(
+            cache.batch() == labels.len(),
+            "one label per cached example"
+        );
+        let replacement =
+            Tensor::from_data(TensorData::new(replacement.to_vec(), [1, units]), device);
         let mut me = Self {
             net,
             site: site.to_string(),
@@ -222,7 +229,9 @@ impl<'a> MaskEvaluator<'a> {
     /// more, and with no per-mask copies of the input. (Masks of one unit cost less still:
     /// see `eval_sparse`.)
     fn dense_pays_off(&self) -> bool {
-        let Some(lin) = &self.linear else { return false };
+        let Some(lin) = &self.linear else {
+            return false;
+        };
         let plan = self.net.plan();
         let stage = &plan.stages[plan.site_index(&lin.linear_site).expect("planned site")];
         let fan_in = match &stage.spec {
@@ -258,7 +267,10 @@ impl<'a> MaskEvaluator<'a> {
                 };
                 let w = conv.weight.val();
                 let [o, c, kh, kw] = w.dims();
-                ensure!(c == u, "per-unit contributions need one input channel per unit");
+                ensure!(
+                    c == u,
+                    "per-unit contributions need one input channel per unit"
+                );
                 let k = kh * kw;
                 // Patches [C, K, B*L]; filters [O, C, K] -> [C, O, K]. One batched matmul
                 // gives every unit's contribution to every output channel.
@@ -275,14 +287,20 @@ impl<'a> MaskEvaluator<'a> {
             (Layer::Linear(linear), x) => {
                 let x = x.flatten();
                 let f = x.dims()[1];
-                ensure!(f % u == 0, "flattened features are not a multiple of the units");
+                ensure!(
+                    f % u == 0,
+                    "flattened features are not a multiple of the units"
+                );
                 let s = f / u;
                 let w = linear.weight.val(); // [in, out]
                 let xs = x.reshape([b, u, s]).swap_dims(0, 1); // [U, B, S]
                 let ws = w.reshape([u, s, out]); // [U, S, O]
                 xs.matmul(ws).reshape([u, b * out])
             }
-            _ => anyhow::bail!("site {} is not followed by a conv or linear layer", self.site),
+            _ => anyhow::bail!(
+                "site {} is not followed by a conv or linear layer",
+                self.site
+            ),
         };
         Ok(contrib)
     }
@@ -320,7 +338,12 @@ impl<'a> MaskEvaluator<'a> {
     /// relu and a 2x2 max pool follow, they are applied here in the other order (both are
     /// monotone, so they commute) with the pool as a reshape and a max: the relu then
     /// touches a quarter of the values. Returns the site to resume after.
-    fn after_linear(&self, lin: &Linearized, pre: Tensor<2>, rows: usize) -> Result<(String, Activation)> {
+    fn after_linear(
+        &self,
+        lin: &Linearized,
+        pre: Tensor<2>,
+        rows: usize,
+    ) -> Result<(String, Activation)> {
         let plan = self.net.plan();
         let j = plan.site_index(&lin.linear_site)?;
         let stages = &plan.stages;
@@ -328,7 +351,11 @@ impl<'a> MaskEvaluator<'a> {
             && stages[j + 1].kind == "relu"
             && matches!(
                 stages[j + 2].spec,
-                LayerSpec::Maxpool { kernel: 2, stride: None | Some(2), .. }
+                LayerSpec::Maxpool {
+                    kernel: 2,
+                    stride: None | Some(2),
+                    ..
+                }
             );
         match lin.out_dims[..] {
             [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => {
@@ -339,7 +366,10 @@ impl<'a> MaskEvaluator<'a> {
                     .reshape([rows, o, h / 2, w / 2]);
                 Ok((stages[j + 2].site.clone(), Activation::Map(relu(pooled))))
             }
-            [o, h, w] => Ok((lin.linear_site.clone(), Activation::Map(pre.reshape([rows, o, h, w])))),
+            [o, h, w] => Ok((
+                lin.linear_site.clone(),
+                Activation::Map(pre.reshape([rows, o, h, w])),
+            )),
             [_] => Ok((lin.linear_site.clone(), Activation::Flat(pre))),
             _ => unreachable!("conv or linear output"),
         }
@@ -348,7 +378,13 @@ impl<'a> MaskEvaluator<'a> {
     /// Correct counts for each mask (rows of `masks`, one value per unit).
     pub fn evaluate(&self, masks: &[Vec<f32>]) -> Result<Vec<Counts>> {
         for m in masks {
-            ensure!(m.len() == self.units, "mask has {} values, site {} has {} units", m.len(), self.site, self.units);
+            ensure!(
+                m.len() == self.units,
+                "mask has {} values, site {} has {} units",
+                m.len(),
+                self.site,
+                self.units
+            );
         }
         // Identical masks (every order starts with none and ends with all units silenced)
         // are evaluated once.
@@ -438,7 +474,10 @@ impl<'a> MaskEvaluator<'a> {
 
     fn mask_tensor(&self, rows: &[Vec<f32>]) -> Tensor<2> {
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        Tensor::from_data(TensorData::new(flat, [rows.len(), self.units]), &self.device)
+        Tensor::from_data(
+            TensorData::new(flat, [rows.len(), self.units]),
+            &self.device,
+        )
     }
 
     fn tally(&self, logits: Tensor<2>, labels: &[u8], first: usize, counts: &mut [Counts]) {
@@ -479,12 +518,18 @@ impl<'a> MaskEvaluator<'a> {
     /// pre-activation when it is silenced, `D_u = L(r_u) - L(x_u)` `[U, b * out]`, and the
     /// unablated pre-activation `sum_u L(x_u) + bias` `[1, b * out]`. A binary mask's
     /// pre-activation is then `base + sum_u m_u D_u`.
-    fn changes(&self, lin: &Linearized, fixed_rows: &Tensor<2>, chunk: Activation, b: usize) -> Result<(Tensor<2>, Tensor<2>)> {
+    fn changes(
+        &self,
+        lin: &Linearized,
+        fixed_rows: &Tensor<2>,
+        chunk: Activation,
+        b: usize,
+    ) -> Result<(Tensor<2>, Tensor<2>)> {
         let u = self.units;
         let out: usize = lin.out_dims.iter().product();
         let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
-        // The replacement and bias rows are tiled for the longest chunk; a shorter one
-        // takes a prefix.
+                                                                               // The replacement and bias rows are tiled for the longest chunk; a shorter one
+                                                                               // takes a prefix.
         let fixed = fixed_rows.clone().narrow(1, 0, b * out);
         let r_rows = fixed.clone().narrow(0, 0, u);
         let bias = fixed.narrow(0, u, 1);
@@ -519,7 +564,10 @@ impl<'a> MaskEvaluator<'a> {
                 .iter()
                 .map(|r| r.iter().position(|&v| v != 0.0).unwrap_or(u) as i64)
                 .collect();
-            let which = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(which, [m]), &self.device);
+            let which = Tensor::<1, burn::tensor::Int>::from_data(
+                TensorData::new(which, [m]),
+                &self.device,
+            );
             let pre = (delta.clone().select(0, which) + base.clone()).reshape([m * b, out]);
             let (site, act) = self.after_linear(lin, pre, m * b)?;
             let rec = self.net.resume(&site, act, &Hooks::new())?;
@@ -534,7 +582,10 @@ impl<'a> MaskEvaluator<'a> {
         let u = self.units;
         let out: usize = lin.out_dims.iter().product();
         let r_contrib = lin.replacement_contrib.clone().expect("planned"); // [U, out]
-        let r_rows = r_contrib.reshape([u, 1, out]).repeat_dim(1, b).reshape([u, b * out]);
+        let r_rows = r_contrib
+            .reshape([u, 1, out])
+            .repeat_dim(1, b)
+            .reshape([u, b * out]);
         Tensor::cat(vec![r_rows, self.bias_row(lin, b)], 0)
     }
 
@@ -560,7 +611,10 @@ impl<'a> MaskEvaluator<'a> {
         for first in (0..masks.len()).step_by(step) {
             let rows = &masks[first..(first + step).min(masks.len())];
             let m = rows.len();
-            let coef: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied().chain([1.0])).collect();
+            let coef: Vec<f32> = rows
+                .iter()
+                .flat_map(|r| r.iter().copied().chain([1.0]))
+                .collect();
             let coef = Tensor::<2>::from_data(TensorData::new(coef, [m, u + 1]), &self.device);
             let pre = coef.matmul(table.clone()).reshape([m * b, out]);
             let (site, act) = self.after_linear(lin, pre, m * b)?;

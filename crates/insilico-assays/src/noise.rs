@@ -85,12 +85,17 @@ pub fn noise_curve(
                 match x {
                     Activation::Map(t) => {
                         let sd = Tensor::<4>::from_data(TensorData::new(s, [1, u, 1, 1]), &device);
-                        let z = Tensor::<4>::random([len, dims[1], dims[2], dims[3]], Distribution::Normal(0.0, 1.0), &device);
+                        let z = Tensor::<4>::random(
+                            [len, dims[1], dims[2], dims[3]],
+                            Distribution::Normal(0.0, 1.0),
+                            &device,
+                        );
                         Activation::Map(t + z * sd)
                     }
                     Activation::Flat(t) => {
                         let sd = Tensor::<2>::from_data(TensorData::new(s, [1, u]), &device);
-                        let z = Tensor::<2>::random([len, u], Distribution::Normal(0.0, 1.0), &device);
+                        let z =
+                            Tensor::<2>::random([len, u], Distribution::Normal(0.0, 1.0), &device);
                         Activation::Flat(t + z * sd)
                     }
                 }
@@ -140,7 +145,11 @@ mod tests {
     #[test]
     fn unit_std_matches_a_hand_computation() {
         // Unit 0 takes 0 and 2 (sd 1), unit 1 is constant (sd 0); population sd.
-        let a = Activation::from_vec(vec![0.0, 5.0, 2.0, 5.0], &[2, 2], &burn::tensor::Device::flex());
+        let a = Activation::from_vec(
+            vec![0.0, 5.0, 2.0, 5.0],
+            &[2, 2],
+            &burn::tensor::Device::flex(),
+        );
         assert_eq!(unit_std(&a), vec![1.0, 0.0]);
     }
 }

@@ -24,7 +24,12 @@ pub struct Responses<'a> {
 
 impl Responses<'_> {
     fn unit(&self, u: usize) -> Vec<f32> {
-        self.values.iter().skip(u).step_by(self.units).copied().collect()
+        self.values
+            .iter()
+            .skip(u)
+            .step_by(self.units)
+            .copied()
+            .collect()
     }
 
     /// Class-conditional mean response of each unit: `[units][classes]`.

@@ -1,7 +1,9 @@
 //! The fast ablation paths against the slow one (a full forward pass per mask).
 
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use insilico_assays::ablation::{cumulative_curve, cumulative_masks, fractions, unit_orders, Order, Replacement};
+use insilico_assays::ablation::{
+    cumulative_curve, cumulative_masks, fractions, unit_orders, Order, Replacement,
+};
 use insilico_assays::masks::MaskEvaluator;
 use insilico_engine::eval::{argmax_rows, to_vec};
 use insilico_engine::{load_config, Ablation, Hooks, Network};
@@ -14,7 +16,11 @@ fn setup(name: &str, input: [usize; 3], n: usize) -> (Network, Tensor<4>, Vec<u8
     let config = load_config(name, &[]).unwrap();
     device().seed(11);
     let net = Network::new(&config.model, input, &device()).unwrap();
-    let x = Tensor::<4>::random([n, input[0], input[1], input[2]], Distribution::Normal(0.0, 1.0), &device());
+    let x = Tensor::<4>::random(
+        [n, input[0], input[1], input[2]],
+        Distribution::Normal(0.0, 1.0),
+        &device(),
+    );
     // Labels: half the network's own predictions, half arbitrary, so accuracy is neither
     // 0 nor 1 and changes with the masks.
     let pred = argmax_rows(&to_vec(net.forward(x.clone())), 10);
@@ -27,7 +33,14 @@ fn setup(name: &str, input: [usize; 3], n: usize) -> (Network, Tensor<4>, Vec<u8
 }
 
 /// The slow path: one full forward pass with one mask, counted by hand.
-fn slow_correct(net: &Network, x: &Tensor<4>, labels: &[u8], site: &str, mask: &[f32], repl: &[f32]) -> usize {
+fn slow_correct(
+    net: &Network,
+    x: &Tensor<4>,
+    labels: &[u8],
+    site: &str,
+    mask: &[f32],
+    repl: &[f32],
+) -> usize {
     let u = mask.len();
     let a = Ablation::new(
         Tensor::from_data(TensorData::new(mask.to_vec(), [1, u]), &device()),
@@ -43,17 +56,25 @@ fn slow_correct(net: &Network, x: &Tensor<4>, labels: &[u8], site: &str, mask: &
 
 fn check_site(name: &str, input: [usize; 3], site: &str, expect_linearized: bool) {
     let (net, x, labels) = setup(name, input, 40);
-    let cache = net.run(x.clone(), &Hooks::new().record(&[site])).get(site).clone();
+    let cache = net
+        .run(x.clone(), &Hooks::new().record(&[site]))
+        .get(site)
+        .clone();
     let units = cache.units();
     let means = to_vec(cache.unit_means().mean_dim(0));
     for repl in [vec![0.0; units], means] {
-        let fast = MaskEvaluator::new(&net, site, cache.clone(), labels.clone(), &repl, &device()).unwrap();
+        let fast = MaskEvaluator::new(&net, site, cache.clone(), labels.clone(), &repl, &device())
+            .unwrap();
         assert_eq!(fast.is_linearized(), expect_linearized, "{name} {site}");
-        let cached = MaskEvaluator::new(&net, site, cache.clone(), labels.clone(), &repl, &device())
-            .unwrap()
-            .without_linearization();
+        let cached =
+            MaskEvaluator::new(&net, site, cache.clone(), labels.clone(), &repl, &device())
+                .unwrap()
+                .without_linearization();
         let orders = unit_orders(units, 3, 5, None);
-        let mut masks: Vec<Vec<f32>> = orders.iter().flat_map(|o| cumulative_masks(o, &fractions(5))).collect();
+        let mut masks: Vec<Vec<f32>> = orders
+            .iter()
+            .flat_map(|o| cumulative_masks(o, &fractions(5)))
+            .collect();
         // Single units too (the sparse path of single-unit importance).
         for unit in 0..units.min(4) {
             let mut m = vec![0.0; units];
@@ -97,17 +118,31 @@ fn no_ablation_gives_the_unablated_accuracy_and_full_ablation_the_constant_predi
         .count() as f64
         / 60.0;
     for site in ["conv1.relu", "fc1.relu"] {
-        let cache = net.run(x.clone(), &Hooks::new().record(&[site])).get(site).clone();
+        let cache = net
+            .run(x.clone(), &Hooks::new().record(&[site]))
+            .get(site)
+            .clone();
         let u = cache.units();
-        let eval = MaskEvaluator::new(&net, site, cache, labels.clone(), &vec![0.0; u], &device()).unwrap();
+        let eval = MaskEvaluator::new(&net, site, cache, labels.clone(), &vec![0.0; u], &device())
+            .unwrap();
         let orders = unit_orders(u, 2, 1, None);
-        let curve = cumulative_curve(&eval, site, Order::Random, Replacement::Zero, &orders, &fractions(4)).unwrap();
+        let curve = cumulative_curve(
+            &eval,
+            site,
+            Order::Random,
+            Replacement::Zero,
+            &orders,
+            &fractions(4),
+        )
+        .unwrap();
         assert_eq!(curve.unablated, unablated);
         // Everything silenced: every input gives the same logits, so the prediction is one
         // class c for all, and accuracy is the share of labels equal to c.
         let zeros = Tensor::<2>::zeros([1, u], &device());
         let all = Ablation::new(Tensor::ones([1, u], &device()), zeros);
-        let logits = net.run(x.clone().narrow(0, 0, 1), &Hooks::new().ablate(site, all)).logits();
+        let logits = net
+            .run(x.clone().narrow(0, 0, 1), &Hooks::new().ablate(site, all))
+            .logits();
         let c = argmax_rows(&to_vec(logits), 10)[0];
         let expected = labels.iter().filter(|&&l| l as usize == c).count() as f64 / 60.0;
         for acc in &curve.accuracy {

@@ -51,9 +51,9 @@ impl Compute {
     pub fn select(choice: Backend) -> Result<Self> {
         match choice {
             Backend::Flex => Ok(Self::flex()),
-            Backend::Wgpu => wgpu_device(true)?.ok_or_else(|| {
-                anyhow::anyhow!("no wgpu adapter found")
-            }),
+            Backend::Wgpu => {
+                wgpu_device(true)?.ok_or_else(|| anyhow::anyhow!("no wgpu adapter found"))
+            }
             Backend::Auto => Ok(wgpu_device(false)?.unwrap_or_else(Self::flex)),
         }
     }

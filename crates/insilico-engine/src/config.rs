@@ -208,7 +208,9 @@ impl DataConfig {
         if self.shuffle_labels {
             LabelCorruption::Shuffled
         } else if self.label_noise > 0.0 {
-            LabelCorruption::Random { p: self.label_noise }
+            LabelCorruption::Random {
+                p: self.label_noise,
+            }
         } else {
             LabelCorruption::None
         }
@@ -241,17 +243,33 @@ impl RunConfig {
     /// Checks that do not need the dataset (shapes are checked by the plan).
     pub fn validate(&self) -> Result<()> {
         let t = &self.training;
-        check(t.lr > 0.0 && t.lr.is_finite(), "training.lr", "must be a positive number")?;
+        check(
+            t.lr > 0.0 && t.lr.is_finite(),
+            "training.lr",
+            "must be a positive number",
+        )?;
         check(t.epochs > 0, "training.epochs", "must be at least 1")?;
-        check(t.batch_size > 0, "training.batch_size", "must be at least 1")?;
+        check(
+            t.batch_size > 0,
+            "training.batch_size",
+            "must be at least 1",
+        )?;
         check(
             (0.0..1.0).contains(&t.momentum),
             "training.momentum",
             "must be in [0, 1)",
         )?;
-        check(t.weight_decay >= 0.0, "training.weight_decay", "must be >= 0")?;
+        check(
+            t.weight_decay >= 0.0,
+            "training.weight_decay",
+            "must be >= 0",
+        )?;
         check(t.gamma > 0.0, "training.gamma", "must be > 0")?;
-        check(t.step_every > 0, "training.step_every", "must be at least 1")?;
+        check(
+            t.step_every > 0,
+            "training.step_every",
+            "must be at least 1",
+        )?;
         let d = &self.data;
         check(
             (0.0..=1.0).contains(&d.label_noise),
@@ -293,10 +311,10 @@ impl RunConfig {
                     return Err(bad("out_features", "must be at least 1"));
                 }
                 LayerSpec::Maxpool { kernel, stride, .. }
-                | LayerSpec::Avgpool { kernel, stride, .. } => {
-                    if *kernel == 0 || *stride == Some(0) {
-                        return Err(bad("kernel", "kernel and stride must be at least 1"));
-                    }
+                | LayerSpec::Avgpool { kernel, stride, .. }
+                    if *kernel == 0 || *stride == Some(0) =>
+                {
+                    return Err(bad("kernel", "kernel and stride must be at least 1"));
                 }
                 LayerSpec::Dropout { p, .. } if !(0.0..1.0).contains(p) => {
                     return Err(bad("p", "must be in [0, 1)"));

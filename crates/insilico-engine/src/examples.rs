@@ -109,12 +109,8 @@ impl RunData {
         let data_seed = config.data_seed.unwrap_or(seed);
         let train_split = match config.train_limit {
             Some(limit) if limit < dataset.train.len() => {
-                let idx = stratified_subset(
-                    &dataset.train.labels,
-                    dataset.num_classes,
-                    limit,
-                    data_seed,
-                );
+                let idx =
+                    stratified_subset(&dataset.train.labels, dataset.num_classes, limit, data_seed);
                 dataset.train.subset(&idx)
             }
             _ => dataset.train.clone(),

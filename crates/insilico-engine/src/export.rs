@@ -19,7 +19,9 @@ pub fn safetensors_bytes(net: &Network) -> Result<Vec<u8>> {
     let views = tensors
         .iter()
         .zip(&bytes)
-        .map(|((name, shape, _), b)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?)))
+        .map(|((name, shape, _), b)| {
+            Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut info = HashMap::new();
     info.insert("format".to_string(), "pt".to_string());

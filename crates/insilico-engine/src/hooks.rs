@@ -101,15 +101,18 @@ impl Activation {
             Activation::Map(t) => t.to_data(),
             Activation::Flat(t) => t.to_data(),
         };
-        data.convert::<f32>().try_into_vec::<f32>().expect("float activations")
+        data.convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("float activations")
     }
 
     /// An activation from plain values, with `dims` including the batch axis.
     pub fn from_vec(values: Vec<f32>, dims: &[usize], device: &burn::tensor::Device) -> Self {
         match *dims {
-            [b, c, h, w] => {
-                Activation::Map(Tensor::from_data(TensorData::new(values, [b, c, h, w]), device))
-            }
+            [b, c, h, w] => Activation::Map(Tensor::from_data(
+                TensorData::new(values, [b, c, h, w]),
+                device,
+            )),
             [b, n] => Activation::Flat(Tensor::from_data(TensorData::new(values, [b, n]), device)),
             _ => panic!("activation dims must be [B, C, H, W] or [B, N], got {dims:?}"),
         }
@@ -189,12 +192,24 @@ impl Ablation {
         let b = if self.tile {
             x.batch()
         } else {
-            assert_eq!(x.batch() % m, 0, "aligned ablation: batch is not a multiple of {m}");
+            assert_eq!(
+                x.batch() % m,
+                0,
+                "aligned ablation: batch is not a multiple of {m}"
+            );
             x.batch() / m
         };
         let [r, u] = self.replacement.dims();
-        assert_eq!(u, x.units(), "ablation mask has {u} units, the site has {}", x.units());
-        assert!(r == 1 || r == m, "replacement must have 1 or {m} rows, has {r}");
+        assert_eq!(
+            u,
+            x.units(),
+            "ablation mask has {u} units, the site has {}",
+            x.units()
+        );
+        assert!(
+            r == 1 || r == m,
+            "replacement must have 1 or {m} rows, has {r}"
+        );
         let rows = |t: Tensor<2>| -> Tensor<2> {
             // [R, U] -> [R * B, U], each row repeated for the B examples it applies to.
             let [r, u] = t.dims();
@@ -224,6 +239,8 @@ pub type EditFn = Arc<dyn Fn(Activation) -> Activation + Send + Sync>;
 
 /// What to do to the activation at a site.
 #[derive(Clone)]
+// A handful of edits exist per forward pass: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Edit {
     Ablate(Ablation),
     /// Replace the activation by this one (same shape, or batch 1 to broadcast).

@@ -8,8 +8,7 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
-    Relu,
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
 };
 use burn::tensor::{Device, Tensor};
 
@@ -189,7 +188,13 @@ impl Network {
         rec
     }
 
-    fn visit_site(&self, i: usize, act: Activation, hooks: &Hooks, rec: &mut Recording) -> Activation {
+    fn visit_site(
+        &self,
+        i: usize,
+        act: Activation,
+        hooks: &Hooks,
+        rec: &mut Recording,
+    ) -> Activation {
         let site = &self.plan.stages[i].site;
         let act = match hooks.edits.get(site) {
             Some(edit) => edit.apply(act),

@@ -312,10 +312,17 @@ mod tests {
         assert_eq!(plan.shape_at("flatten").unwrap(), Shape::Flat(1568));
         assert_eq!(
             plan.shape_at("conv2.relu").unwrap(),
-            Shape::Map { c: 32, h: 14, w: 14 }
+            Shape::Map {
+                c: 32,
+                h: 14,
+                w: 14
+            }
         );
         assert_eq!(plan.num_classes(), 10);
-        assert_eq!(plan.hidden_sites(), ["conv1.relu", "conv2.relu", "fc1.relu"]);
+        assert_eq!(
+            plan.hidden_sites(),
+            ["conv1.relu", "conv2.relu", "fc1.relu"]
+        );
     }
 
     #[test]
@@ -327,7 +334,10 @@ mod tests {
             out_features: 128,
         };
         let err = Plan::new(&m, [1, 28, 28]).unwrap_err().to_string();
-        assert!(err.contains("model.layers[7]") && err.contains("1568"), "{err}");
+        assert!(
+            err.contains("model.layers[7]") && err.contains("1568"),
+            "{err}"
+        );
     }
 
     #[test]

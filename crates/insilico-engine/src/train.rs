@@ -87,7 +87,8 @@ fn optimizer(config: &RunConfig) -> ModuleOptimizer {
 
 /// A seed for one epoch's shuffling and dropout, so that a resumed run draws the same.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
 /// Trains the network of `config` on `data`, writing everything into `run`.

@@ -24,7 +24,10 @@ fn images(b: usize, shape: [usize; 3]) -> Tensor<4> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn mask(rows: usize, units: usize, f: impl Fn(usize, usize) -> f32) -> Tensor<2> {
@@ -107,7 +110,10 @@ fn a_batch_of_masks_equals_the_masks_one_by_one() {
         for m in 0..4 {
             let single = Ablation::new(mask(1, units, |_, u| pattern(m, u)), means.clone());
             // The slow path: a full forward pass with one mask.
-            let one = to_vec(net.run(x.clone(), &Hooks::new().ablate(site, single)).logits());
+            let one = to_vec(
+                net.run(x.clone(), &Hooks::new().ablate(site, single))
+                    .logits(),
+            );
             let d = max_abs_diff(&all[m * 30..(m + 1) * 30], &one);
             assert!(d < 1e-4, "{site} mask {m}: diff {d}");
         }
@@ -152,7 +158,10 @@ fn gradients_flow_to_the_input_through_hooks() {
     let net = Network::new(&config.model, [1, 28, 28], &ad).unwrap();
     let x = images(1, [1, 28, 28]).autodiff().require_grad();
     // Objective: mean of conv2 channel 3 with half of conv1's channels silenced.
-    let ablation = Ablation::new(mask(1, 16, |_, u| (u < 8) as u8 as f32).to_device(&ad), mask(1, 16, |_, _| 0.0).to_device(&ad));
+    let ablation = Ablation::new(
+        mask(1, 16, |_, u| (u < 8) as u8 as f32).to_device(&ad),
+        mask(1, 16, |_, _| 0.0).to_device(&ad),
+    );
     let hooks = Hooks::new()
         .ablate("conv1.relu", ablation)
         .record(&["conv2"])
@@ -176,7 +185,11 @@ fn gradients_flow_to_the_input_through_hooks() {
         v[pixel] += delta;
         let t = Tensor::<4>::from_data(TensorData::new(v, [1, 1, 28, 28]), &ad);
         let r = net.run(t, &hooks);
-        r.get("conv2").unit_means().narrow(1, 3, 1).sum().into_scalar::<f32>()
+        r.get("conv2")
+            .unit_means()
+            .narrow(1, 3, 1)
+            .sum()
+            .into_scalar::<f32>()
     };
     let h = 1e-2;
     let numeric = (eval(h) - eval(-h)) / (2.0 * h);
@@ -186,10 +199,17 @@ fn gradients_flow_to_the_input_through_hooks() {
 
 #[test]
 fn activation_round_trips_through_vectors() {
-    let a = Activation::from_vec((0..24).map(|i| i as f32).collect(), &[2, 3, 2, 2], &device());
+    let a = Activation::from_vec(
+        (0..24).map(|i| i as f32).collect(),
+        &[2, 3, 2, 2],
+        &device(),
+    );
     assert_eq!(a.units(), 3);
     let means = to_vec(a.unit_means());
     // Channel 0 of example 0 holds 0,1,2,3: mean 1.5.
     assert_eq!(means[0], 1.5);
-    assert_eq!(Activation::cat(vec![a.narrow(0, 1), a.narrow(1, 1)]).to_vec(), a.to_vec());
+    assert_eq!(
+        Activation::cat(vec![a.narrow(0, 1), a.narrow(1, 1)]).to_vec(),
+        a.to_vec()
+    );
 }

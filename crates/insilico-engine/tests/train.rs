@@ -98,7 +98,10 @@ fn the_same_seed_gives_the_same_network_and_another_seed_does_not() {
     };
     let a = run("a", &c);
     assert_eq!(a, run("b", &c));
-    assert_ne!(a, run("c", &config(&["training.epochs=1", "training.seed=4"])));
+    assert_ne!(
+        a,
+        run("c", &config(&["training.epochs=1", "training.seed=4"]))
+    );
 }
 
 #[test]
@@ -109,7 +112,10 @@ fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_last_checkpoint() {
     let c = config(&["training.schedule=\"step\"", "training.gamma=1e12"]);
     let d = data(&c);
     let dir = RunDir::new(tmp.path().join("nan"));
-    let err = train(&c, &d, &dir, &opts(None, false)).err().unwrap().to_string();
+    let err = train(&c, &d, &dir, &opts(None, false))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("diverged") && err.contains("epoch 2"), "{err}");
     let ckpt = dir.latest_checkpoint().unwrap().unwrap();
     assert!(ckpt.ends_with("epoch-0001"), "{}", ckpt.display());

@@ -91,7 +91,11 @@ pub fn run(args: AblateArgs) -> Result<()> {
     for c in &result.curves {
         println!(
             "{:<12} {:<17} unablated {:.4}  AUC {:.4} ± {:.4}",
-            c.site, c.order.to_string(), c.unablated, c.auc_mean, c.auc_std
+            c.site,
+            c.order.to_string(),
+            c.unablated,
+            c.auc_mean,
+            c.auc_std
         );
     }
     println!(
@@ -119,7 +123,14 @@ pub fn ablate(study: &Study, opts: &AblationOptions, seed: u64) -> Result<Ablati
     for (i, site) in study.sites.iter().enumerate() {
         let cache = study.record(site)?;
         let repl = replacement_values(&cache, opts.value);
-        let eval = MaskEvaluator::new(net, site, cache.clone(), labels.clone(), &repl, &study.run.compute.device)?;
+        let eval = MaskEvaluator::new(
+            net,
+            site,
+            cache.clone(),
+            labels.clone(),
+            &repl,
+            &study.run.compute.device,
+        )?;
         for &order in &opts.orders {
             let t = tuning.get(i);
             let score: Option<(&[f64], bool)> = match order {
@@ -128,8 +139,15 @@ pub fn ablate(study: &Study, opts: &AblationOptions, seed: u64) -> Result<Ablati
                 Order::SelectivityLow => t.map(|t| (&t.selectivity[..], false)),
                 Order::Importance => t.map(|t| (&t.importance.drop[..], true)),
             };
-            let orders = unit_orders(eval.units(), opts.repeats, seed.wrapping_add(i as u64), score);
-            curves.push(cumulative_curve(&eval, site, order, opts.value, &orders, &fracs)?);
+            let orders = unit_orders(
+                eval.units(),
+                opts.repeats,
+                seed.wrapping_add(i as u64),
+                score,
+            );
+            curves.push(cumulative_curve(
+                &eval, site, order, opts.value, &orders, &fracs,
+            )?);
         }
         caches.push((cache, repl));
     }
@@ -190,7 +208,16 @@ fn write_outputs(study: &Study, result: &AblationResult) -> Result<()> {
     )?;
     write_csv(
         &dir.join("summary.csv"),
-        &["site", "order", "value", "units", "repeats", "unablated", "auc_mean", "auc_std"],
+        &[
+            "site",
+            "order",
+            "value",
+            "units",
+            "repeats",
+            "unablated",
+            "auc_mean",
+            "auc_std",
+        ],
         &summary,
     )?;
     write_json(&dir.join("ablation.json"), result)?;
@@ -218,7 +245,11 @@ fn write_outputs(study: &Study, result: &AblationResult) -> Result<()> {
         .filter(|c| c.order == Order::Random)
         .enumerate()
     {
-        plot = plot.series(curve_series(c, &format!("{} (AUC {:.3})", c.site, c.auc_mean), i));
+        plot = plot.series(curve_series(
+            c,
+            &format!("{} (AUC {:.3})", c.site, c.auc_mean),
+            i,
+        ));
     }
     plot.save(&dir.join("curves"))?;
     Ok(())

@@ -48,7 +48,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
         "{} — {}\ninput {}x{}x{}\n",
         config.model.name, config.model.description, input[0], input[1], input[2]
     );
-    println!("{:<14} {:<10} {:>12} {:>7} {:>10}", "site", "layer", "shape", "units", "params");
+    println!(
+        "{:<14} {:<10} {:>12} {:>7} {:>10}",
+        "site", "layer", "shape", "units", "params"
+    );
     for (stage, layer_params) in net.plan().stages.iter().zip(layer_params(&net)) {
         println!(
             "{:<14} {:<10} {:>12} {:>7} {:>10}",
@@ -60,7 +63,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
         );
     }
     println!("\ntotal parameters: {}", net.num_params());
-    println!("hidden sites (ablation default): {}", net.plan().hidden_sites().join(", "));
+    println!(
+        "hidden sites (ablation default): {}",
+        net.plan().hidden_sites().join(", ")
+    );
     Ok(())
 }
 

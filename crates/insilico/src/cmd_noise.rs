@@ -108,7 +108,12 @@ pub fn noise(study: &Study, opts: &NoiseOptions, seed: u64) -> Result<Vec<NoiseC
     for (i, c) in curves.iter().enumerate() {
         for (r, acc) in c.accuracy.iter().enumerate() {
             for (l, a) in c.levels.iter().zip(acc) {
-                rows.push(vec![c.site.clone(), r.to_string(), format!("{l:.6}"), format!("{a:.6}")]);
+                rows.push(vec![
+                    c.site.clone(),
+                    r.to_string(),
+                    format!("{l:.6}"),
+                    format!("{a:.6}"),
+                ]);
             }
         }
         let lo = c.mean.iter().zip(&c.std).map(|(m, s)| m - s).collect();
@@ -120,7 +125,11 @@ pub fn noise(study: &Study, opts: &NoiseOptions, seed: u64) -> Result<Vec<NoiseC
                 .with_markers(true),
         );
     }
-    write_csv(&dir.join("noise.csv"), &["site", "repeat", "level", "accuracy"], &rows)?;
+    write_csv(
+        &dir.join("noise.csv"),
+        &["site", "repeat", "level", "accuracy"],
+        &rows,
+    )?;
     write_json(&dir.join("noise.json"), &curves)?;
     plot.save(&dir.join("noise"))?;
     Ok(curves)

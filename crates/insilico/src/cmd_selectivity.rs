@@ -4,7 +4,9 @@
 use crate::study::{Study, StudyArgs};
 use anyhow::Result;
 use clap::Args;
-use insilico_assays::ablation::{replacement_values, single_unit_importance, Replacement, UnitImportance};
+use insilico_assays::ablation::{
+    replacement_values, single_unit_importance, Replacement, UnitImportance,
+};
 use insilico_assays::masks::MaskEvaluator;
 use insilico_assays::selectivity::{site_selectivity, Responses, SiteSelectivity};
 use insilico_assays::stats::{pearson, spearman};
@@ -207,7 +209,14 @@ pub fn write_outputs(study: &Study, tuned: &[SiteTuning]) -> Result<()> {
             "class selectivity index",
             "units",
         )
-        .group(&t.site, t.selectivity.iter().copied().filter(|v| v.is_finite()).collect())
+        .group(
+            &t.site,
+            t.selectivity
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .collect(),
+        )
         .save(&dir.join(format!("hist_{}", t.site)))?;
         let pts = |imp: &[f64]| -> Vec<(f64, f64)> {
             t.selectivity

@@ -39,7 +39,8 @@ fn clean_partials(dir: &Path) -> Result<()> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        let partial = name.starts_with('.') && (name.contains(".tmp-") || name.ends_with(".partial"));
+        let partial =
+            name.starts_with('.') && (name.contains(".tmp-") || name.ends_with(".partial"));
         if partial {
             if path.is_dir() {
                 std::fs::remove_dir_all(&path)?;
@@ -54,13 +55,24 @@ fn clean_partials(dir: &Path) -> Result<()> {
 }
 
 /// Trains one point (unless complete) and runs its assays (unless done).
-pub fn run_point(out: &Path, point: &Point, assays: &AssaySpec, compute: &Compute, locator: &Locator, progress: bool) -> Result<()> {
+pub fn run_point(
+    out: &Path,
+    point: &Point,
+    assays: &AssaySpec,
+    compute: &Compute,
+    locator: &Locator,
+    progress: bool,
+) -> Result<()> {
     let run = run_dir(out, point);
     clean_partials(&run.root)?;
     if !run.is_complete() {
         let data = RunData::prepare(&point.config.data, point.config.training.seed, locator)?;
         let resume = run.config_path().exists();
-        eprintln!("[{}] training{}", point.id, if resume { " (resuming)" } else { "" });
+        eprintln!(
+            "[{}] training{}",
+            point.id,
+            if resume { " (resuming)" } else { "" }
+        );
         train(
             &point.config,
             &data,
@@ -88,7 +100,11 @@ pub fn run_point(out: &Path, point: &Point, assays: &AssaySpec, compute: &Comput
         let started = Instant::now();
         match name {
             "ablation" => {
-                ablate(&study, assays.ablation.as_ref().expect("listed"), assays.seed)?;
+                ablate(
+                    &study,
+                    assays.ablation.as_ref().expect("listed"),
+                    assays.seed,
+                )?;
             }
             "selectivity" => {
                 selectivity(&study, assays.selectivity.as_ref().expect("listed"))?;
@@ -97,7 +113,11 @@ pub fn run_point(out: &Path, point: &Point, assays: &AssaySpec, compute: &Comput
                 noise(&study, assays.noise.as_ref().expect("listed"), assays.seed)?;
             }
             "receptive_fields" => {
-                receptive_fields(&study, assays.receptive_fields.as_ref().expect("listed"), assays.seed)?;
+                receptive_fields(
+                    &study,
+                    assays.receptive_fields.as_ref().expect("listed"),
+                    assays.seed,
+                )?;
             }
             other => bail!("unknown assay {other}"),
         }
@@ -147,7 +167,9 @@ pub fn run_parallel(
     points: &[&Point],
     jobs: usize,
 ) -> Result<()> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let threads = (cores / jobs).max(1);
     let mut queue: Vec<&Point> = points.iter().rev().copied().collect();
     let mut running: Vec<(String, Child)> = Vec::new();
@@ -176,13 +198,22 @@ pub fn run_parallel(
         running = still;
     }
     if !failed.is_empty() {
-        bail!("{} grid point(s) failed: {}", failed.len(), failed.join(", "));
+        bail!(
+            "{} grid point(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }
 
 /// The command line that re-runs this sweep for one point in a child process.
-pub fn child_args(file: &Path, scale: Option<&str>, out: &Path, env: &crate::common::Env) -> Vec<String> {
+pub fn child_args(
+    file: &Path,
+    scale: Option<&str>,
+    out: &Path,
+    env: &crate::common::Env,
+) -> Vec<String> {
     let mut a = vec![
         "sweep".to_string(),
         file.display().to_string(),

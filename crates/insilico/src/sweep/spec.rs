@@ -111,11 +111,14 @@ pub struct Point {
 impl Point {
     /// The value of a grid axis at this point, as a number where it is one.
     pub fn coord_f64(&self, axis: &str) -> Option<f64> {
-        self.coords.iter().find(|(a, _)| a == axis).and_then(|(_, v)| match v {
-            toml::Value::Float(f) => Some(*f),
-            toml::Value::Integer(i) => Some(*i as f64),
-            _ => None,
-        })
+        self.coords
+            .iter()
+            .find(|(a, _)| a == axis)
+            .and_then(|(_, v)| match v {
+                toml::Value::Float(f) => Some(*f),
+                toml::Value::Integer(i) => Some(*i as f64),
+                _ => None,
+            })
     }
 }
 
@@ -238,7 +241,11 @@ impl SweepFile {
                 bail!("grid.model: entries must be config names or paths (strings)");
             };
             let mut model_overrides = base.clone();
-            if let Some(t) = self.models.get(model.as_str()).or_else(|| self.models.get(&model_label(model))) {
+            if let Some(t) = self
+                .models
+                .get(model.as_str())
+                .or_else(|| self.models.get(&model_label(model)))
+            {
                 overrides(t, "", &mut model_overrides);
             }
             for coords in cartesian(&axes) {
@@ -254,8 +261,7 @@ impl SweepFile {
                     )
                     .collect::<Vec<_>>()
                     .join("_");
-                let config = load_config(model, &o)
-                    .with_context(|| format!("grid point {id}"))?;
+                let config = load_config(model, &o).with_context(|| format!("grid point {id}"))?;
                 points.push(Point {
                     id,
                     model: model.clone(),
@@ -310,7 +316,8 @@ impl SweepFile {
                     s
                 }
             };
-            let plan = Plan::new(&p.config.model, shape).with_context(|| format!("grid point {}", p.id))?;
+            let plan = Plan::new(&p.config.model, shape)
+                .with_context(|| format!("grid point {}", p.id))?;
             for site in &a.sites {
                 plan.site_index(site)
                     .with_context(|| format!("assays.sites, for grid point {}", p.id))?;
@@ -390,7 +397,10 @@ repeats = 2
         assert_eq!(p.config.training.lr, 0.01);
         assert_eq!(p.config.data.train_limit, Some(100));
         let q = points.iter().find(|p| p.model == "cnn-small").unwrap();
-        assert_ne!(q.config.training.lr, 0.01, "model settings stay with their model");
+        assert_ne!(
+            q.config.training.lr, 0.01,
+            "model settings stay with their model"
+        );
         assert_eq!(p.coord_f64("label_noise"), Some(0.5));
     }
 
@@ -400,12 +410,16 @@ repeats = 2
             .expand()
             .unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("label_noise=1.5") && msg.contains("data.label_noise"), "{msg}");
+        assert!(
+            msg.contains("label_noise=1.5") && msg.contains("data.label_noise"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unknown_assay_options_are_rejected() {
-        let err = toml::from_str::<SweepFile>(&FILE.replace("repeats = 2", "repeets = 2")).unwrap_err();
+        let err =
+            toml::from_str::<SweepFile>(&FILE.replace("repeats = 2", "repeets = 2")).unwrap_err();
         assert!(err.to_string().contains("repeets"), "{err}");
     }
 

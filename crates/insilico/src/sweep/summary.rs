@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Figures as (PNG path, caption), in the order the report shows them.
+type Figures = Vec<(PathBuf, String)>;
+
 /// A number as serde_json writes it: NaN (an undefined correlation, say) becomes `null`.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(from = "Option<f64>")]
@@ -78,7 +81,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(path)?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?))
+    Ok(Some(
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
+    ))
 }
 
 /// The axis the figures put on x: label noise where the grid varies it.
@@ -88,7 +93,11 @@ fn x_axis(points: &[Point]) -> Option<String> {
         .iter()
         .find(|a| axes.iter().any(|x| x == *a))
         .map(|a| a.to_string())
-        .or_else(|| axes.iter().find(|a| !a.contains("seed")).map(|a| a.to_string()))
+        .or_else(|| {
+            axes.iter()
+                .find(|a| !a.contains("seed"))
+                .map(|a| a.to_string())
+        })
 }
 
 /// Headline numbers per model and curve site.
@@ -115,12 +124,20 @@ pub struct Summary {
     pub assay_seconds: f64,
 }
 
-pub fn summarize(sweep: &SweepFile, sweep_text: &str, points: &[Point], out: &Path, wall_seconds: Option<f64>) -> Result<Summary> {
+pub fn summarize(
+    sweep: &SweepFile,
+    sweep_text: &str,
+    points: &[Point],
+    out: &Path,
+    wall_seconds: Option<f64>,
+) -> Result<Summary> {
     let axis = x_axis(points);
     let mut results = Vec::new();
     for p in points {
         let run = run_dir(out, p);
-        let Ok(manifest) = Manifest::read(&run) else { continue };
+        let Ok(manifest) = Manifest::read(&run) else {
+            continue;
+        };
         let mut assay_seconds = 0.0;
         for a in ["ablation", "selectivity", "noise", "receptive_fields"] {
             if let Some(d) = read_json::<AssayDone>(&run.assay_dir(a).join("done.json"))? {
@@ -138,10 +155,14 @@ pub fn summarize(sweep: &SweepFile, sweep_text: &str, points: &[Point], out: &Pa
         });
     }
     let dir = out.join("summary");
-    let x_label = axis.clone().unwrap_or_else(|| "grid point".into()).replace("data.", "").replace('_', " ");
+    let x_label = axis
+        .clone()
+        .unwrap_or_else(|| "grid point".into())
+        .replace("data.", "")
+        .replace('_', " ");
     let mut models: Vec<String> = results.iter().map(|r| r.point.model.clone()).collect();
     models.dedup();
-    let mut figures: Vec<(PathBuf, String)> = Vec::new();
+    let mut figures: Figures = Vec::new();
     let mut headlines = Vec::new();
     let mut sel_imp = BTreeMap::new();
     for model in &models {
@@ -166,7 +187,15 @@ pub fn summarize(sweep: &SweepFile, sweep_text: &str, points: &[Point], out: &Pa
     };
     write_table(&results, &dir, axis.as_deref())?;
     write_json(&dir.join("summary.json"), &summary)?;
-    write_report(sweep, sweep_text, &summary, &results, &figures, out, wall_seconds)?;
+    write_report(
+        sweep,
+        sweep_text,
+        &summary,
+        &results,
+        &figures,
+        out,
+        wall_seconds,
+    )?;
     Ok(summary)
 }
 
@@ -180,7 +209,7 @@ fn by_x<'a>(rs: &[&'a PointResult<'a>]) -> Vec<(f64, Vec<&'a PointResult<'a>>)> 
         .collect()
 }
 
-fn accuracy_figure(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<Vec<(PathBuf, String)>> {
+fn accuracy_figure(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<Figures> {
     let groups = by_x(rs);
     let xs: Vec<f64> = groups.iter().map(|(x, _)| *x).collect();
     let stat = |f: &dyn Fn(&Manifest) -> Option<f64>| -> (Vec<f64>, Vec<f64>) {
@@ -197,8 +226,18 @@ fn accuracy_figure(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) 
     let stem = dir.join(format!("accuracy_{model}"));
     LinePlot::new(&format!("{model}: memorization"), x_label, "accuracy")
         .y_range(0.0, 1.02)
-        .series(Series::new("train (labels as trained)", xs.clone(), train_m).with_err(train_s).with_markers(true).with_color(0))
-        .series(Series::new("test", xs, test_m).with_err(test_s).with_markers(true).with_color(1))
+        .series(
+            Series::new("train (labels as trained)", xs.clone(), train_m)
+                .with_err(train_s)
+                .with_markers(true)
+                .with_color(0),
+        )
+        .series(
+            Series::new("test", xs, test_m)
+                .with_err(test_s)
+                .with_markers(true)
+                .with_color(1),
+        )
         .save(&stem)?;
     Ok(vec![(
         stem.with_extension("png"),
@@ -212,7 +251,12 @@ fn curve_sites(rs: &[&PointResult]) -> Vec<String> {
     let mut sites: Vec<String> = rs
         .iter()
         .filter_map(|r| r.ablation.as_ref())
-        .flat_map(|a| a.curves.iter().filter(|c| c.order == Order::Random).map(|c| c.site.clone()))
+        .flat_map(|a| {
+            a.curves
+                .iter()
+                .filter(|c| c.order == Order::Random)
+                .map(|c| c.site.clone())
+        })
         .collect();
     sites.sort();
     sites.dedup();
@@ -229,7 +273,12 @@ fn curve<'a>(r: &'a PointResult, site: &str) -> Option<&'a CurveView> {
         .find(|c| c.site == site && c.order == Order::Random)
 }
 
-fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<(Vec<(PathBuf, String)>, Vec<Headline>)> {
+fn ablation_figures(
+    rs: &[&PointResult],
+    dir: &Path,
+    model: &str,
+    x_label: &str,
+) -> Result<(Figures, Vec<Headline>)> {
     let sites = curve_sites(rs);
     let Some(main) = sites.first() else {
         return Ok((Vec::new(), Vec::new()));
@@ -249,17 +298,24 @@ fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str)
     }
     for (x, g) in &groups {
         let curves: Vec<&CurveView> = g.iter().filter_map(|r| curve(r, main)).collect();
-        let Some(first) = curves.first() else { continue };
+        let Some(first) = curves.first() else {
+            continue;
+        };
         let n = first.fractions.len();
         let (m, s): (Vec<f64>, Vec<f64>) = (0..n)
             .map(|i| {
-                let v: Vec<f64> = curves.iter().flat_map(|c| c.accuracy.iter().map(move |a| a[i].0)).collect();
+                let v: Vec<f64> = curves
+                    .iter()
+                    .flat_map(|c| c.accuracy.iter().map(move |a| a[i].0))
+                    .collect();
                 (mean(&v), std(&v))
             })
             .unzip();
         let lo = m.iter().zip(&s).map(|(a, b)| a - b).collect();
         let hi = m.iter().zip(&s).map(|(a, b)| a + b).collect();
-        plot = plot.series(Series::new(format!("{x_label} {x}"), values(&first.fractions), m).with_band(lo, hi));
+        plot = plot.series(
+            Series::new(format!("{x_label} {x}"), values(&first.fractions), m).with_band(lo, hi),
+        );
     }
     let stem = dir.join(format!("robustness_{model}"));
     plot.save(&stem)?;
@@ -268,30 +324,49 @@ fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str)
         format!("{model}: accuracy as a growing random fraction of units is silenced ({main}); one line per {x_label}, mean ± s.d. over seeds and orders."),
     ));
     // AUC against x, one series per site.
-    let mut auc_plot = LinePlot::new(&format!("{model}: robustness to ablation"), x_label, "normalized ablation AUC");
+    let mut auc_plot = LinePlot::new(
+        &format!("{model}: robustness to ablation"),
+        x_label,
+        "normalized ablation AUC",
+    );
     let mut heads = Vec::new();
     for (i, site) in sites.iter().enumerate() {
         let rows: Vec<(f64, f64, f64, usize)> = groups
             .iter()
             .map(|(x, g)| {
-                let v: Vec<f64> = g.iter().filter_map(|r| curve(r, site)).map(|c| c.auc_mean.0).collect();
+                let v: Vec<f64> = g
+                    .iter()
+                    .filter_map(|r| curve(r, site))
+                    .map(|c| c.auc_mean.0)
+                    .collect();
                 (*x, mean(&v), std(&v), v.len())
             })
             .collect();
-        let pairs: Vec<(f64, f64)> = rs.iter().filter_map(|r| curve(r, site).map(|c| (r.x, c.auc_mean.0))).collect();
+        let pairs: Vec<(f64, f64)> = rs
+            .iter()
+            .filter_map(|r| curve(r, site).map(|c| (r.x, c.auc_mean.0)))
+            .collect();
         let (px, py): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
         heads.push(Headline {
             model: model.to_string(),
             site: site.clone(),
-            spearman_x_auc: if px.len() > 2 { spearman(&px, &py) } else { f64::NAN },
+            spearman_x_auc: if px.len() > 2 {
+                spearman(&px, &py)
+            } else {
+                f64::NAN
+            },
             runs: px.len(),
             auc_by_x: rows.clone(),
         });
         auc_plot = auc_plot.series(
-            Series::new(site.clone(), rows.iter().map(|r| r.0).collect(), rows.iter().map(|r| r.1).collect())
-                .with_err(rows.iter().map(|r| r.2).collect())
-                .with_markers(true)
-                .with_color(i),
+            Series::new(
+                site.clone(),
+                rows.iter().map(|r| r.0).collect(),
+                rows.iter().map(|r| r.1).collect(),
+            )
+            .with_err(rows.iter().map(|r| r.2).collect())
+            .with_markers(true)
+            .with_color(i),
         );
     }
     let stem = dir.join(format!("auc_{model}"));
@@ -305,12 +380,21 @@ fn ablation_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str)
 
 /// Figures, and the mean Spearman correlations of selectivity with importance (loss
 /// increase, accuracy drop) in the least corrupted networks.
-fn selectivity_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<Option<(Vec<(PathBuf, String)>, (f64, f64))>> {
+fn selectivity_figures(
+    rs: &[&PointResult],
+    dir: &Path,
+    model: &str,
+    x_label: &str,
+) -> Result<Option<(Figures, (f64, f64))>> {
     if rs.iter().all(|r| r.tuning.is_none()) {
         return Ok(None);
     }
     let groups = by_x(rs);
-    let mut hist = Histogram::new(&format!("{model}: class selectivity by {x_label}"), "class selectivity index", "fraction of units");
+    let mut hist = Histogram::new(
+        &format!("{model}: class selectivity by {x_label}"),
+        "class selectivity index",
+        "fraction of units",
+    );
     hist.density = true;
     hist.range = Some((0.0, 1.0));
     for (x, g) in &groups {
@@ -342,7 +426,12 @@ fn selectivity_figures(rs: &[&PointResult], dir: &Path, model: &str, x_label: &s
         rhos.push(t.correlations.spearman_loss_increase.0);
         drop_rhos.push(t.correlations.spearman_drop.0);
         let pts = by_site.entry(t.site.clone()).or_default();
-        pts.extend(values(&t.selectivity).into_iter().zip(values(&t.importance.loss_increase)).filter(|(s, _)| s.is_finite()));
+        pts.extend(
+            values(&t.selectivity)
+                .into_iter()
+                .zip(values(&t.importance.loss_increase))
+                .filter(|(s, _)| s.is_finite()),
+        );
     }
     for (site, pts) in by_site {
         scatter = scatter.group(&site, pts);
@@ -366,11 +455,25 @@ fn write_table(results: &[PointResult], dir: &Path, axis: Option<&str>) -> Resul
     let mut sites: Vec<String> = results
         .iter()
         .filter_map(|r| r.ablation.as_ref())
-        .flat_map(|a| a.curves.iter().filter(|c| c.order == Order::Random).map(|c| c.site.clone()))
+        .flat_map(|a| {
+            a.curves
+                .iter()
+                .filter(|c| c.order == Order::Random)
+                .map(|c| c.site.clone())
+        })
         .collect();
     sites.sort();
     sites.dedup();
-    let mut header: Vec<String> = vec!["point".into(), "model".into(), axis.unwrap_or("x").into(), "seed".into(), "train_acc".into(), "test_acc".into(), "train_s".into(), "assays_s".into()];
+    let mut header: Vec<String> = vec![
+        "point".into(),
+        "model".into(),
+        axis.unwrap_or("x").into(),
+        "seed".into(),
+        "train_acc".into(),
+        "test_acc".into(),
+        "train_s".into(),
+        "assays_s".into(),
+    ];
     header.extend(sites.iter().map(|s| format!("auc_{s}")));
     let rows: Vec<Vec<String>> = results
         .iter()
@@ -385,7 +488,11 @@ fn write_table(results: &[PointResult], dir: &Path, axis: Option<&str>) -> Resul
                 format!("{:.1}", r.manifest.train_seconds),
                 format!("{:.1}", r.assay_seconds),
             ];
-            row.extend(sites.iter().map(|s| curve(r, s).map(|c| format!("{:.4}", c.auc_mean.0)).unwrap_or_default()));
+            row.extend(sites.iter().map(|s| {
+                curve(r, s)
+                    .map(|c| format!("{:.4}", c.auc_mean.0))
+                    .unwrap_or_default()
+            }));
             row
         })
         .collect();
@@ -436,7 +543,9 @@ fn write_report(
         summary.train_seconds,
         summary.assay_seconds,
         100.0 * summary.assay_seconds / total.max(1e-9),
-        wall_seconds.map(|w| format!("; wall time of this invocation {w:.0} s")).unwrap_or_default()
+        wall_seconds
+            .map(|w| format!("; wall time of this invocation {w:.0} s"))
+            .unwrap_or_default()
     ));
     html.heading("Figures");
     for (png, caption) in figures {
@@ -446,10 +555,23 @@ fn write_report(
         .iter()
         .filter(|r| r.point.config.training.seed == results[0].point.config.training.seed)
         .flat_map(|r| {
-            ["conv1", "logits", "fc1"].into_iter().filter_map(move |site| {
-                let p = r.dir.join("assays/receptive_fields").join(format!("{site}.png"));
-                p.exists().then(|| (p, format!("{}: receptive fields at {site} (activation maximization)", r.point.id)))
-            })
+            ["conv1", "logits", "fc1"]
+                .into_iter()
+                .filter_map(move |site| {
+                    let p = r
+                        .dir
+                        .join("assays/receptive_fields")
+                        .join(format!("{site}.png"));
+                    p.exists().then(|| {
+                        (
+                            p,
+                            format!(
+                                "{}: receptive fields at {site} (activation maximization)",
+                                r.point.id
+                            ),
+                        )
+                    })
+                })
         })
         .collect();
     if !montages.is_empty() {
@@ -462,7 +584,9 @@ fn write_report(
     let table = std::fs::read_to_string(out.join("summary/summary.csv"))?;
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let rows: Vec<Vec<String>> = lines.map(|l| l.split(',').map(String::from).collect()).collect();
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
     html.table(&header, &rows);
     html.heading("Sweep file");
     html.preformatted(sweep_text);
