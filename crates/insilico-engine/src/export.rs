@@ -23,9 +23,9 @@ pub fn safetensors_bytes(net: &Network) -> Result<Vec<u8>> {
             Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), b)?))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut info = HashMap::new();
-    info.insert("format".to_string(), "pt".to_string());
-    info.insert("model".to_string(), net.plan().stages.len().to_string());
+    // One metadata entry only: safetensors writes the map in hash order, and identical
+    // weights must give identical files.
+    let info = HashMap::from([("format".to_string(), "pt".to_string())]);
     Ok(safetensors::serialize(views, Some(info))?)
 }
 

@@ -60,9 +60,22 @@ fn weights(dir: &Path) -> String {
 
 #[test]
 fn a_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    resume_matches(&[]);
+}
+
+#[test]
+fn a_resumed_adam_run_with_a_schedule_matches_too() {
+    resume_matches(&[
+        "training.optimizer=\"adam\"",
+        "training.lr=0.003",
+        "training.schedule=\"cosine\"",
+    ]);
+}
+
+fn resume_matches(overrides: &[&str]) {
     let _turn = turn();
     let tmp = tempfile::tempdir().unwrap();
-    let c = config(&[]);
+    let c = config(overrides);
     let d = data(&c);
     let whole = RunDir::new(tmp.path().join("whole"));
     let full = train(&c, &d, &whole, &opts(None, false)).unwrap();
