@@ -559,24 +559,17 @@ impl<'a> MaskEvaluator<'a> {
         let (delta, base) = self.changes(lin, fixed_rows, chunk, b)?;
         // One extra zero row stands for "no unit".
         let delta = Tensor::cat(vec![delta, Tensor::zeros([1, b * out], &self.device)], 0);
-        let step = self.masks_per_pass(b, out);
-        for first in (0..masks.len()).step_by(step) {
-            let rows = &masks[first..(first + step).min(masks.len())];
-            let m = rows.len();
+        self.tally_masks(lin, labels, masks, counts, |rows| {
             let which: Vec<i64> = rows
                 .iter()
                 .map(|r| r.iter().position(|&v| v != 0.0).unwrap_or(u) as i64)
                 .collect();
             let which = Tensor::<1, burn::tensor::Int>::from_data(
-                TensorData::new(which, [m]),
+                TensorData::new(which, [rows.len()]),
                 &self.device,
             );
-            let pre = (delta.clone().select(0, which) + base.clone()).reshape([m * b, out]);
-            let (site, act) = self.after_linear(lin, pre, m * b)?;
-            let rec = self.net.resume(&site, act, &Hooks::new())?;
-            self.tally(rec.logits(), labels, first, counts);
-        }
-        Ok(())
+            delta.clone().select(0, which) + base.clone()
+        })
     }
 
     /// The rows of the combination table that do not depend on the images: each unit's
@@ -604,22 +597,39 @@ impl<'a> MaskEvaluator<'a> {
     ) -> Result<()> {
         let b = labels.len();
         let u = self.units;
-        let out: usize = lin.out_dims.iter().product();
         // One matrix holds everything a mask combines: each unit's change [U rows] and the
         // unablated pre-activation [1 row]. A mask is one row of coefficients `[m, 1]`,
         // and a single matmul gives the pre-activations of all masks.
         let (delta, base) = self.changes(lin, fixed_rows, chunk, b)?;
         let table = Tensor::cat(vec![delta, base], 0); // [U+1, B*out]
-        let step = self.masks_per_pass(b, out);
-        for first in (0..masks.len()).step_by(step) {
-            let rows = &masks[first..(first + step).min(masks.len())];
-            let m = rows.len();
+        self.tally_masks(lin, labels, masks, counts, |rows| {
             let coef: Vec<f32> = rows
                 .iter()
                 .flat_map(|r| r.iter().copied().chain([1.0]))
                 .collect();
-            let coef = Tensor::<2>::from_data(TensorData::new(coef, [m, u + 1]), &self.device);
-            let pre = coef.matmul(table.clone()).reshape([m * b, out]);
+            let coef =
+                Tensor::<2>::from_data(TensorData::new(coef, [rows.len(), u + 1]), &self.device);
+            coef.matmul(table.clone())
+        })
+    }
+
+    /// Runs masks in passes: `pre_of(rows)` gives the pre-activations `[m, B * out]` of
+    /// the next linear layer for `m` masks; the rest of the network runs from there.
+    fn tally_masks(
+        &self,
+        lin: &Linearized,
+        labels: &[u8],
+        masks: &[Vec<f32>],
+        counts: &mut [Counts],
+        pre_of: impl Fn(&[Vec<f32>]) -> Tensor<2>,
+    ) -> Result<()> {
+        let b = labels.len();
+        let out: usize = lin.out_dims.iter().product();
+        let step = self.masks_per_pass(b, out);
+        for first in (0..masks.len()).step_by(step) {
+            let rows = &masks[first..(first + step).min(masks.len())];
+            let m = rows.len();
+            let pre = pre_of(rows).reshape([m * b, out]);
             let (site, act) = self.after_linear(lin, pre, m * b)?;
             let rec = self.net.resume(&site, act, &Hooks::new())?;
             self.tally(rec.logits(), labels, first, counts);

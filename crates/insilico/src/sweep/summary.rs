@@ -452,18 +452,8 @@ fn selectivity_figures(
 }
 
 fn write_table(results: &[PointResult], dir: &Path, axis: Option<&str>) -> Result<()> {
-    let mut sites: Vec<String> = results
-        .iter()
-        .filter_map(|r| r.ablation.as_ref())
-        .flat_map(|a| {
-            a.curves
-                .iter()
-                .filter(|c| c.order == Order::Random)
-                .map(|c| c.site.clone())
-        })
-        .collect();
-    sites.sort();
-    sites.dedup();
+    let refs: Vec<&PointResult> = results.iter().collect();
+    let sites = curve_sites(&refs);
     let mut header: Vec<String> = vec![
         "point".into(),
         "model".into(),
