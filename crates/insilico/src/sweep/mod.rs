@@ -143,10 +143,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
         println!("{m}: selectivity vs importance, mean Spearman {rho:.3} (loss increase), {rho_drop:.3} (accuracy drop)");
     }
     println!(
-        "train {:.0}s, assays {:.0}s, wall {:.0}s; report: {}",
+        "train {:.0}s, assays {:.0}s{}; report: {}",
         s.train_seconds,
         s.assay_seconds,
-        started.elapsed().as_secs_f64(),
+        wall.map(|w| format!(", wall {w:.0}s")).unwrap_or_default(),
         out.join("report.html").display()
     );
     Ok(())
