@@ -116,13 +116,9 @@ pub fn run(args: SweepArgs) -> Result<()> {
             exec::run_parallel(&exe, &child, &todo, args.jobs)?;
         }
     }
-    let s = summary::summarize(
-        &sweep,
-        &text,
-        &points,
-        &out,
-        Some(started.elapsed().as_secs_f64()),
-    )?;
+    // The wall time of a run that only redraws the summary says nothing of the study.
+    let wall = (!args.summary_only).then(|| started.elapsed().as_secs_f64());
+    let s = summary::summarize(&sweep, &text, &points, &out, wall)?;
     for h in &s.headlines {
         let levels: Vec<String> = h
             .auc_by_x
