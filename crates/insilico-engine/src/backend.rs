@@ -15,6 +15,9 @@ pub enum Backend {
     Flex,
     /// wgpu (Vulkan/Metal/DX12); built with the `wgpu` feature.
     Wgpu,
+    /// Burn's deprecated ndarray backend; built with the `ndarray` feature, for
+    /// comparing CPU backends only.
+    NdArray,
 }
 
 impl FromStr for Backend {
@@ -24,6 +27,7 @@ impl FromStr for Backend {
             "auto" => Backend::Auto,
             "cpu" | "flex" => Backend::Flex,
             "wgpu" | "gpu" => Backend::Wgpu,
+            "ndarray" => Backend::NdArray,
             other => bail!("unknown device `{other}`; use auto, cpu (flex) or wgpu"),
         })
     }
@@ -35,6 +39,7 @@ impl fmt::Display for Backend {
             Backend::Auto => "auto",
             Backend::Flex => "flex",
             Backend::Wgpu => "wgpu",
+            Backend::NdArray => "ndarray",
         })
     }
 }
@@ -55,6 +60,7 @@ impl Compute {
                 wgpu_device(true)?.ok_or_else(|| anyhow::anyhow!("no wgpu adapter found"))
             }
             Backend::Auto => Ok(wgpu_device(false)?.unwrap_or_else(Self::flex)),
+            Backend::NdArray => ndarray_device(),
         }
     }
 
@@ -68,6 +74,21 @@ impl Compute {
             description: format!("flex (CPU, {threads} threads)"),
         }
     }
+}
+
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)]
+fn ndarray_device() -> Result<Compute> {
+    Ok(Compute {
+        device: Device::ndarray(),
+        backend: Backend::NdArray,
+        description: "ndarray (CPU)".into(),
+    })
+}
+
+#[cfg(not(feature = "ndarray"))]
+fn ndarray_device() -> Result<Compute> {
+    bail!("this insilico was built without the `ndarray` feature (it exists only to compare CPU backends)")
 }
 
 #[cfg(feature = "wgpu")]

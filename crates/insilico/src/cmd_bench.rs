@@ -43,6 +43,9 @@ pub struct BenchArgs {
     /// Write the result JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Timed repetitions after the warm-up (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
     #[command(flatten)]
     pub env: Env,
 }
@@ -65,7 +68,7 @@ pub fn timed(mut f: impl FnMut(), repeats: usize) -> f64 {
 const CNN_SMALL_MACS: f64 =
     (28 * 28 * 16 * 25 + 14 * 14 * 32 * 16 * 25 + 1568 * 128 + 128 * 10) as f64;
 
-fn bench_train(env: &Env) -> Result<Value> {
+fn bench_train(env: &Env, repeats: usize) -> Result<Value> {
     let compute = env.compute()?;
     let config = load_config("cnn-small", &["training.lr=0.01".into()])?;
     let ad = compute.device.clone().autodiff();
@@ -92,7 +95,7 @@ fn bench_train(env: &Env) -> Result<Value> {
             // Wait for the device to finish: one value read back.
             let _ = net.forward(x.clone().narrow(0, 0, 1)).into_data();
         },
-        5,
+        repeats,
     );
     let eval_net = net.valid();
     let x_eval = Tensor::<4>::random(
@@ -107,7 +110,7 @@ fn bench_train(env: &Env) -> Result<Value> {
                 let _ = eval_net.forward(x_eval.clone()).into_data();
             }
         },
-        5,
+        repeats,
     );
     let infer_ips = (BATCHES * 1000) as f64 / t_infer;
     Ok(json!({
@@ -236,7 +239,7 @@ pub fn ratios(ours: &Value, torch: &Value, keys: &[&str]) -> Value {
 pub fn run(args: BenchArgs) -> Result<()> {
     let (ours, script, keys): (Value, &str, &[&str]) = match args.which {
         Which::Train => (
-            bench_train(&args.env)?,
+            bench_train(&args.env, args.repeats.max(1))?,
             "torch_cnn.py",
             &["train_images_per_s", "infer_images_per_s"],
         ),
