@@ -10,7 +10,7 @@ use crate::masks::{Counts, MaskEvaluator};
 use crate::stats::{mean, std, trapezoid};
 use anyhow::{bail, Result};
 use burn::tensor::{Tensor, TensorData};
-use insilico_engine::eval::{argmax_rows, to_vec};
+use insilico_engine::eval::{correct_per_block, to_vec};
 use insilico_engine::{Ablation, Activation, Hooks, Network};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -368,12 +368,9 @@ pub fn all_sites_curve(
                 hooks = hooks.ablate(site, a);
             }
             let rec = net.resume(&sites[0], first_cache.narrow(start, len), &hooks)?;
-            let k = net.plan().num_classes();
-            let pred = argmax_rows(&to_vec(rec.logits()), k);
-            for (row, p) in pred.iter().enumerate() {
-                if *p == labels[start + row % len] as usize {
-                    correct[row / len] += 1;
-                }
+            let block = correct_per_block(rec.logits(), &labels[start..start + len]);
+            for (c, n) in correct.iter_mut().zip(block) {
+                *c += n;
             }
         }
         accuracy.push(

@@ -230,7 +230,7 @@ impl<'a> MaskEvaluator<'a> {
     /// channels feeding a convolution or a flattened map. For a vector feeding a linear
     /// layer the work is equal and the layer's own matmul is faster (measured: 17-20 s
     /// against 13 s for the sweep's MLP ablations). Masks of one unit always take the
-    /// sparse path (`eval_sparse`), which needs no matmul per mask.
+    /// sparse path (`eval_linearized`), which needs no matmul per mask.
     fn dense_pays_off(&self) -> bool {
         let Some(lin) = &self.linear else {
             return false;
@@ -448,12 +448,9 @@ impl<'a> MaskEvaluator<'a> {
             let len = chunk_len.min(n - start);
             let chunk = self.cache.narrow(start, len);
             let labels = &self.labels[start..start + len];
-            match (&self.linear, &fixed_rows, path) {
-                (Some(lin), Some(fixed), Path::Dense) => {
-                    self.eval_linearized(lin, fixed, chunk, labels, masks, &mut counts)?
-                }
-                (Some(lin), Some(fixed), Path::Sparse) => {
-                    self.eval_sparse(lin, fixed, chunk, labels, masks, &mut counts)?
+            match (&self.linear, &fixed_rows) {
+                (Some(lin), Some(fixed)) => {
+                    self.eval_linearized(path, lin, fixed, chunk, labels, masks, &mut counts)?
                 }
                 _ => self.eval_cached(chunk, labels, masks, &mut counts)?,
             }
@@ -540,38 +537,6 @@ impl<'a> MaskEvaluator<'a> {
         Ok((r_rows - contrib, base))
     }
 
-    /// Masks of at most one unit: with `D_u = L(r_u) - L(x_u)` the change that silencing
-    /// unit `u` makes to the next linear layer's pre-activation, a mask's pre-activation is
-    /// the unablated one plus one row of `D`: no matmul per mask at all.
-    #[allow(clippy::too_many_arguments)]
-    fn eval_sparse(
-        &self,
-        lin: &Linearized,
-        fixed_rows: &Tensor<2>,
-        chunk: Activation,
-        labels: &[u8],
-        masks: &[Vec<f32>],
-        counts: &mut [Counts],
-    ) -> Result<()> {
-        let b = labels.len();
-        let u = self.units;
-        let out: usize = lin.out_dims.iter().product();
-        let (delta, base) = self.changes(lin, fixed_rows, chunk, b)?;
-        // One extra zero row stands for "no unit".
-        let delta = Tensor::cat(vec![delta, Tensor::zeros([1, b * out], &self.device)], 0);
-        self.tally_masks(lin, labels, masks, counts, |rows| {
-            let which: Vec<i64> = rows
-                .iter()
-                .map(|r| r.iter().position(|&v| v != 0.0).unwrap_or(u) as i64)
-                .collect();
-            let which = Tensor::<1, burn::tensor::Int>::from_data(
-                TensorData::new(which, [rows.len()]),
-                &self.device,
-            );
-            delta.clone().select(0, which) + base.clone()
-        })
-    }
-
     /// The rows of the combination table that do not depend on the images: each unit's
     /// replacement contribution and the bias, tiled over `b` examples: `[U + 1, b * out]`.
     fn fixed_rows(&self, lin: &Linearized, b: usize) -> Tensor<2> {
@@ -585,9 +550,16 @@ impl<'a> MaskEvaluator<'a> {
         Tensor::cat(vec![r_rows, self.bias_row(lin, b)], 0)
     }
 
+    /// The linearized paths. Both start from each unit's change `D_u` and the unablated
+    /// pre-activation `base` of the next linear layer (see [`Self::changes`]).
+    /// - Sparse (masks of at most one unit): a mask's pre-activation is `base` plus one
+    ///   row of `D`, no matmul per mask at all.
+    /// - Dense: one matrix `[D; base]` holds everything a mask combines; a mask is one row
+    ///   of coefficients `[m, 1]`, and a single matmul gives all masks' pre-activations.
     #[allow(clippy::too_many_arguments)]
     fn eval_linearized(
         &self,
+        path: Path,
         lin: &Linearized,
         fixed_rows: &Tensor<2>,
         chunk: Activation,
@@ -597,10 +569,23 @@ impl<'a> MaskEvaluator<'a> {
     ) -> Result<()> {
         let b = labels.len();
         let u = self.units;
-        // One matrix holds everything a mask combines: each unit's change [U rows] and the
-        // unablated pre-activation [1 row]. A mask is one row of coefficients `[m, 1]`,
-        // and a single matmul gives the pre-activations of all masks.
         let (delta, base) = self.changes(lin, fixed_rows, chunk, b)?;
+        if path == Path::Sparse {
+            // One extra zero row stands for "no unit".
+            let zeros = Tensor::zeros([1, delta.dims()[1]], &self.device);
+            let delta = Tensor::cat(vec![delta, zeros], 0);
+            return self.tally_masks(lin, labels, masks, counts, |rows| {
+                let which: Vec<i64> = rows
+                    .iter()
+                    .map(|r| r.iter().position(|&v| v != 0.0).unwrap_or(u) as i64)
+                    .collect();
+                let which = Tensor::<1, burn::tensor::Int>::from_data(
+                    TensorData::new(which, [rows.len()]),
+                    &self.device,
+                );
+                delta.clone().select(0, which) + base.clone()
+            });
+        }
         let table = Tensor::cat(vec![delta, base], 0); // [U+1, B*out]
         self.tally_masks(lin, labels, masks, counts, |rows| {
             let coef: Vec<f32> = rows

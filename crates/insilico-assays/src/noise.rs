@@ -7,7 +7,7 @@
 use crate::stats::{mean, std};
 use anyhow::Result;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use insilico_engine::eval::{argmax_rows, to_vec};
+use insilico_engine::eval::correct_per_block;
 use insilico_engine::{Activation, Hooks, Network};
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,6 @@ pub fn noise_curve(
     let sigma = unit_std(cache);
     let u = sigma.len();
     let dims = cache.dims();
-    let k = net.plan().num_classes();
     let chunk = 1000;
     let accuracy_at = |scale: f64, draw: u64| -> Result<f64> {
         device.seed(seed.wrapping_mul(31).wrapping_add(draw));
@@ -101,12 +100,7 @@ pub fn noise_curve(
                 }
             };
             let rec = net.resume(site, noisy, &Hooks::new())?;
-            let pred = argmax_rows(&to_vec(rec.logits()), k);
-            correct += pred
-                .iter()
-                .zip(&labels[start..start + len])
-                .filter(|(p, &l)| **p == l as usize)
-                .count();
+            correct += correct_per_block(rec.logits(), &labels[start..start + len])[0];
         }
         Ok(correct as f64 / labels.len() as f64)
     };

@@ -41,6 +41,21 @@ pub fn argmax_rows(scores: &[f32], k: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Correct predictions of `logits` `[M * B, K]` against `labels` (`B` of them), per block
+/// of `B` rows: one count for each of the `M` interventions of a mask-major batch (one
+/// count for a plain batch).
+pub fn correct_per_block(logits: Tensor<2>, labels: &[u8]) -> Vec<usize> {
+    let [rows, k] = logits.dims();
+    let b = labels.len().max(1);
+    let mut correct = vec![0; rows / b];
+    for (row, p) in argmax_rows(&to_vec(logits), k).into_iter().enumerate() {
+        if p == labels[row % b] as usize {
+            correct[row / b] += 1;
+        }
+    }
+    correct
+}
+
 /// Mean loss and accuracy of a network on examples, in evaluation mode.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Score {
@@ -57,15 +72,9 @@ pub fn evaluate(net: &Network, examples: &Examples, batch: usize, device: &Devic
         let x = examples.range(start, len, device);
         let labels = &examples.labels[start..start + len];
         let logits = net.forward(x);
-        let k = logits.dims()[1];
         let ce = cross_entropy(logits.clone(), label_tensor(labels, device));
         loss += ce.sum().into_scalar::<f32>() as f64;
-        let pred = argmax_rows(&to_vec(logits), k);
-        correct += pred
-            .iter()
-            .zip(labels)
-            .filter(|(p, &l)| **p == l as usize)
-            .count();
+        correct += correct_per_block(logits, labels)[0];
     }
     let n = examples.len().max(1) as f64;
     Score {

@@ -86,9 +86,9 @@ pub struct Correlations {
     pub pearson_loss_increase: f64,
 }
 
-/// Selectivity (16 MI bins) and importance for every site of the study.
+/// Selectivity (default MI bins) and importance for every site of the study.
 pub fn importance_and_selectivity(study: &Study, value: Replacement) -> Result<Vec<SiteTuning>> {
-    tune(study, value, 16)
+    tune(study, value, SelectivityOptions::default().bins)
 }
 
 fn tune(study: &Study, value: Replacement, bins: usize) -> Result<Vec<SiteTuning>> {
