@@ -119,14 +119,20 @@ pub fn ablate(study: &Study, opts: &AblationOptions, seed: u64) -> Result<Ablati
         Vec::new()
     };
     let mut curves = Vec::new();
-    let mut caches = Vec::new();
+    // The all-sites curve resumes from the first site: only that cache is kept.
+    let mut first_cache = None;
+    let mut replacements = Vec::new();
     for (i, site) in study.sites.iter().enumerate() {
         let cache = study.record(site)?;
         let repl = replacement_values(&cache, opts.value);
+        if first_cache.is_none() {
+            first_cache = Some(cache.clone());
+        }
+        replacements.push(repl.clone());
         let eval = MaskEvaluator::new(
             net,
             site,
-            cache.clone(),
+            cache,
             labels.clone(),
             &repl,
             &study.run.compute.device,
@@ -149,14 +155,12 @@ pub fn ablate(study: &Study, opts: &AblationOptions, seed: u64) -> Result<Ablati
                 &eval, site, order, opts.value, &orders, &fracs,
             )?);
         }
-        caches.push((cache, repl));
     }
-    if opts.all_sites && study.sites.len() > 1 {
-        let replacements: Vec<Vec<f32>> = caches.iter().map(|(_, r)| r.clone()).collect();
+    if let (true, Some(first)) = (opts.all_sites && study.sites.len() > 1, &first_cache) {
         curves.push(all_sites_curve(
             net,
             &study.sites,
-            &caches[0].0,
+            first,
             &replacements,
             &labels,
             opts.repeats,
