@@ -37,6 +37,15 @@ impl std::str::FromStr for Replacement {
     }
 }
 
+impl std::fmt::Display for Replacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Replacement::Zero => "zero",
+            Replacement::Mean => "mean",
+        })
+    }
+}
+
 /// The order in which units are silenced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -149,17 +158,27 @@ pub struct AblationCurve {
     pub order: Order,
     pub replacement: Replacement,
     pub units: usize,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub fractions: Vec<f64>,
     /// `accuracy[r][i]`: repeat `r` at fraction `i`.
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub accuracy: Vec<Vec<f64>>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub mean: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub std: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub min: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub max: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub unablated: f64,
     /// Area under each repeat's curve divided by the unablated accuracy.
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub auc: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub auc_mean: f64,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub auc_std: f64,
 }
 
@@ -247,16 +266,22 @@ pub fn cumulative_curve(
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UnitImportance {
     pub site: String,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub unablated: f64,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub unablated_per_class: Vec<f64>,
     /// Per unit: overall accuracy drop.
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub drop: Vec<f64>,
     /// Per unit and class: the class accuracy drop.
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub class_drop: Vec<Vec<f64>>,
     /// Per unit: the largest class accuracy drop.
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub max_class_drop: Vec<f64>,
     /// Per unit: the increase of the mean cross-entropy (graded where accuracy does not
     /// move, as for most single units of a wide network).
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub loss_increase: Vec<f64>,
 }
 

@@ -19,51 +19,12 @@
 //! against full forward passes).
 
 use anyhow::{ensure, Result};
-use burn::tensor::activation::relu;
-use burn::tensor::module::unfold4d;
-use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Device, Tensor, TensorData};
-use insilico_engine::config::LayerSpec;
 use insilico_engine::eval::{argmax_rows, to_vec};
-use insilico_engine::network::Layer;
+use insilico_engine::linearize::{
+    bias_row, linearization, resume_point, unit_contributions, Linearization,
+};
 use insilico_engine::{Ablation, Activation, Hooks, Network};
-
-/// Patches of `x` `[B, C, H, W]` for a `kh x kw` kernel, as `[C, K, B * L]` (K kernel
-/// offsets, L output positions). Stride 1 is built from shifted views of the padded input
-/// (cheaper than a general unfold); other strides use Burn's `unfold4d`.
-fn im2col(x: Tensor<4>, [kh, kw]: [usize; 2], stride: usize, padding: usize) -> Tensor<3> {
-    let [b, c, h, w] = x.dims();
-    if stride != 1 {
-        let patches = unfold4d(
-            x,
-            [kh, kw],
-            UnfoldOptions::new([stride, stride], [padding, padding], [1, 1]),
-        );
-        let l = patches.dims()[2];
-        return patches
-            .reshape([b, c, kh * kw, l])
-            .permute([1, 2, 0, 3])
-            .reshape([c, kh * kw, b * l]);
-    }
-    let (oh, ow) = (h + 2 * padding + 1 - kh, w + 2 * padding + 1 - kw);
-    let padded = x.pad(
-        (padding, padding, padding, padding),
-        burn::tensor::ops::PadMode::Constant(0.0),
-    );
-    let shifts: Vec<Tensor<4>> = (0..kh)
-        .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
-        .map(|(ky, kx)| {
-            padded
-                .clone()
-                .narrow(2, ky, oh)
-                .narrow(3, kx, ow)
-                .reshape([1, b, c, oh * ow])
-        })
-        .collect();
-    Tensor::cat(shifts, 0)
-        .permute([2, 0, 1, 3])
-        .reshape([c, kh * kw, b * oh * ow])
-}
 
 /// Correct predictions of one mask, overall and per class.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -93,16 +54,19 @@ enum Path {
     Cached,
 }
 
-/// The slice of the downstream network that the linearized path replaces.
+/// The slice of the downstream network that the linearized path replaces (where the
+/// engine says the algebra holds), with the replacement's contributions.
 struct Linearized {
-    /// The last per-unit site before the linear layer (may be the ablated site itself).
-    pre_site: String,
-    /// The linear layer's site; the forward pass resumes there.
-    linear_site: String,
-    /// Output shape (without batch) of the linear layer.
-    out_dims: Vec<usize>,
+    at: Linearization,
     /// The replacement passed through the per-unit layers, as contributions `[U, out]`.
-    replacement_contrib: Option<Tensor<2>>,
+    replacement_contrib: Tensor<2>,
+}
+
+impl std::ops::Deref for Linearized {
+    type Target = Linearization;
+    fn deref(&self) -> &Linearization {
+        &self.at
+    }
 }
 
 /// Accuracy of many unit masks at one site, on cached activations.
@@ -187,28 +151,11 @@ impl<'a> MaskEvaluator<'a> {
     }
 
     fn plan_linearized(&self, idx: usize) -> Result<Option<Linearized>> {
-        let stages = &self.net.plan().stages;
-        let mut j = idx + 1;
-        while j < stages.len()
-            && matches!(
-                stages[j].kind,
-                "relu" | "maxpool" | "avgpool" | "batchnorm" | "dropout" | "flatten"
-            )
-        {
-            j += 1;
-        }
-        if j >= stages.len() || !matches!(stages[j].kind, "conv2d" | "linear") {
+        let Some(at) = linearization(self.net.plan(), &self.site)? else {
             return Ok(None);
-        }
-        let pre_site = stages[j - 1].site.clone();
-        let mut lin = Linearized {
-            pre_site,
-            linear_site: stages[j].site.clone(),
-            out_dims: stages[j].output.dims(),
-            replacement_contrib: None,
         };
         // The replacement as a constant activation, passed through the per-unit layers.
-        let site_dims = stages[idx].output.dims();
+        let site_dims = self.net.plan().stages[idx].output.dims();
         let r = to_vec(self.replacement.clone());
         let per_unit: usize = site_dims[1..].iter().product();
         let mut values = Vec::with_capacity(self.units * per_unit);
@@ -218,9 +165,12 @@ impl<'a> MaskEvaluator<'a> {
         let mut dims = vec![1];
         dims.extend(&site_dims);
         let r_act = Activation::from_vec(values, &dims, &self.device);
-        let r_pre = self.to_pre_site(&lin, r_act)?;
-        lin.replacement_contrib = Some(self.contributions(&lin, r_pre)?);
-        Ok(Some(lin))
+        let r_pre = self.to_pre_site(&at, r_act)?;
+        let replacement_contrib = unit_contributions(self.net, &at, r_pre, self.units)?;
+        Ok(Some(Linearized {
+            at,
+            replacement_contrib,
+        }))
     }
 
     /// A dense mask costs U multiply-adds per output value on the linearized path (one
@@ -232,19 +182,12 @@ impl<'a> MaskEvaluator<'a> {
     /// against 13 s for the sweep's MLP ablations). Masks of one unit always take the
     /// sparse path (`eval_linearized`), which needs no matmul per mask.
     fn dense_pays_off(&self) -> bool {
-        let Some(lin) = &self.linear else {
-            return false;
-        };
-        let plan = self.net.plan();
-        let stage = &plan.stages[plan.site_index(&lin.linear_site).expect("planned site")];
-        let fan_in = match &stage.spec {
-            LayerSpec::Conv2d { kernel, .. } => stage.input.units() * kernel * kernel,
-            _ => stage.input.numel(),
-        };
-        2 * self.units <= fan_in
+        self.linear
+            .as_ref()
+            .is_some_and(|lin| 2 * self.units <= lin.fan_in)
     }
 
-    fn to_pre_site(&self, lin: &Linearized, act: Activation) -> Result<Activation> {
+    fn to_pre_site(&self, lin: &Linearization, act: Activation) -> Result<Activation> {
         if lin.pre_site == self.site {
             return Ok(act);
         }
@@ -253,129 +196,6 @@ impl<'a> MaskEvaluator<'a> {
             .stop_after(&lin.pre_site);
         let rec = self.net.resume(&self.site, act, &hooks)?;
         Ok(rec.get(&lin.pre_site).clone())
-    }
-
-    /// Per-unit contributions to the linear layer's output (no bias): `[U, B * out]`.
-    fn contributions(&self, lin: &Linearized, x: Activation) -> Result<Tensor<2>> {
-        let b = x.batch();
-        let u = self.units;
-        let out: usize = lin.out_dims.iter().product();
-        let contrib = match (self.net.layer(&lin.linear_site)?, x) {
-            (Layer::Conv2d(conv), Activation::Map(x)) => {
-                let LayerSpec::Conv2d {
-                    stride, padding, ..
-                } = self.linear_spec(lin)
-                else {
-                    unreachable!("a Conv2d layer comes from a conv2d spec")
-                };
-                let w = conv.weight.val();
-                let [o, c, kh, kw] = w.dims();
-                ensure!(
-                    c == u,
-                    "per-unit contributions need one input channel per unit"
-                );
-                let k = kh * kw;
-                // Patches [C, K, B*L]; filters [O, C, K] -> [C, O, K]. One batched matmul
-                // gives every unit's contribution to every output channel.
-                let patches = im2col(x, [kh, kw], stride, padding);
-                let l = patches.dims()[2] / b;
-                let filters = w.reshape([o, c, k]).swap_dims(0, 1);
-                // [C, O, B*L] -> [C, B, O, L] (mask-major rows need the batch outside O).
-                filters
-                    .matmul(patches)
-                    .reshape([c, o, b, l])
-                    .swap_dims(1, 2)
-                    .reshape([u, b * out])
-            }
-            (Layer::Linear(linear), x) => {
-                let x = x.flatten();
-                let f = x.dims()[1];
-                ensure!(
-                    f % u == 0,
-                    "flattened features are not a multiple of the units"
-                );
-                let s = f / u;
-                let w = linear.weight.val(); // [in, out]
-                let xs = x.reshape([b, u, s]).swap_dims(0, 1); // [U, B, S]
-                let ws = w.reshape([u, s, out]); // [U, S, O]
-                xs.matmul(ws).reshape([u, b * out])
-            }
-            _ => anyhow::bail!(
-                "site {} is not followed by a conv or linear layer",
-                self.site
-            ),
-        };
-        Ok(contrib)
-    }
-
-    fn linear_spec(&self, lin: &Linearized) -> LayerSpec {
-        let i = self
-            .net
-            .plan()
-            .site_index(&lin.linear_site)
-            .expect("planned site");
-        self.net.plan().stages[i].spec.clone()
-    }
-
-    /// The linear layer's bias laid out like one row of contributions, `[1, B * out]`.
-    fn bias_row(&self, lin: &Linearized, b: usize) -> Tensor<2> {
-        let out: usize = lin.out_dims.iter().product();
-        let o = lin.out_dims[0];
-        let bias = match self.net.layer(&lin.linear_site) {
-            Ok(Layer::Conv2d(c)) => c.bias.as_ref().map(|b| b.val()),
-            Ok(Layer::Linear(l)) => l.bias.as_ref().map(|b| b.val()),
-            _ => None,
-        };
-        match bias {
-            Some(bias) => bias
-                .reshape([1, o, 1])
-                .repeat_dim(2, out / o)
-                .reshape([1, out])
-                .repeat_dim(0, b)
-                .reshape([1, b * out]),
-            None => Tensor::zeros([1, b * out], &self.device),
-        }
-    }
-
-    /// The pre-activations of the linear layer as the activation to resume from. Where a
-    /// relu and a 2x2 max pool follow, they are applied here in the other order (both are
-    /// monotone, so they commute) with the pool as a reshape and a max: the relu then
-    /// touches a quarter of the values. Returns the site to resume after.
-    fn after_linear(
-        &self,
-        lin: &Linearized,
-        pre: Tensor<2>,
-        rows: usize,
-    ) -> Result<(String, Activation)> {
-        let plan = self.net.plan();
-        let j = plan.site_index(&lin.linear_site)?;
-        let stages = &plan.stages;
-        let relu_then_pool = j + 2 < stages.len()
-            && stages[j + 1].kind == "relu"
-            && matches!(
-                stages[j + 2].spec,
-                LayerSpec::Maxpool {
-                    kernel: 2,
-                    stride: None | Some(2),
-                    ..
-                }
-            );
-        match lin.out_dims[..] {
-            [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => {
-                let pooled = pre
-                    .reshape([rows, o, h / 2, 2, w / 2, 2])
-                    .max_dim(5)
-                    .max_dim(3)
-                    .reshape([rows, o, h / 2, w / 2]);
-                Ok((stages[j + 2].site.clone(), Activation::Map(relu(pooled))))
-            }
-            [o, h, w] => Ok((
-                lin.linear_site.clone(),
-                Activation::Map(pre.reshape([rows, o, h, w])),
-            )),
-            [_] => Ok((lin.linear_site.clone(), Activation::Flat(pre))),
-            _ => unreachable!("conv or linear output"),
-        }
     }
 
     /// Correct counts for each mask (rows of `masks`, one value per unit).
@@ -527,9 +347,10 @@ impl<'a> MaskEvaluator<'a> {
     ) -> Result<(Tensor<2>, Tensor<2>)> {
         let u = self.units;
         let out: usize = lin.out_dims.iter().product();
-        let contrib = self.contributions(lin, self.to_pre_site(lin, chunk)?)?; // [U, B*out]
-                                                                               // The replacement and bias rows are tiled for the longest chunk; a shorter one
-                                                                               // takes a prefix.
+        let pre = self.to_pre_site(lin, chunk)?;
+        let contrib = unit_contributions(self.net, lin, pre, self.units)?; // [U, B*out]
+                                                                           // The replacement and bias rows are tiled for the longest chunk; a shorter one
+                                                                           // takes a prefix.
         let fixed = fixed_rows.clone().narrow(1, 0, b * out);
         let r_rows = fixed.clone().narrow(0, 0, u);
         let bias = fixed.narrow(0, u, 1);
@@ -542,12 +363,12 @@ impl<'a> MaskEvaluator<'a> {
     fn fixed_rows(&self, lin: &Linearized, b: usize) -> Tensor<2> {
         let u = self.units;
         let out: usize = lin.out_dims.iter().product();
-        let r_contrib = lin.replacement_contrib.clone().expect("planned"); // [U, out]
+        let r_contrib = lin.replacement_contrib.clone(); // [U, out]
         let r_rows = r_contrib
             .reshape([u, 1, out])
             .repeat_dim(1, b)
             .reshape([u, b * out]);
-        Tensor::cat(vec![r_rows, self.bias_row(lin, b)], 0)
+        Tensor::cat(vec![r_rows, bias_row(self.net, lin, b, &self.device)], 0)
     }
 
     /// The linearized paths. Both start from each unit's change `D_u` and the unablated
@@ -615,7 +436,7 @@ impl<'a> MaskEvaluator<'a> {
             let rows = &masks[first..(first + step).min(masks.len())];
             let m = rows.len();
             let pre = pre_of(rows).reshape([m * b, out]);
-            let (site, act) = self.after_linear(lin, pre, m * b)?;
+            let (site, act) = resume_point(self.net, lin, pre, m * b)?;
             let rec = self.net.resume(&site, act, &Hooks::new())?;
             self.tally(rec.logits(), labels, first, counts);
         }

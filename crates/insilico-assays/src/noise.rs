@@ -2,14 +2,17 @@
 //! unit's standard deviation over the data, swept on a log scale.
 //!
 //! At level `s`, unit `u`'s activation becomes `x + s * sigma_u * N(0, 1)` (independent
-//! per example and position). The forward pass resumes from the cached activation.
+//! per example and position). The forward pass resumes from the cached activation, the noise added by the
+//! hooks (`Hooks::apply`).
 
 use crate::stats::{mean, std};
 use anyhow::Result;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use insilico_engine::eval::correct_per_block;
+use insilico_engine::hooks::EditFn;
 use insilico_engine::{Activation, Hooks, Network};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Each unit's standard deviation over examples (and positions, for channels).
 pub fn unit_std(cache: &Activation) -> Vec<f32> {
@@ -48,12 +51,42 @@ pub fn log_levels(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NoiseCurve {
     pub site: String,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub levels: Vec<f64>,
     /// `accuracy[r][i]`: noise draw `r` at level `i`.
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub accuracy: Vec<Vec<f64>>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub mean: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub std: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub clean: f64,
+}
+
+/// The edit that adds `sd[u] * N(0, 1)` to every value of unit `u`, fresh noise per call
+/// (drawn from the device's generator, so a seeded device repeats it).
+pub fn gaussian_noise(sd: Vec<f32>, device: Device) -> EditFn {
+    Arc::new(move |x: Activation| {
+        let dims = x.dims();
+        let u = sd.len();
+        match x {
+            Activation::Map(t) => {
+                let s = Tensor::<4>::from_data(TensorData::new(sd.clone(), [1, u, 1, 1]), &device);
+                let z = Tensor::<4>::random(
+                    [dims[0], dims[1], dims[2], dims[3]],
+                    Distribution::Normal(0.0, 1.0),
+                    &device,
+                );
+                Activation::Map(t + z * s)
+            }
+            Activation::Flat(t) => {
+                let s = Tensor::<2>::from_data(TensorData::new(sd.clone(), [1, u]), &device);
+                let z = Tensor::<2>::random([dims[0], u], Distribution::Normal(0.0, 1.0), &device);
+                Activation::Flat(t + z * s)
+            }
+        }
+    })
 }
 
 /// Accuracy with noise at `site`, for each level and `repeats` draws.
@@ -68,38 +101,19 @@ pub fn noise_curve(
 ) -> Result<NoiseCurve> {
     let device = cache.clone().flatten().device();
     let sigma = unit_std(cache);
-    let u = sigma.len();
-    let dims = cache.dims();
     let chunk = 1000;
     let accuracy_at = |scale: f64, draw: u64| -> Result<f64> {
         device.seed(seed.wrapping_mul(31).wrapping_add(draw));
+        let sd: Vec<f32> = sigma.iter().map(|v| v * scale as f32).collect();
+        let hooks = if scale == 0.0 {
+            Hooks::new()
+        } else {
+            Hooks::new().apply(site, gaussian_noise(sd, device.clone()))
+        };
         let mut correct = 0usize;
         for start in (0..labels.len()).step_by(chunk) {
             let len = chunk.min(labels.len() - start);
-            let x = cache.narrow(start, len);
-            let noisy = if scale == 0.0 {
-                x
-            } else {
-                let s: Vec<f32> = sigma.iter().map(|v| v * scale as f32).collect();
-                match x {
-                    Activation::Map(t) => {
-                        let sd = Tensor::<4>::from_data(TensorData::new(s, [1, u, 1, 1]), &device);
-                        let z = Tensor::<4>::random(
-                            [len, dims[1], dims[2], dims[3]],
-                            Distribution::Normal(0.0, 1.0),
-                            &device,
-                        );
-                        Activation::Map(t + z * sd)
-                    }
-                    Activation::Flat(t) => {
-                        let sd = Tensor::<2>::from_data(TensorData::new(s, [1, u]), &device);
-                        let z =
-                            Tensor::<2>::random([len, u], Distribution::Normal(0.0, 1.0), &device);
-                        Activation::Flat(t + z * sd)
-                    }
-                }
-            };
-            let rec = net.resume(site, noisy, &Hooks::new())?;
+            let rec = net.resume(site, cache.narrow(start, len), &hooks)?;
             correct += correct_per_block(rec.logits(), &labels[start..start + len])[0];
         }
         Ok(correct as f64 / labels.len() as f64)

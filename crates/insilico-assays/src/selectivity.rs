@@ -83,6 +83,7 @@ pub fn selectivity_index(class_means: &[f64]) -> SelectivityIndex {
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SelectivityIndex {
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub index: f64,
     pub preferred_class: usize,
     pub silent: bool,
@@ -94,7 +95,9 @@ pub struct SiteSelectivity {
     pub site: String,
     pub selectivity: Vec<SelectivityIndex>,
     /// Mutual information (bits) between the binned response and the class.
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub mutual_information: Vec<f64>,
+    #[serde(deserialize_with = "crate::stats::nullable")]
     pub class_means: Vec<Vec<f64>>,
 }
 

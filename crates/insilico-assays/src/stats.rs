@@ -165,3 +165,62 @@ mod tests {
         assert!((std(&[1.0, 3.0]) - 2f64.sqrt()).abs() < 1e-12);
     }
 }
+
+/// Reads back numbers that serde_json wrote as `null` because they were NaN (an
+/// undefined correlation, a selectivity of negative responses): for
+/// `#[serde(deserialize_with = "nullable")]` on `f64`, `Vec<f64>` and `Vec<Vec<f64>>`
+/// fields of result types, so that every result file reads back into its own type.
+pub fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Nullable,
+{
+    use serde::Deserialize;
+    T::Raw::deserialize(d).map(T::fill)
+}
+
+/// A number, or nested lists of numbers, whose `null`s read as NaN.
+pub trait Nullable: Sized {
+    type Raw: serde::de::DeserializeOwned;
+    fn fill(raw: Self::Raw) -> Self;
+}
+
+impl Nullable for f64 {
+    type Raw = Option<f64>;
+    fn fill(raw: Option<f64>) -> f64 {
+        raw.unwrap_or(f64::NAN)
+    }
+}
+
+impl<T: Nullable> Nullable for Vec<T> {
+    type Raw = Vec<T::Raw>;
+    fn fill(raw: Vec<T::Raw>) -> Self {
+        raw.into_iter().map(T::fill).collect()
+    }
+}
+
+#[cfg(test)]
+mod nullable_tests {
+    use super::nullable;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Row {
+        #[serde(deserialize_with = "nullable")]
+        rho: f64,
+        #[serde(deserialize_with = "nullable")]
+        curve: Vec<Vec<f64>>,
+    }
+
+    #[test]
+    fn nan_written_as_null_reads_back_as_nan() {
+        let row = Row {
+            rho: f64::NAN,
+            curve: vec![vec![0.5, f64::NAN]],
+        };
+        let text = serde_json::to_string(&row).unwrap();
+        assert_eq!(text, r#"{"rho":null,"curve":[[0.5,null]]}"#);
+        let back: Row = serde_json::from_str(&text).unwrap();
+        assert!(back.rho.is_nan() && back.curve[0][1].is_nan());
+        assert_eq!(back.curve[0][0], 0.5);
+    }
+}

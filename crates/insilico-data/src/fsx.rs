@@ -46,6 +46,33 @@ pub(crate) fn write_atomic_io(
     Ok(())
 }
 
+/// Replaces `path` (a file or a directory) atomically with what `produce` writes at the
+/// temporary sibling path it is given: for writers that insist on a path of their own
+/// (Burn's recorders, a checkpoint directory of several files). If `produce` fails, the
+/// target is untouched and the temporary is removed.
+pub fn replace_with(
+    path: &Path,
+    produce: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = temp_sibling(path);
+    let result = produce(&tmp).and_then(|()| {
+        if path.is_dir() {
+            std::fs::remove_dir_all(path)
+                .with_context(|| format!("removing the old {}", path.display()))?;
+        }
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
+        return result;
+    }
+    sync_dir(&dir);
+    Ok(())
+}
+
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
@@ -125,6 +152,33 @@ mod tests {
         assert!(format!("{err:#}").contains("boom"));
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn replace_with_swaps_a_whole_directory_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("ckpt");
+        for content in ["one", "two"] {
+            replace_with(&target, |tmp| {
+                std::fs::create_dir_all(tmp)?;
+                std::fs::write(tmp.join("a"), content)?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "two");
+        let failed = replace_with(&target, |tmp| {
+            std::fs::create_dir_all(tmp)?;
+            std::fs::write(tmp.join("a"), "three")?;
+            anyhow::bail!("the writer failed")
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "two");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
     }
 
     #[test]

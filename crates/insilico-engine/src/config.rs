@@ -4,6 +4,7 @@
 //! naming the key rather than a silently ignored setting. Shapes are checked when the
 //! network plan is built ([`crate::plan::Plan::new`]), before any training starts.
 
+use crate::layer::LayerKind;
 use anyhow::{bail, Context, Result};
 use insilico_data::labels::LabelCorruption;
 use serde::{Deserialize, Serialize};
@@ -108,16 +109,16 @@ impl LayerSpec {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> LayerKind {
         match self {
-            LayerSpec::Conv2d { .. } => "conv2d",
-            LayerSpec::Linear { .. } => "linear",
-            LayerSpec::Relu { .. } => "relu",
-            LayerSpec::Maxpool { .. } => "maxpool",
-            LayerSpec::Avgpool { .. } => "avgpool",
-            LayerSpec::Batchnorm { .. } => "batchnorm",
-            LayerSpec::Dropout { .. } => "dropout",
-            LayerSpec::Flatten { .. } => "flatten",
+            LayerSpec::Conv2d { .. } => LayerKind::Conv2d,
+            LayerSpec::Linear { .. } => LayerKind::Linear,
+            LayerSpec::Relu { .. } => LayerKind::Relu,
+            LayerSpec::Maxpool { .. } => LayerKind::Maxpool,
+            LayerSpec::Avgpool { .. } => LayerKind::Avgpool,
+            LayerSpec::Batchnorm { .. } => LayerKind::Batchnorm,
+            LayerSpec::Dropout { .. } => LayerKind::Dropout,
+            LayerSpec::Flatten { .. } => LayerKind::Flatten,
         }
     }
 }

@@ -286,11 +286,13 @@ pub enum Record {
 }
 
 /// The hooks of one forward pass: what to record, what to edit, where to stop.
-/// Recorded activations are taken after the site's edit.
+/// Edits at one site compose: they apply in the order they were added (an ablation,
+/// then noise on what is left, say). Recorded activations are taken after the site's
+/// edits.
 #[derive(Clone, Debug, Default)]
 pub struct Hooks {
     pub record: Record,
-    pub edits: BTreeMap<String, Edit>,
+    pub edits: BTreeMap<String, Vec<Edit>>,
     /// Stop after this site (the output is then `None`): recording early layers is cheap.
     pub stop_after: Option<String>,
 }
@@ -316,19 +318,31 @@ impl Hooks {
         self
     }
 
-    pub fn ablate(mut self, site: &str, ablation: Ablation) -> Self {
-        self.edits.insert(site.into(), Edit::Ablate(ablation));
+    /// Adds an edit at `site`, after those already there.
+    pub fn edit(mut self, site: &str, edit: Edit) -> Self {
+        self.edits.entry(site.into()).or_default().push(edit);
         self
     }
 
-    pub fn patch(mut self, site: &str, value: Activation) -> Self {
-        self.edits.insert(site.into(), Edit::Patch(value));
-        self
+    pub fn ablate(self, site: &str, ablation: Ablation) -> Self {
+        self.edit(site, Edit::Ablate(ablation))
     }
 
-    pub fn apply(mut self, site: &str, f: EditFn) -> Self {
-        self.edits.insert(site.into(), Edit::Apply(f));
-        self
+    pub fn patch(self, site: &str, value: Activation) -> Self {
+        self.edit(site, Edit::Patch(value))
+    }
+
+    /// Applies any function to the site's activation (noise, clamping, ...).
+    pub fn apply(self, site: &str, f: EditFn) -> Self {
+        self.edit(site, Edit::Apply(f))
+    }
+
+    /// The activation at `site` after its edits, in the order they were added.
+    pub fn edited(&self, site: &str, act: Activation) -> Activation {
+        match self.edits.get(site) {
+            Some(edits) => edits.iter().fold(act, |a, e| e.apply(a)),
+            None => act,
+        }
     }
 
     pub fn stop_after(mut self, site: &str) -> Self {

@@ -196,10 +196,7 @@ impl Network {
         rec: &mut Recording,
     ) -> Activation {
         let site = &self.plan.stages[i].site;
-        let act = match hooks.edits.get(site) {
-            Some(edit) => edit.apply(act),
-            None => act,
-        };
+        let act = hooks.edited(site, act);
         if hooks.wants(site) {
             rec.cache.insert(site.clone(), act.clone());
         }

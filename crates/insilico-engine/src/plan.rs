@@ -2,6 +2,7 @@
 //! input shape before any tensor exists. Every impossible shape is caught here.
 
 use crate::config::{LayerSpec, ModelConfig};
+use crate::layer::LayerKind;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -60,7 +61,7 @@ impl fmt::Display for Shape {
 #[derive(Clone, Debug, Serialize)]
 pub struct Stage {
     pub site: String,
-    pub kind: &'static str,
+    pub kind: LayerKind,
     #[serde(skip)]
     pub spec: LayerSpec,
     pub input: Shape,
@@ -153,7 +154,7 @@ impl Plan {
     pub fn hidden_sites(&self) -> Vec<String> {
         self.stages
             .iter()
-            .filter(|s| s.kind == "relu")
+            .filter(|s| s.kind.is_hidden_site())
             .map(|s| s.site.clone())
             .collect()
     }
@@ -196,7 +197,7 @@ fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
             }
         }
         LayerSpec::Maxpool { kernel, stride, .. } | LayerSpec::Avgpool { kernel, stride, .. } => {
-            let (c, h, w) = need_map(spec.kind())?;
+            let (c, h, w) = need_map(spec.kind().name())?;
             let s = stride.unwrap_or(*kernel);
             Shape::Map {
                 c,

@@ -23,7 +23,7 @@ use crate::train::EpochMetrics;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use insilico_data::fsx::write_atomic;
+use insilico_data::fsx::{replace_with, write_atomic};
 use insilico_data::{Dataset, Locator};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -117,22 +117,15 @@ impl RunDir {
         metrics: &[EpochMetrics],
     ) -> Result<()> {
         let name = format!("epoch-{epoch:04}");
-        let tmp = self.checkpoints().join(format!(".{name}.partial"));
-        let dir = self.checkpoints().join(&name);
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
-        std::fs::create_dir_all(&tmp)?;
-        net.clone()
-            .save_file(tmp.join("model.bpk"))
-            .with_context(|| format!("writing {}", tmp.join("model.bpk").display()))?;
-        optim
-            .save(tmp.join("optim.bpk"))
-            .with_context(|| format!("writing {}", tmp.join("optim.bpk").display()))?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::rename(&tmp, &dir)?;
+        replace_with(&self.checkpoints().join(&name), |tmp| {
+            std::fs::create_dir_all(tmp)?;
+            net.clone()
+                .save_file(tmp.join("model.bpk"))
+                .with_context(|| format!("writing {}", tmp.join("model.bpk").display()))?;
+            optim
+                .save(tmp.join("optim.bpk"))
+                .with_context(|| format!("writing {}", tmp.join("optim.bpk").display()))
+        })?;
         // Metrics first: a checkpoint is only used once `latest` names it, and resume reads
         // as many metric rows as complete epochs.
         self.write_metrics(metrics)?;
@@ -151,14 +144,30 @@ impl RunDir {
     }
 
     pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<()> {
-        let mut csv = String::from("epoch,train_loss,train_acc,test_loss,test_acc,seconds,lr\n");
+        let mut csv = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        csv.write_record([
+            "epoch",
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+            "seconds",
+            "lr",
+        ])?;
         for m in metrics {
-            csv.push_str(&format!(
-                "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.6e}\n",
-                m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.seconds, m.lr
-            ));
+            csv.write_record([
+                m.epoch.to_string(),
+                format!("{:.6}", m.train_loss),
+                format!("{:.6}", m.train_acc),
+                format!("{:.6}", m.test_loss),
+                format!("{:.6}", m.test_acc),
+                format!("{:.3}", m.seconds),
+                format!("{:.6e}", m.lr),
+            ])?;
         }
-        write_atomic(&self.root.join("metrics.csv"), csv.as_bytes())?;
+        write_atomic(&self.root.join("metrics.csv"), &csv.into_inner()?)?;
         write_atomic(
             &self.root.join("metrics.json"),
             serde_json::to_string_pretty(metrics)?.as_bytes(),
@@ -187,11 +196,11 @@ impl RunDir {
 
     /// Final weights: burnpack for insilico, safetensors for everyone else.
     pub fn write_final(&self, net: &Network) -> Result<()> {
-        let tmp = self.root.join(".model.bpk.partial");
-        net.clone()
-            .save_file(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, self.model_path())?;
+        replace_with(&self.model_path(), |tmp| {
+            net.clone()
+                .save_file(tmp)
+                .with_context(|| format!("writing {}", tmp.display()))
+        })?;
         crate::export::write_safetensors(net, &self.root.join("weights.safetensors"))
     }
 }

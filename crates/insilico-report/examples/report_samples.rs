@@ -1,6 +1,6 @@
 //! Renders sample figures and montages: `cargo run -p insilico-report --example report_samples [out_dir]`.
 use insilico_report::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(
@@ -8,6 +8,30 @@ fn main() -> anyhow::Result<()> {
             .nth(1)
             .unwrap_or_else(|| "/tmp/report-samples".into()),
     );
+    line_plots(&out)?;
+    more_plots(&out)?;
+    distributions(&out)?;
+    montages(&out)?;
+    let mut r = HtmlReport::new("insilico sample report");
+    r.heading("Ablation");
+    r.paragraph("Accuracy as units are removed <in order>.");
+    r.image(
+        &out.join("ablation.png"),
+        "Ablation curves; bands are ± s.d. over seeds.",
+    )?;
+    r.table(
+        &["unit", "selectivity"],
+        &[
+            vec!["3".into(), "0.41".into()],
+            vec!["7".into(), "0.12".into()],
+        ],
+    );
+    r.preformatted("[model]\nchannels = [16, 32]\n");
+    r.save(&out.join("report.html"))?;
+    Ok(())
+}
+
+fn line_plots(out: &Path) -> anyhow::Result<()> {
     let x: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
     let mut plot = LinePlot::new(
         "Ablation curves (mean ± s.d., 5 seeds)",
@@ -38,7 +62,10 @@ fn main() -> anyhow::Result<()> {
     chance.color = Some(7);
     plot = plot.series(chance);
     println!("{:?}", plot.save(&out.join("ablation"))?);
+    Ok(())
+}
 
+fn more_plots(out: &Path) -> anyhow::Result<()> {
     let lr: Vec<f64> = (0..9).map(|i| 10f64.powf(-5.0 + i as f64 * 0.5)).collect();
     let acc: Vec<f64> = lr
         .iter()
@@ -73,7 +100,10 @@ fn main() -> anyhow::Result<()> {
         sweep = sweep.series(Series::new(format!("noise {n:.2}"), ep.clone(), y));
     }
     println!("{:?}", sweep.save(&out.join("noise_sweep"))?);
+    Ok(())
+}
 
+fn distributions(out: &Path) -> anyhow::Result<()> {
     let a: Vec<f64> = (0..400)
         .map(|i| ((i * 37 % 101) as f64 / 101.0).powi(2))
         .collect();
@@ -106,7 +136,10 @@ fn main() -> anyhow::Result<()> {
     )
     .note("Spearman ρ = 0.12 (n=128)\np = 0.18");
     println!("{:?}", sc.save(&out.join("scatter"))?);
+    Ok(())
+}
 
+fn montages(out: &Path) -> anyhow::Result<()> {
     // Gabor-like filters (symmetric) and RGB exemplars
     let tiles: Vec<Tile> = (0..16)
         .map(|u| {
@@ -153,21 +186,5 @@ fn main() -> anyhow::Result<()> {
         &out.join("exemplars.png"),
     )?;
 
-    let mut r = HtmlReport::new("insilico sample report");
-    r.heading("Ablation");
-    r.paragraph("Accuracy as units are removed <in order>.");
-    r.image(
-        &out.join("ablation.png"),
-        "Ablation curves; bands are ± s.d. over seeds.",
-    )?;
-    r.table(
-        &["unit", "selectivity"],
-        &[
-            vec!["3".into(), "0.41".into()],
-            vec!["7".into(), "0.12".into()],
-        ],
-    );
-    r.preformatted("[model]\nchannels = [16, 32]\n");
-    r.save(&out.join("report.html"))?;
     Ok(())
 }

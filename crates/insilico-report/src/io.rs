@@ -4,31 +4,14 @@ use crate::write_atomic;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-fn csv_field(out: &mut String, field: &str) {
-    if field.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&field.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(field);
-    }
-}
-
-/// Render a CSV document (RFC 4180 quoting: fields containing a comma, a
-/// double quote or a line break are quoted and inner quotes doubled; lines end
-/// in `\n`).
+/// Render a CSV document with the `csv` crate: RFC 4180 quoting (fields containing a
+/// comma, a double quote or a line break are quoted and inner quotes doubled), lines
+/// ending in `\n`.
 pub(crate) fn csv_string(header: &[&str], rows: &[Vec<String>]) -> Result<String> {
-    let mut out = String::new();
-    let mut push_row = |fields: &mut dyn Iterator<Item = &str>| {
-        for (i, f) in fields.enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            csv_field(&mut out, f);
-        }
-        out.push('\n');
-    };
-    push_row(&mut header.iter().copied());
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(header)?;
     for (r, row) in rows.iter().enumerate() {
         if row.len() != header.len() {
             bail!(
@@ -37,9 +20,9 @@ pub(crate) fn csv_string(header: &[&str], rows: &[Vec<String>]) -> Result<String
                 header.len()
             );
         }
-        push_row(&mut row.iter().map(String::as_str));
+        w.write_record(row)?;
     }
-    Ok(out)
+    Ok(String::from_utf8(w.into_inner()?)?)
 }
 
 /// Write a CSV table (header + rows, RFC 4180 quoting, `\n` line endings).

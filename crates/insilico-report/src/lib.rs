@@ -25,56 +25,18 @@ pub use montage::{
     montage, save_png, side_by_side, tile_to_image, Scaling, Tile, LABEL_HEIGHT, MONTAGE_GAP,
     TITLE_HEIGHT,
 };
-pub use plot::{Histogram, LinePlot, Scatter, Series, FIGURE_HEIGHT, FIGURE_WIDTH};
+pub use plot::{Heatmap, Histogram, LinePlot, Scatter, Series, FIGURE_HEIGHT, FIGURE_WIDTH};
 /// Re-exported so callers can name the colour type returned by [`palette`].
 pub use plotters::style::RGBColor;
 
-use anyhow::{Context, Result};
-use std::io::Write;
+#[cfg(test)]
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// DejaVu Sans (see `assets/fonts/DejaVuSans-LICENSE.txt`), used for all text.
 pub(crate) static FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
-/// Write `bytes` to `path` atomically: write a temp file in the same
-/// directory, flush it to disk, then rename it over `path`. Creates the parent
-/// directory if needed. On failure the temp file is removed.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating directory {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("not a file path: {}", path.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> Result<()> {
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+/// Every file is written through the workspace's one atomic-write helper.
+pub(crate) use insilico_data::fsx::write_atomic;
 
 /// Test helper: no temp files may remain next to written files.
 #[cfg(test)]
@@ -82,22 +44,5 @@ pub(crate) fn assert_no_temp_files(dir: &Path) {
     for e in std::fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         assert!(!name.contains(".tmp-"), "leftover temp file {name}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn write_atomic_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("sub").join("a.txt");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_no_temp_files(&dir.path().join("sub"));
-        let n = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
-        assert_eq!(n, 1);
     }
 }

@@ -16,6 +16,9 @@ use plotters::style::FontTransform;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+mod heatmap;
+pub use heatmap::Heatmap;
+
 /// Width in pixels of saved PNG figures (the SVG uses the same user units).
 pub const FIGURE_WIDTH: u32 = 1200;
 /// Height in pixels of saved PNG figures.
@@ -1049,13 +1052,9 @@ fn colorbar_width<DB: DrawingBackend>(
     Ok(px(s, 24.0 + 24.0 + 11.0 + 20.0 + AXIS_LABEL_SIZE * 1.4 + 16.0) + w)
 }
 
-impl Figure for LinePlot {
-    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
-        let prepared: Vec<Prepared> = self
-            .series
-            .iter()
-            .map(|se| prepare(se, self.log_x))
-            .collect();
+impl LinePlot {
+    /// The axes that hold every line, band and error bar (or the fixed ranges).
+    fn axes(&self, prepared: &[Prepared]) -> (Axis, Axis) {
         let xs = prepared.iter().flat_map(|p| {
             p.lines
                 .iter()
@@ -1078,55 +1077,40 @@ impl Figure for LinePlot {
         } else {
             Axis::linear(x0, x1, 8)
         };
-        let ya = Axis::linear(y0, y1, 7);
-        let clip = Rect::of(&xa, &ya);
+        (xa, Axis::linear(y0, y1, 7))
+    }
 
-        let entries: Vec<LegendEntry> = if self.legend {
-            self.series
-                .iter()
-                .enumerate()
-                .filter(|(_, se)| !se.label.is_empty())
-                .map(|(i, se)| {
-                    let (color, dash) = self.style_of(i);
-                    LegendEntry {
-                        label: se.label.clone(),
-                        color,
-                        swatch: Swatch::Line {
-                            dash,
-                            marker: se.markers,
-                            band: se.band.is_some(),
-                        },
-                    }
-                })
-                .collect()
-        } else {
-            vec![]
-        };
-        let outside = entries.len() > MAX_INSIDE_LEGEND;
-        let cb = self.colorbar.as_ref().map(|(l, a, b)| (l.as_str(), *a, *b));
-        let legend_w = if outside {
-            panel_width(root, &entries, s)?
-        } else {
-            0
-        };
-        let cb_w = match cb {
-            Some(c) => colorbar_width(root, c, s)?,
-            None => 0,
-        };
-        let (w, _) = root.dim_in_pixel();
-        let (left, right) = root.split_horizontally(w as i32 - legend_w - cb_w);
+    fn legend_entries(&self) -> Vec<LegendEntry> {
+        if !self.legend {
+            return vec![];
+        }
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(_, se)| !se.label.is_empty())
+            .map(|(i, se)| {
+                let (color, dash) = self.style_of(i);
+                LegendEntry {
+                    label: se.label.clone(),
+                    color,
+                    swatch: Swatch::Line {
+                        dash,
+                        marker: se.markers,
+                        band: se.band.is_some(),
+                    },
+                }
+            })
+            .collect()
+    }
 
-        let frame = Frame {
-            title: &self.title,
-            x_label: &self.x_label,
-            y_label: &self.y_label,
-        };
-        let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
-        let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
-        let data_per_px = (xa.hi - xa.lo) / (plot_x.end - plot_x.start).max(1) as f64;
-
-        let mut occupied = vec![];
-        // bands first so every line is drawn on top of every band
+    /// The translucent bands, all before any line so that every line lies on top.
+    fn draw_bands<DB: DrawingBackend>(
+        &self,
+        chart: &mut Chart<'_, DB>,
+        prepared: &[Prepared],
+        clip: &Rect,
+        occupied: &mut Vec<(f64, f64)>,
+    ) -> Result<()> {
         for (i, p) in prepared.iter().enumerate() {
             let (color, _) = self.style_of(i);
             for run in &p.bands {
@@ -1144,86 +1128,145 @@ impl Figure for LinePlot {
                 }
             }
         }
-        for (i, (p, se)) in prepared.iter().zip(&self.series).enumerate() {
-            let (color, dash) = self.style_of(i);
-            let style = color.stroke_width(px(s, LINE_WIDTH) as u32);
-            for run in &p.lines {
-                for piece in clip.clip_polyline(run) {
-                    densify(&piece, &mut occupied);
-                    match dash {
-                        0 => {
-                            chart
-                                .draw_series(std::iter::once(PathElement::new(piece, style)))
-                                .plot()?;
-                        }
-                        d => {
-                            let (on, off) = if d == 1 { (12.0, 7.0) } else { (3.0, 5.0) };
-                            chart
-                                .draw_series(DashedLineSeries::new(
-                                    piece,
-                                    px(s, on),
-                                    px(s, off),
-                                    style,
-                                ))
-                                .plot()?;
-                        }
-                    }
-                }
-            }
-            let bar = color.stroke_width(px(s, 2.0) as u32);
-            let cap = data_per_px * 6.0 * s;
-            for &(x, y, e) in &p.errs {
-                if x < clip.x0 || x > clip.x1 {
-                    continue;
-                }
-                if let Some((a, b)) = clip.clip_segment((x, y - e), (x, y + e)) {
+        Ok(())
+    }
+
+    /// One series' line (solid or dashed), error bars and markers.
+    fn draw_line<DB: DrawingBackend>(
+        &self,
+        chart: &mut Chart<'_, DB>,
+        i: usize,
+        p: &Prepared,
+        view: &View,
+        occupied: &mut Vec<(f64, f64)>,
+    ) -> Result<()> {
+        let (s, clip) = (view.scale, &view.clip);
+        let (color, dash) = self.style_of(i);
+        let style = color.stroke_width(px(s, LINE_WIDTH) as u32);
+        for run in &p.lines {
+            for piece in clip.clip_polyline(run) {
+                densify(&piece, occupied);
+                if dash == 0 {
                     chart
-                        .draw_series(std::iter::once(PathElement::new(vec![a, b], bar)))
+                        .draw_series(std::iter::once(PathElement::new(piece, style)))
                         .plot()?;
-                    occupied.extend([a, b]);
-                }
-                for yc in [y - e, y + e] {
-                    if let Some((a, b)) = clip.clip_segment((x - cap, yc), (x + cap, yc)) {
-                        chart
-                            .draw_series(std::iter::once(PathElement::new(vec![a, b], bar)))
-                            .plot()?;
-                    }
+                } else {
+                    let (on, off) = if dash == 1 { (12.0, 7.0) } else { (3.0, 5.0) };
+                    chart
+                        .draw_series(DashedLineSeries::new(piece, px(s, on), px(s, off), style))
+                        .plot()?;
                 }
             }
-            if se.markers {
-                let pts: Vec<(f64, f64)> = p
-                    .lines
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .filter(|&q| clip.contains(q))
-                    .collect();
+        }
+        draw_error_bars(chart, p, color, view, occupied)?;
+        if self.series[i].markers {
+            let pts: Vec<(f64, f64)> = p
+                .lines
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|&q| clip.contains(q))
+                .collect();
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|&q| Circle::new(q, px(s, 5.5), color.filled())),
+                )
+                .plot()?;
+        }
+        Ok(())
+    }
+}
+
+/// What drawing inside a chart needs to know of it: the pixel scale, the data rectangle
+/// and how much data one pixel spans along x.
+struct View {
+    scale: f64,
+    clip: Rect,
+    data_per_px: f64,
+}
+
+/// Vertical error bars with caps, clipped to the data rectangle.
+fn draw_error_bars<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    p: &Prepared,
+    color: RGBColor,
+    view: &View,
+    occupied: &mut Vec<(f64, f64)>,
+) -> Result<()> {
+    let clip = &view.clip;
+    let bar = color.stroke_width(px(view.scale, 2.0) as u32);
+    let cap = view.data_per_px * 6.0 * view.scale;
+    for &(x, y, e) in &p.errs {
+        if x < clip.x0 || x > clip.x1 {
+            continue;
+        }
+        if let Some((a, b)) = clip.clip_segment((x, y - e), (x, y + e)) {
+            chart
+                .draw_series(std::iter::once(PathElement::new(vec![a, b], bar)))
+                .plot()?;
+            occupied.extend([a, b]);
+        }
+        for yc in [y - e, y + e] {
+            if let Some((a, b)) = clip.clip_segment((x - cap, yc), (x + cap, yc)) {
                 chart
-                    .draw_series(
-                        pts.iter()
-                            .map(|&q| Circle::new(q, px(s, 5.5), color.filled())),
-                    )
+                    .draw_series(std::iter::once(PathElement::new(vec![a, b], bar)))
                     .plot()?;
             }
         }
+    }
+    Ok(())
+}
 
+impl Figure for LinePlot {
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
+        let prepared: Vec<Prepared> = self
+            .series
+            .iter()
+            .map(|se| prepare(se, self.log_x))
+            .collect();
+        let (xa, ya) = self.axes(&prepared);
+        let entries = self.legend_entries();
+        let outside = entries.len() > MAX_INSIDE_LEGEND;
+        let cb = self.colorbar.as_ref().map(|(l, a, b)| (l.as_str(), *a, *b));
+        let legend_w = if outside {
+            panel_width(root, &entries, s)?
+        } else {
+            0
+        };
+        let cb_w = match cb {
+            Some(c) => colorbar_width(root, c, s)?,
+            None => 0,
+        };
+        let (w, _) = root.dim_in_pixel();
+        let (left, right) = root.split_horizontally(w as i32 - legend_w - cb_w);
+        let frame = Frame {
+            title: &self.title,
+            x_label: &self.x_label,
+            y_label: &self.y_label,
+        };
+        let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
+        let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
+        let view = View {
+            scale: s,
+            clip: Rect::of(&xa, &ya),
+            data_per_px: (xa.hi - xa.lo) / (plot_x.end - plot_x.start).max(1) as f64,
+        };
+        let mut occupied = vec![];
+        self.draw_bands(&mut chart, &prepared, &view.clip, &mut occupied)?;
+        for (i, p) in prepared.iter().enumerate() {
+            self.draw_line(&mut chart, i, p, &view, &mut occupied)?;
+        }
         if outside {
-            let (lw, lh) = legend_size(root, &entries, s)?;
+            let (_, lh) = legend_size(root, &entries, s)?;
             let top = plot_y.start.min(root.dim_in_pixel().1 as i32 - lh).max(0);
             draw_legend(&right, &entries, (px(s, 10.0), top), s)?;
-            let _ = lw;
         } else {
             legend_inside(&left, &chart, &entries, &occupied, s)?;
         }
         if let Some(c) = cb {
-            draw_colorbar(
-                &right,
-                c,
-                plot_y.start,
-                plot_y.end,
-                legend_w + px(s, 24.0),
-                s,
-            )?;
+            let offset = legend_w + px(s, 24.0);
+            draw_colorbar(&right, c, plot_y.start, plot_y.end, offset, s)?;
         }
         Ok(())
     }
@@ -1443,6 +1486,37 @@ impl Scatter {
     }
 }
 
+/// A boxed note in the corner of the plot that covers the fewest points (not `taken`).
+fn draw_note<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    note: &str,
+    plot: &(Range<i32>, Range<i32>),
+    pix: &[(i32, i32)],
+    s: f64,
+    taken: Option<usize>,
+) -> Result<()> {
+    let f = font(LEGEND_SIZE, s).pos(Pos::new(HPos::Left, VPos::Top));
+    let lines: Vec<&str> = note.lines().collect();
+    let line_h = px(s, LEGEND_SIZE * 1.4);
+    let mut tw = 0;
+    for l in &lines {
+        tw = tw.max(area.estimate_text_size(l, &f).plot()?.0 as i32);
+    }
+    let (bw, bh) = (tw + px(s, 20.0), line_h * lines.len() as i32 + px(s, 12.0));
+    let (_, (nx, ny)) = best_corner(plot, bw, bh, pix, s, taken);
+    area.draw(&Rectangle::new(
+        [(nx, ny), (nx + bw, ny + bh)],
+        WHITE.mix(0.92).filled(),
+    ))
+    .plot()?;
+    for (k, l) in lines.iter().enumerate() {
+        let pos = (nx + px(s, 10.0), ny + px(s, 8.0) + line_h * k as i32);
+        area.draw(&Text::new(l.to_string(), pos, f.clone()))
+            .plot()?;
+    }
+    Ok(())
+}
+
 impl Figure for Scatter {
     fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
         let pts: Vec<Vec<(f64, f64)>> = self
@@ -1514,25 +1588,7 @@ impl Figure for Scatter {
             taken = Some(corner);
         }
         if let Some(note) = self.note.as_deref().filter(|n| !n.is_empty()) {
-            let f = font(LEGEND_SIZE, s).pos(Pos::new(HPos::Left, VPos::Top));
-            let lines: Vec<&str> = note.lines().collect();
-            let line_h = px(s, LEGEND_SIZE * 1.4);
-            let mut tw = 0;
-            for l in &lines {
-                tw = tw.max(left.estimate_text_size(l, &f).plot()?.0 as i32);
-            }
-            let (bw, bh) = (tw + px(s, 20.0), line_h * lines.len() as i32 + px(s, 12.0));
-            let (_, (nx, ny)) = best_corner(&plot, bw, bh, &pix, s, taken);
-            left.draw(&Rectangle::new(
-                [(nx, ny), (nx + bw, ny + bh)],
-                WHITE.mix(0.92).filled(),
-            ))
-            .plot()?;
-            for (k, l) in lines.iter().enumerate() {
-                let pos = (nx + px(s, 10.0), ny + px(s, 8.0) + line_h * k as i32);
-                left.draw(&Text::new(l.to_string(), pos, f.clone()))
-                    .plot()?;
-            }
+            draw_note(&left, note, &plot, &pix, s, taken)?;
         }
         Ok(())
     }

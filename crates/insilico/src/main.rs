@@ -1,19 +1,22 @@
 //! `insilico`: an in-silico neurophysiology lab. Train small networks, then record from
 //! named sites, silence units, measure their tuning and map their receptive fields.
 
-mod cmd_ablate;
+//!
+//! The binary is the command line only: clap definitions and thin glue over the
+//! libraries (`insilico-study` for the assays and sweeps, `insilico-engine` for
+//! training). The assays' subcommands come from the study library's registry.
+
+mod cmd_assay;
 mod cmd_bench;
 mod cmd_data;
 mod cmd_inspect;
-mod cmd_noise;
-mod cmd_receptive;
-mod cmd_selectivity;
+mod cmd_sweep;
 mod cmd_train;
 mod common;
-mod study;
-mod sweep;
 
-use clap::{Parser, Subcommand};
+use anyhow::Result;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use insilico_study::{with_assay, AssayKind};
 
 #[derive(Parser)]
 #[command(
@@ -35,33 +38,43 @@ struct Cli {
     command: Command,
 }
 
+/// The commands that are not assays (those come from the registry).
 #[derive(Subcommand)]
 enum Command {
     Train(cmd_train::TrainArgs),
     Inspect(cmd_inspect::InspectArgs),
     Data(cmd_data::DataArgs),
-    Ablate(cmd_ablate::AblateArgs),
-    Selectivity(cmd_selectivity::SelectivityArgs),
-    Noise(cmd_noise::NoiseArgs),
-    ReceptiveFields(cmd_receptive::ReceptiveArgs),
-    Sweep(sweep::SweepArgs),
+    Sweep(cmd_sweep::SweepArgs),
     Bench(cmd_bench::BenchArgs),
 }
 
-fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
+/// The whole command line: the commands above and one subcommand per registered assay.
+fn command_line() -> clap::Command {
+    let mut cmd = Cli::command();
+    for kind in AssayKind::ALL {
+        cmd = cmd.subcommand(with_assay!(kind, A => cmd_assay::command::<A>()));
+    }
+    cmd
+}
+
+fn dispatch(matches: &ArgMatches) -> Result<()> {
+    if let Some((name, sub)) = matches.subcommand() {
+        if let Some(kind) = AssayKind::ALL.into_iter().find(|k| k.command() == name) {
+            return with_assay!(kind, A => cmd_assay::run::<A>(sub));
+        }
+    }
+    match Cli::from_arg_matches(matches)?.command {
         Command::Train(a) => cmd_train::run(a),
         Command::Inspect(a) => cmd_inspect::run(a),
         Command::Data(a) => cmd_data::run(a),
-        Command::Ablate(a) => cmd_ablate::run(a),
-        Command::Selectivity(a) => cmd_selectivity::run(a),
-        Command::Noise(a) => cmd_noise::run(a),
-        Command::ReceptiveFields(a) => cmd_receptive::run(a),
-        Command::Sweep(a) => sweep::run(a),
+        Command::Sweep(a) => cmd_sweep::run(a),
         Command::Bench(a) => cmd_bench::run(a),
-    };
-    if let Err(e) = result {
+    }
+}
+
+fn main() {
+    let matches = command_line().get_matches();
+    if let Err(e) = dispatch(&matches) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

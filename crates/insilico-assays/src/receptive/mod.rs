@@ -31,7 +31,7 @@ use insilico_engine::{Plan, Shape};
 pub fn default_sites(plan: &Plan) -> Vec<String> {
     plan.stages
         .iter()
-        .filter(|s| s.kind == "conv2d" || s.kind == "linear")
+        .filter(|s| s.kind.is_weighted())
         .map(|s| s.site.clone())
         .collect()
 }

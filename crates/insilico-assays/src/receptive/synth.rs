@@ -156,6 +156,63 @@ fn diversity(act: Activation, mask: Tensor<2>) -> Tensor<2> {
     -(sim * mask).sum_dim(1)
 }
 
+/// The site the diversity term compares, where it is on.
+fn diversity_site(
+    net: &Network,
+    batch: &BatchObjective,
+    settings: &Settings,
+    rows: usize,
+) -> Result<Option<String>> {
+    if settings.diversity == 0.0 || rows < 2 {
+        return Ok(None);
+    }
+    let plan = net.plan();
+    let s = settings
+        .diversity_site
+        .clone()
+        .unwrap_or_else(|| batch.last_site.clone());
+    if plan.site_index(&s)? > plan.site_index(&batch.last_site)? {
+        bail!(
+            "the diversity site `{s}` lies after the objective's last site `{}`",
+            batch.last_site
+        );
+    }
+    Ok(Some(s))
+}
+
+/// `[rows, rows]`: 1 where two different rows belong to the same group.
+fn same_group_mask(rows: usize, groups: Option<&[usize]>, device: &Device) -> Tensor<2> {
+    let mut m = vec![0.0f32; rows * rows];
+    for i in 0..rows {
+        for j in 0..rows {
+            let same = groups.map(|g| g[i] == g[j]).unwrap_or(true);
+            if i != j && same {
+                m[i * rows + j] = 1.0;
+            }
+        }
+    }
+    Tensor::<2>::from_data(TensorData::new(m, [rows, rows]), device)
+}
+
+/// The loss per row `[rows, 1]` with the regularizers added.
+fn add_penalties(
+    mut loss: Tensor<2>,
+    param: &ImageParam,
+    visible: Tensor<4>,
+    settings: &Settings,
+) -> Tensor<2> {
+    if settings.l2 != 0.0 {
+        loss = loss + l2(param.to_input(visible.clone())) * settings.l2;
+    }
+    if settings.tv != 0.0 {
+        loss = loss + total_variation(visible.clone()) * settings.tv;
+    }
+    if settings.blur != 0.0 {
+        loss = loss + blur_pull(visible) * settings.blur;
+    }
+    loss
+}
+
 /// Optimizes one image per objective, all in one batch. `groups` (one id per row) says
 /// which rows the diversity term keeps apart; `None`: all rows in one group.
 /// `net` may live on a plain device: its parameters act as constants and gradients reach
@@ -175,38 +232,12 @@ pub fn synthesize(
             bail!("{} group ids for {rows} objectives", g.len());
         }
     }
-    let plan = net.plan();
-    let batch = BatchObjective::new(objectives, plan, device)?;
-    let div_site = if settings.diversity != 0.0 && rows > 1 {
-        let s = settings
-            .diversity_site
-            .clone()
-            .unwrap_or_else(|| batch.last_site.clone());
-        let i = plan.site_index(&s)?;
-        if i > plan.site_index(&batch.last_site)? {
-            bail!(
-                "the diversity site `{s}` lies after the objective's last site `{}`",
-                batch.last_site
-            );
-        }
-        Some(s)
-    } else {
-        None
-    };
+    let batch = BatchObjective::new(objectives, net.plan(), device)?;
+    let div_site = diversity_site(net, &batch, settings, rows)?;
     let hooks = batch.hooks(div_site.as_slice());
-    let div_mask = div_site.as_ref().map(|_| {
-        let mut m = vec![0.0f32; rows * rows];
-        for i in 0..rows {
-            for j in 0..rows {
-                let same = groups.map(|g| g[i] == g[j]).unwrap_or(true);
-                if i != j && same {
-                    m[i * rows + j] = 1.0;
-                }
-            }
-        }
-        Tensor::<2>::from_data(TensorData::new(m, [rows, rows]), device)
-    });
-
+    let div_mask = div_site
+        .as_ref()
+        .map(|_| same_group_mask(rows, groups, device));
     let param = ImageParam::new(
         settings.param,
         settings.range,
@@ -233,18 +264,11 @@ pub fn synthesize(
         if let (Some(site), Some(mask)) = (&div_site, &div_mask) {
             per_row = per_row + diversity(rec.get(site).clone(), mask.clone()) * settings.diversity;
         }
-        let mut loss = -per_row;
-        if settings.l2 != 0.0 {
-            loss = loss + l2(param.to_input(visible.clone())) * settings.l2;
-        }
-        if settings.tv != 0.0 {
-            loss = loss + total_variation(visible.clone()) * settings.tv;
-        }
-        if settings.blur != 0.0 {
-            loss = loss + blur_pull(visible) * settings.blur;
-        }
+        let loss = add_penalties(-per_row, &param, visible, settings);
         let grads = loss.sum().backward();
-        let g = p.grad(&grads).expect("the image has a gradient");
+        let Some(g) = p.grad(&grads) else {
+            bail!("the objective does not depend on the image: no gradient reaches it");
+        };
         raw = adam.step(raw, g);
     }
     let trace = if trace_parts.is_empty() {

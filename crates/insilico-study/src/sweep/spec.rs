@@ -2,10 +2,9 @@
 //! trained network, and named scales. Expanded into grid points and validated whole
 //! before anything runs.
 
-use crate::cmd_ablate::AblationOptions;
-use crate::cmd_noise::NoiseOptions;
-use crate::cmd_receptive::ReceptiveOptions;
-use crate::cmd_selectivity::SelectivityOptions;
+use crate::options::Options;
+use crate::registry::AssayKind;
+use crate::study::StudyOptions;
 use anyhow::{bail, Context, Result};
 use insilico_engine::{load_config, Plan, RunConfig};
 use serde::{Deserialize, Serialize};
@@ -53,48 +52,63 @@ pub struct Scale {
     pub assays: Option<toml::Table>,
 }
 
-/// The assays run on every trained network, with their options. An absent table means
-/// the assay is not run.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// The `[assays]` table: the options every assay shares, and one table per assay to run
+/// (an absent table means the assay is not run). Each table is validated by its assay's
+/// options type when the file is loaded.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AssaySpec {
-    #[serde(default = "default_split")]
-    pub split: String,
-    #[serde(default = "default_images")]
-    pub images: usize,
-    /// Sites (default: every hidden site of each model).
-    #[serde(default)]
-    pub sites: Vec<String>,
-    #[serde(default = "default_seed")]
-    pub seed: u64,
-    pub ablation: Option<AblationOptions>,
-    pub selectivity: Option<SelectivityOptions>,
-    pub noise: Option<NoiseOptions>,
-    pub receptive_fields: Option<ReceptiveOptions>,
+    pub study: StudyOptions,
+    pub assays: BTreeMap<AssayKind, toml::Table>,
 }
 
-fn default_split() -> String {
-    "train".into()
-}
-fn default_images() -> usize {
-    10_000
-}
-fn default_seed() -> u64 {
-    0
-}
-
-impl Default for AssaySpec {
-    fn default() -> Self {
-        Self {
-            split: default_split(),
-            images: default_images(),
-            sites: Vec::new(),
-            seed: 0,
-            ablation: None,
-            selectivity: None,
-            noise: None,
-            receptive_fields: None,
+impl AssaySpec {
+    /// Splits an `[assays]` table into the shared options and the assays' own tables.
+    pub fn from_table(mut table: toml::Table) -> Result<Self> {
+        let mut assays = BTreeMap::new();
+        for kind in AssayKind::ALL {
+            let Some(value) = table.remove(kind.name()) else {
+                continue;
+            };
+            let toml::Value::Table(options) = value else {
+                bail!("assays.{kind}: must be a table, e.g. [assays.{kind}]");
+            };
+            kind.validate(&options)
+                .with_context(|| format!("in [assays.{kind}]"))?;
+            assays.insert(kind, options);
         }
+        let study = StudyOptions::from_table(table).with_context(|| {
+            let names: Vec<&str> = AssayKind::ALL.iter().map(|k| k.name()).collect();
+            format!("in [assays] (assays: {})", names.join(", "))
+        })?;
+        Ok(Self { study, assays })
+    }
+
+    pub fn to_table(&self) -> Result<toml::Table> {
+        let mut table = toml::Table::try_from(&self.study)?;
+        for (kind, options) in &self.assays {
+            table.insert(kind.name().into(), toml::Value::Table(options.clone()));
+        }
+        Ok(table)
+    }
+
+    /// The assays to run, in order.
+    pub fn kinds(&self) -> Vec<AssayKind> {
+        self.assays.keys().copied().collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for AssaySpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let table = toml::Table::deserialize(d)?;
+        AssaySpec::from_table(table).map_err(|e| serde::de::Error::custom(format!("{e:#}")))
+    }
+}
+
+impl Serialize for AssaySpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_table()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
     }
 }
 
@@ -199,10 +213,9 @@ impl SweepFile {
                 merge(sweep.models.entry(m.clone()).or_default(), t);
             }
             if let Some(a) = &s.assays {
-                let mut current = toml::Table::try_from(&sweep.assays)?;
+                let mut current = sweep.assays.to_table()?;
                 merge(&mut current, a);
-                sweep.assays = current
-                    .try_into()
+                sweep.assays = AssaySpec::from_table(current)
                     .with_context(|| format!("{}: scales.{name}.assays", path.display()))?;
             }
             sweep.name = format!("{}-{name}", sweep.name);
@@ -277,27 +290,6 @@ impl SweepFile {
     /// (fields and shapes against its dataset) and the assay options and sites.
     pub fn validate(&self, points: &[Point], locator: &insilico_data::Locator) -> Result<()> {
         let a = &self.assays;
-        if !matches!(a.split.as_str(), "train" | "test") {
-            bail!("assays.split: `{}` is not train or test", a.split);
-        }
-        if a.images == 0 {
-            bail!("assays.images: must be at least 1");
-        }
-        if let Some(o) = &a.ablation {
-            if o.repeats == 0 || o.steps == 0 || o.orders.is_empty() {
-                bail!("assays.ablation: repeats, steps and orders must be non-zero");
-            }
-        }
-        if let Some(o) = &a.selectivity {
-            if o.bins < 2 {
-                bail!("assays.selectivity.bins: must be at least 2");
-            }
-        }
-        if let Some(o) = &a.noise {
-            if !(o.min_level > 0.0 && o.max_level > o.min_level && o.levels >= 2 && o.repeats > 0) {
-                bail!("assays.noise: need 0 < min_level < max_level, levels >= 2, repeats >= 1");
-            }
-        }
         let mut shapes: BTreeMap<String, [usize; 3]> = BTreeMap::new();
         for p in points {
             let dataset = &p.config.data.dataset;
@@ -318,24 +310,13 @@ impl SweepFile {
             };
             let plan = Plan::new(&p.config.model, shape)
                 .with_context(|| format!("grid point {}", p.id))?;
-            for site in &a.sites {
+            for site in &a.study.sites {
                 plan.site_index(site)
                     .with_context(|| format!("assays.sites, for grid point {}", p.id))?;
             }
-            if let Some(o) = &a.receptive_fields {
-                let sites = match &o.sites {
-                    Some(s) => s.clone(),
-                    None if a.sites.is_empty() => plan.hidden_sites(),
-                    None => a.sites.clone(),
-                };
-                for site in &sites {
-                    let shape = plan.shape_at(site).with_context(|| {
-                        format!("assays.receptive_fields.sites, for grid point {}", p.id)
-                    })?;
-                    o.units.resolve(site, shape.units()).with_context(|| {
-                        format!("assays.receptive_fields.units, for grid point {}", p.id)
-                    })?;
-                }
+            for (kind, options) in &a.assays {
+                kind.check(options, &plan, &a.study)
+                    .with_context(|| format!("[assays.{kind}], for grid point {}", p.id))?;
             }
         }
         Ok(())

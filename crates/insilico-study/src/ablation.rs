@@ -1,8 +1,11 @@
-//! `insilico ablate`: cumulative ablation curves (Morcos et al. 2018).
+//! The ablation assay: cumulative ablation curves (Morcos et al. 2018), per site and
+//! across all hidden sites at once.
 
-use crate::cmd_selectivity::{importance_and_selectivity, SiteTuning};
-use crate::study::{Study, StudyArgs};
-use anyhow::Result;
+use crate::options::{at_least, Options};
+use crate::registry::{Assay, AssayKind};
+use crate::selectivity::{importance_and_selectivity, SiteTuning};
+use crate::study::Study;
+use anyhow::{bail, Result};
 use clap::Args;
 use insilico_assays::ablation::{
     all_sites_curve, cumulative_curve, fractions, replacement_values, unit_orders, AblationCurve,
@@ -13,16 +16,24 @@ use insilico_report::{write_csv, write_json, LinePlot, Series};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// Options of the ablation assay (also the `[assays.ablation]` table of a sweep file).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// Options of the ablation assay (`insilico ablate`, `[assays.ablation]` of a sweep).
+#[derive(Args, Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AblationOptions {
+    /// Orders, comma-separated: random, selectivity-high, selectivity-low, importance.
+    #[arg(long = "order", value_delimiter = ',', default_values_t = AblationOptions::default().orders)]
     pub orders: Vec<Order>,
+    /// Replacement for silenced units: zero or mean.
+    #[arg(long, default_value_t = AblationOptions::default().value)]
     pub value: Replacement,
+    /// Random orders per curve.
+    #[arg(long, default_value_t = AblationOptions::default().repeats)]
     pub repeats: usize,
-    /// Fraction steps: 20 gives 0, 0.05, ..., 1.
+    /// Fraction steps (20: 0, 0.05, ..., 1).
+    #[arg(long, default_value_t = AblationOptions::default().steps)]
     pub steps: usize,
-    /// Also silence the same fraction at every hidden site at once.
+    /// Also silence the same fraction at every hidden site at once (true or false).
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = AblationOptions::default().all_sites)]
     pub all_sites: bool,
 }
 
@@ -38,76 +49,74 @@ impl Default for AblationOptions {
     }
 }
 
-#[derive(Args)]
-#[command(
-    about = "Cumulative ablation curves: silence units one after another, measure accuracy",
-    long_about = "Cumulative ablation curves (Morcos et al. 2018). At each site, units are \
+impl Options for AblationOptions {
+    const SECTION: &'static str = "ablation";
+    fn validate(&self) -> Result<()> {
+        at_least(Self::SECTION, "repeats", self.repeats, 1)?;
+        at_least(Self::SECTION, "steps", self.steps, 1)?;
+        if self.orders.is_empty() {
+            bail!("ablation.orders is empty: give at least one of random, selectivity-high, selectivity-low, importance");
+        }
+        Ok(())
+    }
+}
+
+/// The ablation assay's result (`ablation.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AblationResult {
+    pub curves: Vec<AblationCurve>,
+    #[serde(deserialize_with = "insilico_assays::stats::nullable")]
+    pub seconds: f64,
+}
+
+/// The ablation assay in the registry.
+pub struct Ablation;
+
+impl Assay for Ablation {
+    const KIND: AssayKind = AssayKind::Ablation;
+    const COMMAND: &'static str = "ablate";
+    const ABOUT: &'static str =
+        "Cumulative ablation curves: silence units one after another, measure accuracy";
+    const LONG_ABOUT: &'static str =
+        "Cumulative ablation curves (Morcos et al. 2018). At each site, units are \
         silenced (x*(1-mask) + replacement*mask) in the chosen order and accuracy is measured \
         at fractions 0, 1/steps, ..., 1, over --repeats random orders. Writes \
         RUN/assays/ablation/: curves.csv (every point), summary.csv (normalized AUC per site \
         and order), ablation.json, and curves_<site>.png/.svg and curves.png/.svg.\n\n\
         The site's activation is recorded once; masks are applied to the cached activations, \
         many per forward pass, and where a conv or linear layer follows, each unit's \
-        contribution to it is computed once so that a mask costs one matrix product.",
-    after_help = "Examples:\n  insilico ablate --run runs/demo\n  insilico ablate --run runs/mlp --sites fc1.relu,fc2.relu --order random,selectivity-high --value mean --split test"
-)]
-pub struct AblateArgs {
-    #[command(flatten)]
-    pub study: StudyArgs,
-    /// Orders, comma-separated: random, selectivity-high, selectivity-low, importance.
-    #[arg(long = "order", value_delimiter = ',', default_value = "random")]
-    pub orders: Vec<Order>,
-    /// Replacement for silenced units: zero or mean.
-    #[arg(long, default_value = "zero")]
-    pub value: Replacement,
-    /// Random orders per curve.
-    #[arg(long, default_value_t = 10)]
-    pub repeats: usize,
-    /// Fraction steps (20: 0, 0.05, ..., 1).
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Skip the all-hidden-sites-at-once curve.
-    #[arg(long)]
-    pub no_all_sites: bool,
-}
+        contribution to it is computed once so that a mask costs one matrix product.";
+    const EXAMPLES: &'static str = "Examples:\n  insilico ablate --run runs/demo\n  insilico ablate --run runs/mlp --sites fc1.relu,fc2.relu --order random,selectivity-high --value mean --split test";
+    const RESULT_FILE: &'static str = "ablation.json";
+    type Options = AblationOptions;
+    type Output = AblationResult;
 
-/// What the sweep summary needs from an ablation assay.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AblationResult {
-    pub curves: Vec<AblationCurve>,
-    pub seconds: f64,
-}
-
-pub fn run(args: AblateArgs) -> Result<()> {
-    let study = Study::open(&args.study)?;
-    let opts = AblationOptions {
-        orders: args.orders,
-        value: args.value,
-        repeats: args.repeats,
-        steps: args.steps,
-        all_sites: !args.no_all_sites,
-    };
-    let result = ablate(&study, &opts, args.study.seed)?;
-    for c in &result.curves {
-        println!(
-            "{:<12} {:<17} unablated {:.4}  AUC {:.4} ± {:.4}",
-            c.site,
-            c.order.to_string(),
-            c.unablated,
-            c.auc_mean,
-            c.auc_std
-        );
+    fn run(study: &Study, options: &AblationOptions) -> Result<AblationResult> {
+        ablate(study, options)
     }
-    println!(
-        "{:.1}s; outputs in {}/",
-        result.seconds,
-        study.out_dir("ablation").display()
-    );
-    Ok(())
+
+    fn describe(result: &AblationResult) -> Vec<String> {
+        result
+            .curves
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:<12} {:<17} unablated {:.4}  AUC {:.4} ± {:.4}",
+                    c.site,
+                    c.order.to_string(),
+                    c.unablated,
+                    c.auc_mean,
+                    c.auc_std
+                )
+            })
+            .collect()
+    }
 }
 
 /// Runs the ablation assay on a study and writes its outputs.
-pub fn ablate(study: &Study, opts: &AblationOptions, seed: u64) -> Result<AblationResult> {
+pub fn ablate(study: &Study, opts: &AblationOptions) -> Result<AblationResult> {
+    opts.validate()?;
+    let seed = study.seed();
     let started = Instant::now();
     let net = &study.run.network;
     let labels = study.examples.labels.clone();
@@ -225,14 +234,19 @@ fn write_outputs(study: &Study, result: &AblationResult) -> Result<()> {
         &summary,
     )?;
     write_json(&dir.join("ablation.json"), result)?;
-    let split = &study.split;
+    draw(study, result)
+}
+
+/// One figure per site with one line per order, and one with every site (random order).
+fn draw(study: &Study, result: &AblationResult) -> Result<()> {
+    let dir = study.out_dir("ablation");
+    let split = &study.split().to_string();
     let title = format!(
         "{} on {} ({split} split, {} images)",
         study.run.config.model.name,
         study.run.data.dataset.name,
         study.examples.len()
     );
-    // One figure per site with one line per order, and one with every site (random order).
     let mut sites: Vec<&str> = result.curves.iter().map(|c| c.site.as_str()).collect();
     sites.dedup();
     for site in &sites {

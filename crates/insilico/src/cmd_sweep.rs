@@ -1,14 +1,9 @@
-//! `insilico sweep`: one file describes a whole study; one command runs it, resumes it
-//! after an interruption, and writes the figures and the report.
-
-pub mod exec;
-pub mod spec;
-pub mod summary;
+//! `insilico sweep`: the command line of the sweep library.
 
 use crate::common::Env;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
-use spec::SweepFile;
+use insilico_study::sweep::{PointState, Sweep};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -49,76 +44,40 @@ pub struct SweepArgs {
 
 pub fn run(args: SweepArgs) -> Result<()> {
     let started = Instant::now();
-    let sweep = SweepFile::load(&args.file, args.scale.as_deref())?;
-    let text = std::fs::read_to_string(&args.file)?;
-    let points = sweep.expand()?;
-    let out = sweep.out_dir(args.out.as_deref());
+    let sweep = Sweep::load(&args.file, args.scale.as_deref(), args.out.as_deref())?;
     let locator = args.env.locator();
     if let Some(id) = &args.point {
-        let Some(p) = points.iter().find(|p| &p.id == id) else {
-            bail!("no grid point `{id}` in {}", args.file.display());
-        };
-        return exec::run_point(
-            &out,
-            p,
-            &sweep.assays,
-            &args.env.compute()?,
-            &locator,
-            false,
-        );
+        return sweep.run_point(id, &args.env.compute()?, &locator, false);
     }
     if args.dry_run {
-        println!("{} grid points -> {}/runs/", points.len(), out.display());
-        for p in &points {
-            let state = if exec::point_done(&out, p, &sweep.assays) {
-                "done"
-            } else if exec::run_dir(&out, p).config_path().exists() {
-                "partial"
-            } else {
-                "todo"
-            };
-            println!("  [{state:>7}] {}", p.id);
-        }
-        println!("assays: {}", exec::assay_names(&sweep.assays).join(", "));
-        return Ok(());
+        return dry_run(&sweep);
     }
     if !args.summary_only {
-        sweep.validate(&points, &locator)?;
-        let todo: Vec<&spec::Point> = points
-            .iter()
-            .filter(|p| !exec::point_done(&out, p, &sweep.assays))
-            .collect();
+        sweep.validate(&locator)?;
         eprintln!(
             "sweep {}: {} grid points, {} to run, {} job(s) -> {}",
-            sweep.name,
-            points.len(),
-            todo.len(),
+            sweep.spec.name,
+            sweep.points.len(),
+            sweep.todo().len(),
             args.jobs,
-            out.display()
+            sweep.out.display()
         );
-        std::fs::create_dir_all(&out)?;
-        insilico_data::fsx::write_atomic(&out.join("sweep.toml"), text.as_bytes())?;
         if args.jobs <= 1 {
-            let compute = args.env.compute()?;
-            for p in &todo {
-                exec::run_point(
-                    &out,
-                    p,
-                    &sweep.assays,
-                    &compute,
-                    &locator,
-                    args.env.progress(),
-                )?;
-            }
+            sweep.run_serial(&args.env.compute()?, &locator, args.env.progress())?;
         } else {
             let exe = std::env::current_exe()?;
-            let child = exec::child_args(&args.file, args.scale.as_deref(), &out, &args.env);
-            exec::run_parallel(&exe, &child, &todo, args.jobs)?;
+            sweep.run_parallel(
+                &exe,
+                &args.env.device,
+                args.env.data_dir.as_deref(),
+                args.jobs,
+            )?;
         }
     }
     // The wall time of a run that only redraws the summary says nothing of the study.
     let wall = (!args.summary_only).then(|| started.elapsed().as_secs_f64());
-    let s = summary::summarize(&sweep, &text, &points, &out, wall)?;
+    let s = sweep.summarize(wall)?;
+    let axis = s.x_axis.as_deref().unwrap_or("x");
     for h in &s.headlines {
         let levels: Vec<String> = h
             .auc_by_x
@@ -126,12 +85,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
             .map(|(x, m, sd, _)| format!("{x}: {m:.3}±{sd:.3}"))
             .collect();
         println!(
-            "{} {}: AUC by {} [{}]; Spearman({}, AUC) = {:.3}",
+            "{} {}: AUC by {axis} [{}]; Spearman({axis}, AUC) = {:.3}",
             h.model,
             h.site,
-            s.x_axis.as_deref().unwrap_or("x"),
             levels.join(", "),
-            s.x_axis.as_deref().unwrap_or("x"),
             h.spearman_x_auc
         );
     }
@@ -143,7 +100,26 @@ pub fn run(args: SweepArgs) -> Result<()> {
         s.train_seconds,
         s.assay_seconds,
         wall.map(|w| format!(", wall {w:.0}s")).unwrap_or_default(),
-        out.join("report.html").display()
+        sweep.out.join("report.html").display()
     );
+    Ok(())
+}
+
+fn dry_run(sweep: &Sweep) -> Result<()> {
+    println!(
+        "{} grid points -> {}/runs/",
+        sweep.points.len(),
+        sweep.out.display()
+    );
+    for p in &sweep.points {
+        let state = match sweep.state(p) {
+            PointState::Done => "done",
+            PointState::Partial => "partial",
+            PointState::Todo => "todo",
+        };
+        println!("  [{state:>7}] {}", p.id);
+    }
+    let names: Vec<&str> = sweep.spec.assays.kinds().iter().map(|k| k.name()).collect();
+    println!("assays: {}", names.join(", "));
     Ok(())
 }

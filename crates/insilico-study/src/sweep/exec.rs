@@ -4,10 +4,7 @@
 //! and process, so a process per point keeps every run reproducible.
 
 use super::spec::{AssaySpec, Point};
-use crate::cmd_ablate::ablate;
-use crate::cmd_noise::noise;
-use crate::cmd_receptive::receptive_fields;
-use crate::cmd_selectivity::selectivity;
+use crate::registry::{done_marker, AssayKind};
 use crate::study::Study;
 use anyhow::{bail, Context, Result};
 use insilico_data::fsx::write_atomic;
@@ -86,78 +83,37 @@ pub fn run_point(
         )
         .with_context(|| format!("training grid point {}", point.id))?;
     }
-    let pending: Vec<&str> = assay_names(assays)
+    let pending: Vec<AssayKind> = assays
+        .kinds()
         .into_iter()
-        .filter(|a| !run.assay_dir(a).join("done.json").exists())
+        .filter(|k| !k.done(&run))
         .collect();
     if pending.is_empty() {
         return Ok(());
     }
     let trained = TrainedRun::open(&run.root, compute.clone(), locator)?;
-    let study = Study::new(trained, &assays.split, assays.images, &assays.sites)?;
-    for name in pending {
-        eprintln!("[{}] {name}", point.id);
+    let study = Study::new(trained, &assays.study)?;
+    for kind in pending {
+        eprintln!("[{}] {kind}", point.id);
         let started = Instant::now();
-        match name {
-            "ablation" => {
-                ablate(
-                    &study,
-                    assays.ablation.as_ref().expect("listed"),
-                    assays.seed,
-                )?;
-            }
-            "selectivity" => {
-                selectivity(&study, assays.selectivity.as_ref().expect("listed"))?;
-            }
-            "noise" => {
-                noise(&study, assays.noise.as_ref().expect("listed"), assays.seed)?;
-            }
-            "receptive_fields" => {
-                receptive_fields(
-                    &study,
-                    assays.receptive_fields.as_ref().expect("listed"),
-                    assays.seed,
-                )?;
-            }
-            other => bail!("unknown assay {other}"),
-        }
+        kind.run(&study, &assays.assays[&kind])
+            .with_context(|| format!("{kind} on grid point {}", point.id))?;
         let done = AssayDone {
-            assay: name.to_string(),
+            assay: kind.name().to_string(),
             seconds: started.elapsed().as_secs_f64(),
         };
         write_atomic(
-            &run.assay_dir(name).join("done.json"),
+            &done_marker(&run, kind),
             serde_json::to_string_pretty(&done)?.as_bytes(),
         )?;
     }
     Ok(())
 }
 
-/// The assays a spec enables, in the order they run.
-pub fn assay_names(a: &AssaySpec) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    if a.ablation.is_some() {
-        v.push("ablation");
-    }
-    if a.selectivity.is_some() {
-        v.push("selectivity");
-    }
-    if a.noise.is_some() {
-        v.push("noise");
-    }
-    if a.receptive_fields.is_some() {
-        v.push("receptive_fields");
-    }
-    v
-}
-
 /// Whether a point needs no more work.
 pub fn point_done(out: &Path, point: &Point, assays: &AssaySpec) -> bool {
     let run = run_dir(out, point);
-    run.is_complete()
-        && assay_names(assays)
-            .iter()
-            .all(|a| run.assay_dir(a).join("done.json").exists())
+    run.is_complete() && assays.kinds().iter().all(|k| k.done(&run))
 }
 
 /// Runs points in `jobs` child processes (`insilico sweep FILE --point ID`).
@@ -212,7 +168,8 @@ pub fn child_args(
     file: &Path,
     scale: Option<&str>,
     out: &Path,
-    env: &crate::common::Env,
+    device: &str,
+    data_dir: Option<&Path>,
 ) -> Vec<String> {
     let mut a = vec![
         "sweep".to_string(),
@@ -220,13 +177,13 @@ pub fn child_args(
         "--out".into(),
         out.display().to_string(),
         "--device".into(),
-        env.device.clone(),
+        device.to_string(),
         "--quiet".into(),
     ];
     if let Some(s) = scale {
         a.extend(["--scale".into(), s.to_string()]);
     }
-    if let Some(d) = &env.data_dir {
+    if let Some(d) = data_dir {
         a.extend(["--data-dir".into(), d.display().to_string()]);
     }
     a

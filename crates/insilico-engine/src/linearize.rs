@@ -1,0 +1,212 @@
+//! The unit algebra of the layers, for assays that silence units by the thousand.
+//!
+//! A binary per-unit mask `m` with replacement `r` at a site commutes with every layer
+//! after it that [`LayerKind::commutes_with_unit_mask`] (relu, pooling, batch norm and
+//! dropout in evaluation, flatten), up to the first layer that
+//! [`LayerKind::is_linear_in_units`] (conv, linear). That layer's output is then
+//! `bias + sum_u (1 - m_u) L(x_u) + m_u L(r_u)`: each unit's contribution `L(x_u)` can be
+//! computed once per image and every mask becomes one row of a matmul. This module says
+//! where that holds ([`linearization`]) and computes the pieces; the ablation assay
+//! combines them.
+
+use crate::config::LayerSpec;
+use crate::hooks::Activation;
+use crate::network::{Layer, Network};
+use crate::plan::Plan;
+use anyhow::{bail, ensure, Result};
+use burn::tensor::activation::relu;
+use burn::tensor::module::unfold4d;
+use burn::tensor::ops::UnfoldOptions;
+use burn::tensor::{Device, Tensor};
+
+/// The stretch of the network after a masked site that the algebra replaces.
+#[derive(Clone, Debug)]
+pub struct Linearization {
+    /// The last site before the linear layer (the masked site itself where the linear
+    /// layer follows it directly).
+    pub pre_site: String,
+    /// The layer linear in the units; the forward pass resumes after it.
+    pub linear_site: String,
+    /// Its output shape, without the batch axis.
+    pub out_dims: Vec<usize>,
+    /// Multiply-adds per output value when the layer runs on its input: input features,
+    /// or input channels x kernel size.
+    pub fan_in: usize,
+}
+
+/// Where a unit mask at `site` can be pushed through to a layer linear in the units, or
+/// `None` (then the layers must run on the masked activation).
+pub fn linearization(plan: &Plan, site: &str) -> Result<Option<Linearization>> {
+    let stages = &plan.stages;
+    let mut j = plan.site_index(site)? + 1;
+    while j < stages.len() && stages[j].kind.commutes_with_unit_mask() {
+        j += 1;
+    }
+    if j >= stages.len() || !stages[j].kind.is_linear_in_units() {
+        return Ok(None);
+    }
+    let stage = &stages[j];
+    let fan_in = match &stage.spec {
+        LayerSpec::Conv2d { kernel, .. } => stage.input.units() * kernel * kernel,
+        _ => stage.input.numel(),
+    };
+    Ok(Some(Linearization {
+        pre_site: stages[j - 1].site.clone(),
+        linear_site: stage.site.clone(),
+        out_dims: stage.output.dims(),
+        fan_in,
+    }))
+}
+
+/// Patches of `x` `[B, C, H, W]` for a `kh x kw` kernel, as `[C, K, B * L]` (K kernel
+/// offsets, L output positions). Stride 1 is built from shifted views of the padded input
+/// (cheaper than a general unfold); other strides use Burn's `unfold4d`.
+fn im2col(x: Tensor<4>, [kh, kw]: [usize; 2], stride: usize, padding: usize) -> Tensor<3> {
+    let [b, c, h, w] = x.dims();
+    if stride != 1 {
+        let patches = unfold4d(
+            x,
+            [kh, kw],
+            UnfoldOptions::new([stride, stride], [padding, padding], [1, 1]),
+        );
+        let l = patches.dims()[2];
+        return patches
+            .reshape([b, c, kh * kw, l])
+            .permute([1, 2, 0, 3])
+            .reshape([c, kh * kw, b * l]);
+    }
+    let (oh, ow) = (h + 2 * padding + 1 - kh, w + 2 * padding + 1 - kw);
+    let padded = x.pad(
+        (padding, padding, padding, padding),
+        burn::tensor::ops::PadMode::Constant(0.0),
+    );
+    let shifts: Vec<Tensor<4>> = (0..kh)
+        .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
+        .map(|(ky, kx)| {
+            padded
+                .clone()
+                .narrow(2, ky, oh)
+                .narrow(3, kx, ow)
+                .reshape([1, b, c, oh * ow])
+        })
+        .collect();
+    Tensor::cat(shifts, 0)
+        .permute([2, 0, 1, 3])
+        .reshape([c, kh * kw, b * oh * ow])
+}
+
+/// Each of `units` input units' contribution to the linear layer's output (no bias), for
+/// the activation `x` at `lin.pre_site`: `[units, B * out]`, batch outside the output.
+pub fn unit_contributions(
+    net: &Network,
+    lin: &Linearization,
+    x: Activation,
+    units: usize,
+) -> Result<Tensor<2>> {
+    let b = x.batch();
+    let out: usize = lin.out_dims.iter().product();
+    let plan = net.plan();
+    let spec = &plan.stages[plan.site_index(&lin.linear_site)?].spec;
+    Ok(match (net.layer(&lin.linear_site)?, x, spec) {
+        (
+            Layer::Conv2d(conv),
+            Activation::Map(x),
+            LayerSpec::Conv2d {
+                stride, padding, ..
+            },
+        ) => {
+            let w = conv.weight.val();
+            let [o, c, kh, kw] = w.dims();
+            ensure!(
+                c == units,
+                "per-unit contributions need one input channel per unit"
+            );
+            // Patches [C, K, B*L]; filters [O, C, K] -> [C, O, K]. One batched matmul
+            // gives every unit's contribution to every output channel.
+            let patches = im2col(x, [kh, kw], *stride, *padding);
+            let l = patches.dims()[2] / b;
+            let filters = w.reshape([o, c, kh * kw]).swap_dims(0, 1);
+            // [C, O, B*L] -> [C, B, O, L] (mask-major rows need the batch outside O).
+            filters
+                .matmul(patches)
+                .reshape([c, o, b, l])
+                .swap_dims(1, 2)
+                .reshape([units, b * out])
+        }
+        (Layer::Linear(linear), x, _) => {
+            let x = x.flatten();
+            let f = x.dims()[1];
+            ensure!(
+                f % units == 0,
+                "flattened features are not a multiple of the units"
+            );
+            let s = f / units;
+            let w = linear.weight.val(); // Burn's layout: [in, out]
+            let xs = x.reshape([b, units, s]).swap_dims(0, 1); // [U, B, S]
+            let ws = w.reshape([units, s, out]); // [U, S, O]
+            xs.matmul(ws).reshape([units, b * out])
+        }
+        _ => bail!("{} is not a conv or linear layer", lin.linear_site),
+    })
+}
+
+/// The linear layer's bias laid out like one row of contributions, `[1, B * out]`.
+pub fn bias_row(net: &Network, lin: &Linearization, b: usize, device: &Device) -> Tensor<2> {
+    let out: usize = lin.out_dims.iter().product();
+    let o = lin.out_dims[0];
+    let bias = match net.layer(&lin.linear_site) {
+        Ok(Layer::Conv2d(c)) => c.bias.as_ref().map(|b| b.val()),
+        Ok(Layer::Linear(l)) => l.bias.as_ref().map(|b| b.val()),
+        _ => None,
+    };
+    match bias {
+        Some(bias) => bias
+            .reshape([1, o, 1])
+            .repeat_dim(2, out / o)
+            .reshape([1, out])
+            .repeat_dim(0, b)
+            .reshape([1, b * out]),
+        None => Tensor::zeros([1, b * out], device),
+    }
+}
+
+/// The linear layer's output `pre` (`[rows, out]`) as the activation to resume from, and
+/// the site to resume after. Where a relu and a 2x2 max pool follow, they are applied
+/// here in the other order (both monotone, so they commute) with the pool as a reshape
+/// and a max: the relu then touches a quarter of the values.
+pub fn resume_point(
+    net: &Network,
+    lin: &Linearization,
+    pre: Tensor<2>,
+    rows: usize,
+) -> Result<(String, Activation)> {
+    let plan = net.plan();
+    let j = plan.site_index(&lin.linear_site)?;
+    let stages = &plan.stages;
+    let relu_then_pool = j + 2 < stages.len()
+        && stages[j + 1].kind == crate::LayerKind::Relu
+        && matches!(
+            stages[j + 2].spec,
+            LayerSpec::Maxpool {
+                kernel: 2,
+                stride: None | Some(2),
+                ..
+            }
+        );
+    Ok(match lin.out_dims[..] {
+        [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => {
+            let pooled = pre
+                .reshape([rows, o, h / 2, 2, w / 2, 2])
+                .max_dim(5)
+                .max_dim(3)
+                .reshape([rows, o, h / 2, w / 2]);
+            (stages[j + 2].site.clone(), Activation::Map(relu(pooled)))
+        }
+        [o, h, w] => (
+            lin.linear_site.clone(),
+            Activation::Map(pre.reshape([rows, o, h, w])),
+        ),
+        [_] => (lin.linear_site.clone(), Activation::Flat(pre)),
+        _ => bail!("{} has neither a map nor a vector output", lin.linear_site),
+    })
+}

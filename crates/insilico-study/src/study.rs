@@ -1,0 +1,152 @@
+//! Opening a trained run for study, and the options every assay shares.
+
+use crate::options::{at_least, Options};
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use insilico_engine::eval::record_site;
+use insilico_engine::{Activation, Compute, Examples, TrainedRun};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Which examples an assay presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Subset {
+    /// The training images, with the labels the network was trained on (corrupted or
+    /// not), as Morcos et al. for memorizing networks.
+    Train,
+    /// The held-out test images.
+    Test,
+}
+
+impl fmt::Display for Subset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Subset::Train => "train",
+            Subset::Test => "test",
+        })
+    }
+}
+
+/// What every assay shares: the stimuli, the sites and the seed (the `[assays]` table of
+/// a sweep file; `--split`, `--images`, `--sites`, `--seed` on the command line).
+#[derive(Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StudyOptions {
+    /// Sites, comma-separated (default: every hidden site, i.e. each relu output).
+    #[arg(long, value_delimiter = ',')]
+    pub sites: Vec<String>,
+    /// Which examples: train (with the labels the network was trained on, corrupted or
+    /// not, as Morcos et al. for memorizing networks) or test.
+    #[arg(long, value_enum, default_value_t = StudyOptions::default().split)]
+    pub split: Subset,
+    /// Use at most this many examples of the split.
+    #[arg(long, default_value_t = StudyOptions::default().images)]
+    pub images: usize,
+    /// Seed for random orders, noise and initial images.
+    #[arg(long, default_value_t = StudyOptions::default().seed)]
+    pub seed: u64,
+}
+
+impl Default for StudyOptions {
+    fn default() -> Self {
+        Self {
+            sites: Vec::new(),
+            split: Subset::Train,
+            images: 10_000,
+            seed: 0,
+        }
+    }
+}
+
+impl Options for StudyOptions {
+    const SECTION: &'static str = "assays";
+    fn validate(&self) -> Result<()> {
+        at_least(Self::SECTION, "images", self.images, 1)
+    }
+}
+
+/// A trained network, the examples it is shown and the sites recorded from.
+pub struct Study {
+    pub run: TrainedRun,
+    pub examples: Examples,
+    /// The sites every assay records from (resolved: never empty).
+    pub sites: Vec<String>,
+    pub options: StudyOptions,
+}
+
+impl Study {
+    /// Opens the run directory `dir` (as written by `insilico train`) for study.
+    pub fn open(
+        dir: &Path,
+        compute: Compute,
+        locator: &insilico_data::Locator,
+        options: &StudyOptions,
+    ) -> Result<Self> {
+        options.validate()?;
+        Self::new(TrainedRun::open(dir, compute, locator)?, options)
+    }
+
+    /// A study of `options.images` examples of the split at `options.sites` (every
+    /// hidden site if empty).
+    pub fn new(run: TrainedRun, options: &StudyOptions) -> Result<Self> {
+        options.validate()?;
+        let examples = match options.split {
+            Subset::Train => run.data.train.head(Some(options.images)),
+            Subset::Test => run.data.test.head(Some(options.images)),
+        };
+        if examples.is_empty() {
+            bail!("the {} split of this run has no examples", options.split);
+        }
+        let sites = if options.sites.is_empty() {
+            run.network.plan().hidden_sites()
+        } else {
+            for s in &options.sites {
+                run.network.plan().site_index(s)?;
+            }
+            options.sites.clone()
+        };
+        Ok(Self {
+            run,
+            examples,
+            sites,
+            options: options.clone(),
+        })
+    }
+
+    /// The activation at `site` for the study's examples (recorded once).
+    pub fn record(&self, site: &str) -> Result<Activation> {
+        record_site(
+            &self.run.network,
+            &self.examples,
+            site,
+            1000,
+            &self.run.compute.device,
+        )
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.run.network.plan().num_classes()
+    }
+
+    pub fn split(&self) -> Subset {
+        self.options.split
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.options.seed
+    }
+
+    pub fn out_dir(&self, assay: &str) -> PathBuf {
+        self.run.dir.assay_dir(assay)
+    }
+
+    /// "model on dataset" for figure titles.
+    pub fn who(&self) -> String {
+        format!(
+            "{} on {}",
+            self.run.config.model.name, self.run.data.dataset.name
+        )
+    }
+}

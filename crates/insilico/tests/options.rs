@@ -1,0 +1,93 @@
+//! The command line refuses every degenerate assay option before any work, with the
+//! field named and exit status 1, exactly as a sweep file refuses it; and `--options
+//! FILE` merges under the flags.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_insilico");
+
+/// Runs `insilico ARGS` and returns (exit code, stderr).
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn degenerate_assay_options_are_refused_naming_the_field() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["ablate", "--repeats", "0"], "ablation.repeats = 0"),
+        (&["ablate", "--steps", "0"], "ablation.steps = 0"),
+        (&["ablate", "--images", "0"], "assays.images = 0"),
+        (&["selectivity", "--images", "0"], "assays.images = 0"),
+        (&["selectivity", "--bins", "1"], "selectivity.bins = 1"),
+        (&["noise", "--repeats", "0"], "noise.repeats = 0"),
+        (&["noise", "--max-level", "inf"], "noise.max_level = inf"),
+        (&["noise", "--images", "0"], "assays.images = 0"),
+        (
+            &["receptive-fields", "--lr", "NaN"],
+            "receptive_fields.lr = NaN",
+        ),
+        (&["receptive-fields", "--images", "0"], "assays.images = 0"),
+        (
+            &["receptive-fields", "--steps", "0"],
+            "receptive_fields.steps = 0",
+        ),
+    ];
+    for (args, field) in cases {
+        let mut full = args.to_vec();
+        full.extend(["--run", "no-such-run", "--quiet"]);
+        let (code, err) = run(&full);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(field), "{args:?} should name {field}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_sweep_refuses_the_same_values_with_the_same_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "name = \"t\"\n[grid]\nmodel = [\"mlp-2x128\"]\n[assays.noise]\nmax_level = inf\n",
+    )
+    .unwrap();
+    let (code, err) = run(&["sweep", file.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("noise.max_level = inf"), "{err}");
+}
+
+#[test]
+fn an_options_file_is_checked_and_merged_under_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ablation.toml");
+    std::fs::write(&file, "repeats = 0\n").unwrap();
+    let f = file.to_str().unwrap();
+    // The file's bad value is refused, naming the file and the field...
+    let (code, err) = run(&["ablate", "--run", "no-such-run", "--options", f]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("ablation.toml") && err.contains("ablation.repeats"),
+        "{err}"
+    );
+    // ...unless a flag overrides it; then the run directory is what is missing.
+    let (code, err) = run(&[
+        "ablate",
+        "--run",
+        "no-such-run",
+        "--options",
+        f,
+        "--repeats",
+        "2",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        !err.contains("repeats") && err.contains("no-such-run"),
+        "{err}"
+    );
+    assert!(!Path::new("no-such-run").exists());
+}
