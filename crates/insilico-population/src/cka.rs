@@ -59,6 +59,9 @@ fn moments(x: &Matrix, y: &Matrix) -> Moments {
     }
 }
 
+/// Why CKA needs three stimuli.
+const TWO_STIMULI: &str = "two centred stimuli span one dimension, where CKA is 1 for any inputs";
+
 fn inner(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
     let mut total = 0.0;
     for j in 0..a.ncols() {
@@ -83,11 +86,11 @@ fn ratio(what: &'static str, num: f64, den_x: f64, den_y: f64) -> Result<f64> {
 }
 
 /// Linear CKA. 1 for identical inputs, symmetric, invariant to orthogonal transforms and
-/// isotropic scaling of either input. Needs 2 stimuli; an input whose units are all
+/// isotropic scaling of either input. Needs 3 stimuli; an input whose units are all
 /// constant is an error.
 pub fn cka_linear(x: &Matrix, y: &Matrix) -> Result<f64> {
     const WHAT: &str = "linear CKA";
-    check_pair(x, y, WHAT, 2, "variance needs two stimuli")?;
+    check_pair(x, y, WHAT, 3, TWO_STIMULI)?;
     let m = moments(x, y);
     ratio(WHAT, m.xy, m.xx, m.yy)
 }
@@ -133,7 +136,7 @@ pub fn cka_rbf(x: &Matrix, y: &Matrix, bandwidth: f64) -> Result<f64> {
             format!("bandwidth {bandwidth} must be positive"),
         ));
     }
-    check_pair(x, y, WHAT, 2, "a distance needs two stimuli")?;
+    check_pair(x, y, WHAT, 3, TWO_STIMULI)?;
     let k = center_gram(rbf_gram(x, bandwidth)?);
     let l = center_gram(rbf_gram(y, bandwidth)?);
     ratio(

@@ -154,6 +154,10 @@ pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
 /// discordant pairs as the swaps of a merge sort by `b`, and correct for ties:
 /// `concordant - discordant = P - T_a - T_b + T_ab - 2 * swaps`, over `P = N (N - 1) / 2`.
 pub(crate) fn kendall_tau_a(a: &[f64], b: &[f64]) -> f64 {
+    // -0.0 and 0.0 are equal but sort apart under total_cmp, which would split a run of
+    // ties in `a` and count its pairs as inversions: adding 0.0 turns -0.0 into 0.0.
+    let a: Vec<f64> = a.iter().map(|v| v + 0.0).collect();
+    let b: Vec<f64> = b.iter().map(|v| v + 0.0).collect();
     let n = a.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_unstable_by(|&i, &j| a[i].total_cmp(&a[j]).then(b[i].total_cmp(&b[j])));
