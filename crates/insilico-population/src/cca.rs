@@ -57,7 +57,6 @@ pub struct PwccaResult {
 /// The pieces every CCA variant shares: each side's kept right singular vectors and singular
 /// values, the centred inputs and the cross-product `X^T Y`.
 struct Prepared {
-    xc: Mat<f64>,
     bx: RightBasis,
     by: RightBasis,
     cross_xy: Mat<f64>,
@@ -76,12 +75,7 @@ fn prepare(x: &Matrix, y: &Matrix, what: &'static str) -> Result<Prepared> {
     let bx = RightBasis::of_centred(xc.as_ref(), what)?;
     let by = RightBasis::of_centred(yc.as_ref(), what)?;
     let cross_xy = cross(xc.as_ref(), yc.as_ref());
-    Ok(Prepared {
-        xc,
-        bx,
-        by,
-        cross_xy,
-    })
+    Ok(Prepared { bx, by, cross_xy })
 }
 
 /// `S_x^-1 V_x^T (X^T Y) V_y S_y^-1` restricted to the first `kx`, `ky` directions: the
@@ -198,11 +192,11 @@ pub fn pwcca(x: &Matrix, y: &Matrix) -> Result<PwccaResult> {
     } else {
         WeightedSide::Y
     };
-    let (centred_side, basis, coefficients) = match weighted_side {
-        WeightedSide::X => (p.xc, &p.bx, a),
-        WeightedSide::Y => (centred(y.as_faer()), &p.by, b),
+    let (basis, coefficients) = match weighted_side {
+        WeightedSide::X => (&p.bx, a),
+        WeightedSide::Y => (&p.by, b),
     };
-    let weights = projection_weights(centred_side.as_ref(), basis, coefficients.as_ref());
+    let weights = projection_weights(basis, coefficients.as_ref());
     let value = weights.iter().zip(&s).map(|(w, r)| w * r).sum();
     Ok(PwccaResult {
         value,
@@ -214,16 +208,17 @@ pub fn pwcca(x: &Matrix, y: &Matrix) -> Result<PwccaResult> {
 
 /// `w_i = sum_j |<q_i, x_j>| / total`, with `q` the thin-QR basis of the canonical directions
 /// `X V A` (the neuron-space directions `V A` of `pwcca.py`'s `coef_x`, applied to the data).
-fn projection_weights(
-    xc: MatRef<'_, f64>,
-    basis: &RightBasis,
-    coefficients: MatRef<'_, f64>,
-) -> Vec<f64> {
+///
+/// Computed without touching the stimuli again: with `X = U S V^T`, the directions are
+/// `U (S A)`; if `S A = Q' R` then `U Q'` is their QR basis (U has orthonormal columns), and
+/// `(U Q')^T X = Q'^T S V^T`, a `k x units` product of small matrices.
+fn projection_weights(basis: &RightBasis, coefficients: MatRef<'_, f64>) -> Vec<f64> {
     let k = coefficients.ncols();
-    let neuron_space = product(basis.v.as_ref(), coefficients);
-    let directions = product(xc, neuron_space.as_ref());
-    let q = directions.qr().compute_thin_Q();
-    let projections = cross(q.as_ref(), xc);
+    let s = &basis.s;
+    let scaled = Mat::from_fn(coefficients.nrows(), k, |i, j| s[i] * coefficients[(i, j)]);
+    let q = scaled.qr().compute_thin_Q();
+    let s_vt = Mat::from_fn(s.len(), basis.v.nrows(), |i, j| s[i] * basis.v[(j, i)]);
+    let projections = cross(q.as_ref(), s_vt.as_ref());
     let raw: Vec<f64> = (0..k)
         .map(|i| {
             (0..projections.ncols())

@@ -167,3 +167,27 @@ pub fn compare_all(measures: &[Measure], x: &Matrix, y: &Matrix) -> Result<Vec<C
         })
         .collect()
 }
+
+impl std::str::FromStr for Measure {
+    type Err = crate::Error;
+
+    /// Parses [`Measure::name`]: every default name, plus `cka-rbf-<bandwidth>` and
+    /// `svcca-<kept>` with any parameter.
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(m) = Measure::all().into_iter().find(|m| m.name() == s) {
+            return Ok(m);
+        }
+        let number = |text: &str| text.parse::<f64>().ok().filter(|v| v.is_finite());
+        if let Some(bandwidth) = s.strip_prefix("cka-rbf-").and_then(number) {
+            return Ok(Measure::CkaRbf { bandwidth });
+        }
+        if let Some(kept) = s.strip_prefix("svcca-").and_then(number) {
+            return Ok(Measure::Svcca { kept });
+        }
+        let known: Vec<String> = Measure::all().iter().map(Measure::name).collect();
+        Err(crate::error::invalid(
+            "measure",
+            format!("unknown measure {s:?}; known: {}", known.join(", ")),
+        ))
+    }
+}

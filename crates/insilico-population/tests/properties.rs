@@ -290,3 +290,16 @@ fn results_serialize() {
     let back: Comparison = serde_json::from_str(&json).unwrap();
     assert_eq!(back.measure, Measure::Svcca { kept: 0.99 });
 }
+
+#[test]
+fn measure_names_parse_back() {
+    for measure in Measure::all() {
+        assert_eq!(measure.name().parse::<Measure>().unwrap(), measure);
+    }
+    assert_eq!(
+        "cka-rbf-0.4".parse::<Measure>().unwrap(),
+        Measure::CkaRbf { bandwidth: 0.4 }
+    );
+    let err = "cka".parse::<Measure>().unwrap_err().to_string();
+    assert!(err.contains("cka-linear"), "{err}");
+}
