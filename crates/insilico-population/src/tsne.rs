@@ -188,31 +188,39 @@ fn initial(x: &Matrix, init: TsneInit) -> Result<Vec<f64>> {
     Ok(y)
 }
 
-/// The KL gradient `4 sum_j (e p_ij - q_ij) (y_i - y_j) / (1 + |y_i - y_j|^2)`.
+/// The KL gradient `4 sum_j (e p_ij - q_ij) w_ij (y_i - y_j)`, with `w_ij = 1 / (1 + |y_i -
+/// y_j|^2)` and `q_ij = w_ij / Z`, in one pass over the pairs: each row accumulates its
+/// attraction `sum_j p_ij w_ij (y_i - y_j)`, its repulsion `sum_j w_ij^2 (y_i - y_j)` and its
+/// share of `Z`; the repulsion is divided by `Z` once every row is done.
 fn gradient(p: &[f64], y: &[f64], exaggeration: f64) -> Vec<f64> {
     let n = y.len() / 2;
-    let kernel_rows: Vec<f64> = (0..n)
+    let rows: Vec<[f64; 5]> = (0..n)
         .into_par_iter()
-        .map(|i| (0..n).filter(|&j| j != i).map(|j| student(y, i, j)).sum())
-        .collect();
-    let z: f64 = kernel_rows.iter().sum();
-    (0..n)
-        .into_par_iter()
-        .flat_map_iter(|i| {
-            let (mut gx, mut gy) = (0.0, 0.0);
+        .map(|i| {
+            let (yi0, yi1) = (y[2 * i], y[2 * i + 1]);
+            let mut acc = [0.0; 5]; // attraction x, y; repulsion x, y; sum of w
             for j in (0..n).filter(|&j| j != i) {
-                let w = student(y, i, j);
-                let force = (exaggeration * p[i * n + j] - w / z) * w;
-                gx += force * (y[2 * i] - y[2 * j]);
-                gy += force * (y[2 * i + 1] - y[2 * j + 1]);
+                let (dx, dy) = (yi0 - y[2 * j], yi1 - y[2 * j + 1]);
+                let w = 1.0 / (1.0 + dx * dx + dy * dy);
+                let pull = p[i * n + j] * w;
+                let push = w * w;
+                acc[0] += pull * dx;
+                acc[1] += pull * dy;
+                acc[2] += push * dx;
+                acc[3] += push * dy;
+                acc[4] += w;
             }
-            [4.0 * gx, 4.0 * gy]
+            acc
+        })
+        .collect();
+    // Summed in row order: the same total on every run.
+    let z: f64 = rows.iter().map(|r| r[4]).sum();
+    rows.iter()
+        .flat_map(|r| {
+            [
+                4.0 * (exaggeration * r[0] - r[2] / z),
+                4.0 * (exaggeration * r[1] - r[3] / z),
+            ]
         })
         .collect()
-}
-
-fn student(y: &[f64], i: usize, j: usize) -> f64 {
-    let dx = y[2 * i] - y[2 * j];
-    let dy = y[2 * i + 1] - y[2 * j + 1];
-    1.0 / (1.0 + dx * dx + dy * dy)
 }

@@ -190,6 +190,20 @@ fn bad_arguments_are_errors() {
     assert!(Matrix::from_row_major(2, 2, &[1.0]).is_err());
 }
 
+/// An NPY version-1 header, padded to 64 bytes as numpy writes it.
+fn header(descr: &str, fortran: &str, shape: &str) -> Vec<u8> {
+    let text = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
+    let mut padded = text.into_bytes();
+    while (10 + padded.len() + 1) % 64 != 0 {
+        padded.push(b' ');
+    }
+    padded.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((padded.len() as u16).to_le_bytes());
+    out.extend(padded);
+    out
+}
+
 #[test]
 fn bad_files_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,19 +211,6 @@ fn bad_files_are_errors_naming_the_file() {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         path
-    };
-    let header = |descr: &str, fortran: &str, shape: &str| {
-        let text =
-            format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
-        let mut padded = text.into_bytes();
-        while (10 + padded.len() + 1) % 64 != 0 {
-            padded.push(b' ');
-        }
-        padded.push(b'\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((padded.len() as u16).to_le_bytes());
-        out.extend(padded);
-        out
     };
     let cases = [
         ("magic.npy", b"not numpy at all".to_vec(), "bad magic"),
