@@ -8,7 +8,7 @@
 use faer::{Mat, MatRef};
 
 use crate::error::{degenerate, invalid, Result};
-use crate::linalg::{centred, check_pair, cross, frobenius_sq, gram_t};
+use crate::linalg::{centred, check_pair, frobenius_sq, gram_t};
 use crate::Matrix;
 
 /// `||X^T Y||^2`, `||X^T X||^2`, `||Y^T Y||^2` of the centred inputs, and their centred
@@ -32,14 +32,26 @@ fn row_norms_sq(a: MatRef<'_, f64>) -> Vec<f64> {
 }
 
 fn moments(x: &Matrix, y: &Matrix) -> Moments {
-    let (xc, yc) = (centred(x.as_faer()), centred(y.as_faer()));
-    let n = x.stimuli();
-    let d = x.units() + y.units();
-    let (xy, xx, yy) = if d < n {
+    let (n, dx, dy) = (x.stimuli(), x.units(), y.units());
+    // Both inputs centred side by side, so that one symmetric product over the stimuli gives
+    // X^T X, Y^T Y and Y^T X as blocks of [X Y]^T [X Y].
+    let joined = centred(
+        Mat::from_fn(n, dx + dy, |i, j| {
+            if j < dx {
+                x.get(i, j)
+            } else {
+                y.get(i, j - dx)
+            }
+        })
+        .as_ref(),
+    );
+    let (xc, yc) = (joined.subcols(0, dx), joined.subcols(dx, dy));
+    let (xy, xx, yy) = if dx + dy < n {
+        let g = gram_t(joined.as_ref());
         (
-            frobenius_sq(cross(xc.as_ref(), yc.as_ref()).as_ref()),
-            frobenius_sq(gram_t(xc.as_ref()).as_ref()),
-            frobenius_sq(gram_t(yc.as_ref()).as_ref()),
+            frobenius_sq(g.submatrix(dx, 0, dy, dx)),
+            frobenius_sq(g.submatrix(0, 0, dx, dx)),
+            frobenius_sq(g.submatrix(dx, dx, dy, dy)),
         )
     } else {
         let k = gram_t(xc.transpose());
@@ -54,8 +66,8 @@ fn moments(x: &Matrix, y: &Matrix) -> Moments {
         xy,
         xx,
         yy,
-        rows_x: row_norms_sq(xc.as_ref()),
-        rows_y: row_norms_sq(yc.as_ref()),
+        rows_x: row_norms_sq(xc),
+        rows_y: row_norms_sq(yc),
     }
 }
 
