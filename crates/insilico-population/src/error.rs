@@ -1,0 +1,63 @@
+//! One error type for the crate: every message names what was being computed
+//! (or which file was read) and what is wrong with it.
+
+use std::path::PathBuf;
+
+/// Errors from loading representations and computing population measures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its contents are not a usable matrix.
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// Two representations that must describe the same stimuli do not.
+    #[error("{what}: the two representations have {x} and {y} stimuli (rows); they must be the same stimuli in the same order")]
+    StimulusMismatch {
+        what: &'static str,
+        x: usize,
+        y: usize,
+    },
+    /// Not enough stimuli (rows) for the computation to be defined.
+    #[error("{what}: {stimuli} stimuli, at least {needed} needed ({why})")]
+    TooFewStimuli {
+        what: &'static str,
+        stimuli: usize,
+        needed: usize,
+        why: &'static str,
+    },
+    /// The data make the measure undefined (constant units, zero variance...).
+    #[error("{what}: {reason}")]
+    Degenerate { what: &'static str, reason: String },
+    /// A parameter is out of its range.
+    #[error("{what}: {reason}")]
+    InvalidArgument { what: &'static str, reason: String },
+    /// A decomposition from the linear-algebra library did not converge.
+    #[error("{what}: {decomposition} did not converge")]
+    NoConvergence {
+        what: &'static str,
+        decomposition: &'static str,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn degenerate(what: &'static str, reason: impl Into<String>) -> Error {
+    Error::Degenerate {
+        what,
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        what,
+        reason: reason.into(),
+    }
+}

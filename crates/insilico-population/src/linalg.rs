@@ -1,0 +1,214 @@
+//! Shared linear algebra on top of faer: centring, symmetric products, sorted eigen
+//! decompositions, and the thin SVD of a centred matrix through its smaller Gram matrix.
+
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::{get_global_parallelism, Accum, Mat, MatRef, Side};
+
+use crate::error::{degenerate, Error, Result};
+use crate::Matrix;
+
+/// Eigenvalues below this fraction of the largest are treated as zero (rank truncation).
+/// A Gram matrix's eigenvalues carry an absolute error of about `1e-16 * max`, so this keeps
+/// every direction whose singular value is above `1e-5` of the largest.
+pub(crate) const RANK_TOLERANCE: f64 = 1e-10;
+
+/// The columns of `x` minus their means.
+pub(crate) fn centred(x: MatRef<'_, f64>) -> Mat<f64> {
+    let n = x.nrows() as f64;
+    let mut out = x.to_owned();
+    for j in 0..out.ncols() {
+        let col = out.col_as_slice_mut(j);
+        let mean = col.iter().sum::<f64>() / n;
+        col.iter_mut().for_each(|v| *v -= mean);
+    }
+    out
+}
+
+/// The column means of `x`.
+pub(crate) fn column_means(x: MatRef<'_, f64>) -> Vec<f64> {
+    let n = x.nrows() as f64;
+    (0..x.ncols())
+        .map(|j| x.col(j).iter().sum::<f64>() / n)
+        .collect()
+}
+
+/// `a^T a`, computing one triangle (half the multiplications of a general product) and
+/// mirroring it.
+pub(crate) fn gram_t(a: MatRef<'_, f64>) -> Mat<f64> {
+    let d = a.ncols();
+    let mut out = Mat::<f64>::zeros(d, d);
+    triangular::matmul(
+        out.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        a.transpose(),
+        BlockStructure::Rectangular,
+        a,
+        BlockStructure::Rectangular,
+        1.0,
+        get_global_parallelism(),
+    );
+    for j in 0..d {
+        for i in 0..j {
+            out[(i, j)] = out[(j, i)];
+        }
+    }
+    out
+}
+
+/// `a^T b`.
+pub(crate) fn cross(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(a.ncols(), b.ncols());
+    faer::linalg::matmul::matmul(
+        out.as_mut(),
+        Accum::Replace,
+        a.transpose(),
+        b,
+        1.0,
+        get_global_parallelism(),
+    );
+    out
+}
+
+/// `a b`.
+pub(crate) fn product(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(a.nrows(), b.ncols());
+    faer::linalg::matmul::matmul(
+        out.as_mut(),
+        Accum::Replace,
+        a,
+        b,
+        1.0,
+        get_global_parallelism(),
+    );
+    out
+}
+
+/// Squared Frobenius norm.
+pub(crate) fn frobenius_sq(a: MatRef<'_, f64>) -> f64 {
+    let mut total = 0.0;
+    for j in 0..a.ncols() {
+        total += a.col(j).iter().map(|v| v * v).sum::<f64>();
+    }
+    total
+}
+
+/// A symmetric eigendecomposition with eigenvalues in decreasing order.
+pub(crate) struct Eigen {
+    pub values: Vec<f64>,
+    pub vectors: Mat<f64>,
+}
+
+pub(crate) fn sym_eigen(a: MatRef<'_, f64>, what: &'static str) -> Result<Eigen> {
+    let evd = a
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|_| Error::NoConvergence {
+            what,
+            decomposition: "symmetric eigendecomposition",
+        })?;
+    let d = a.nrows();
+    let values: Vec<f64> = (0..d).rev().map(|k| evd.S()[k]).collect();
+    let vectors = Mat::from_fn(d, d, |i, k| evd.U()[(i, d - 1 - k)]);
+    Ok(Eigen { values, vectors })
+}
+
+/// The thin SVD `X = U diag(s) V^T` of a centred matrix, keeping the `r` directions whose
+/// squared singular value is above [`RANK_TOLERANCE`] of the largest, singular values decreasing.
+pub(crate) struct ThinSvd {
+    pub u: Mat<f64>,
+    pub s: Vec<f64>,
+    pub v: Mat<f64>,
+}
+
+/// The right singular vectors and singular values of a centred matrix (no `U`), from the
+/// eigendecomposition of the smaller of `X^T X` (d x d, when d <= n) and `X X^T` (n x n):
+/// a 10,000 x 512 layer costs one 512 x 512 product and eigendecomposition, not a full SVD.
+/// Keeps the directions whose squared singular value is above [`RANK_TOLERANCE`] of the largest.
+pub(crate) struct RightBasis {
+    pub s: Vec<f64>,
+    pub v: Mat<f64>,
+}
+
+impl RightBasis {
+    pub fn of_centred(xc: MatRef<'_, f64>, what: &'static str) -> Result<Self> {
+        let (n, d) = (xc.nrows(), xc.ncols());
+        let feature_space = d <= n;
+        let gram = if feature_space {
+            gram_t(xc)
+        } else {
+            gram_t(xc.transpose())
+        };
+        let eig = sym_eigen(gram.as_ref(), what)?;
+        let top = eig.values.first().copied().unwrap_or(0.0);
+        if top <= 0.0 {
+            return Err(degenerate(what, "every unit is constant over the stimuli"));
+        }
+        let r = eig
+            .values
+            .iter()
+            .take_while(|&&l| l > top * RANK_TOLERANCE)
+            .count();
+        let s: Vec<f64> = eig.values[..r].iter().map(|l| l.sqrt()).collect();
+        let basis = eig.vectors.as_ref().subcols(0, r).to_owned();
+        let v = if feature_space {
+            basis
+        } else {
+            scale_columns(cross(xc, basis.as_ref()), &s) // V = X^T U / s
+        };
+        Ok(Self { s, v })
+    }
+}
+
+/// Divides column `k` of `a` by `s[k]`.
+pub(crate) fn scale_columns(mut a: Mat<f64>, s: &[f64]) -> Mat<f64> {
+    for (k, &sk) in s.iter().enumerate() {
+        a.col_mut(k).iter_mut().for_each(|v| *v /= sk);
+    }
+    a
+}
+
+impl ThinSvd {
+    pub fn of_centred(xc: MatRef<'_, f64>, what: &'static str) -> Result<Self> {
+        let RightBasis { s, v } = RightBasis::of_centred(xc, what)?;
+        let u = scale_columns(product(xc, v.as_ref()), &s); // U = X V / s
+        Ok(Self { u, s, v })
+    }
+}
+
+/// Checks that two representations describe the same number of stimuli, and at least `needed`.
+pub(crate) fn check_pair(
+    x: &Matrix,
+    y: &Matrix,
+    what: &'static str,
+    needed: usize,
+    why: &'static str,
+) -> Result<()> {
+    if x.stimuli() != y.stimuli() {
+        return Err(Error::StimulusMismatch {
+            what,
+            x: x.stimuli(),
+            y: y.stimuli(),
+        });
+    }
+    check_stimuli(x, what, needed, why)
+}
+
+pub(crate) fn check_stimuli(
+    x: &Matrix,
+    what: &'static str,
+    needed: usize,
+    why: &'static str,
+) -> Result<()> {
+    if x.stimuli() < needed {
+        return Err(Error::TooFewStimuli {
+            what,
+            stimuli: x.stimuli(),
+            needed,
+            why,
+        });
+    }
+    if x.units() == 0 {
+        return Err(degenerate(what, "a representation has no units"));
+    }
+    Ok(())
+}

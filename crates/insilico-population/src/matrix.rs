@@ -1,0 +1,237 @@
+//! The representation type (`[stimuli, units]`, f64) and its loaders from NPY and CSV.
+
+use std::path::Path;
+
+use faer::Mat;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, Error, Result};
+
+/// A population response: one row per stimulus, one column per unit, in f64.
+///
+/// Stored as a faer matrix (column-major), so that the products the measures need
+/// (`X^T Y` over stimuli) run on contiguous columns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    data: Mat<f64>,
+}
+
+/// How a 4-D convolutional map `[n, c, h, w]` becomes a `[n, units]` matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reduction {
+    /// Every (channel, position) is a unit: `[n, c*h*w]`, channel-major as in PyTorch's flatten.
+    Flatten,
+    /// Each channel's response averaged over positions: `[n, c]`.
+    SpatialMean,
+}
+
+impl Matrix {
+    /// A matrix from row-major values (`data[i * cols + j]` is stimulus `i`, unit `j`).
+    /// Non-finite values are rejected, naming the first one's row and column.
+    pub fn from_row_major(rows: usize, cols: usize, data: &[f64]) -> Result<Self> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            return Err(invalid(
+                "matrix",
+                format!(
+                    "{rows} x {cols} needs {} values, got {}",
+                    rows * cols,
+                    data.len()
+                ),
+            ));
+        }
+        if let Some(at) = data.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(
+                "matrix",
+                format!(
+                    "non-finite value {} at row {}, column {}",
+                    data[at],
+                    at / cols,
+                    at % cols
+                ),
+            ));
+        }
+        Ok(Self {
+            data: Mat::from_fn(rows, cols, |i, j| data[i * cols + j]),
+        })
+    }
+
+    /// A matrix from rows of f32 values (e.g. recorded activations), checked like
+    /// [`Matrix::from_row_major`].
+    pub fn from_row_major_f32(rows: usize, cols: usize, data: &[f32]) -> Result<Self> {
+        let wide: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+        Self::from_row_major(rows, cols, &wide)
+    }
+
+    /// A 4-D `[n, c, h, w]` map (row-major, as PyTorch and Burn lay it out) reduced to `[n, units]`.
+    pub fn from_conv_map(shape: [usize; 4], data: &[f64], reduction: Reduction) -> Result<Self> {
+        let [n, c, h, w] = shape;
+        if n * c * h * w != data.len() {
+            return Err(invalid(
+                "conv map",
+                format!(
+                    "shape {shape:?} needs {} values, got {}",
+                    n * c * h * w,
+                    data.len()
+                ),
+            ));
+        }
+        match reduction {
+            Reduction::Flatten => Self::from_row_major(n, c * h * w, data),
+            Reduction::SpatialMean => {
+                let positions = (h * w).max(1);
+                let means: Vec<f64> = data
+                    .chunks(positions)
+                    .map(|block| block.iter().sum::<f64>() / positions as f64)
+                    .collect();
+                Self::from_row_major(n, c, &means)
+            }
+        }
+    }
+
+    /// Wraps a faer matrix (rows are stimuli), checking that every value is finite.
+    pub fn from_faer(data: Mat<f64>) -> Result<Self> {
+        for j in 0..data.ncols() {
+            for i in 0..data.nrows() {
+                if !data[(i, j)].is_finite() {
+                    return Err(invalid(
+                        "matrix",
+                        format!("non-finite value at row {i}, column {j}"),
+                    ));
+                }
+            }
+        }
+        Ok(Self { data })
+    }
+
+    /// Number of stimuli (rows).
+    pub fn stimuli(&self) -> usize {
+        self.data.nrows()
+    }
+
+    /// Number of units (columns).
+    pub fn units(&self) -> usize {
+        self.data.ncols()
+    }
+
+    /// The response of unit `unit` to stimulus `stimulus`.
+    pub fn get(&self, stimulus: usize, unit: usize) -> f64 {
+        self.data[(stimulus, unit)]
+    }
+
+    /// The underlying faer matrix.
+    pub fn as_faer(&self) -> faer::MatRef<'_, f64> {
+        self.data.as_ref()
+    }
+
+    /// The values in row-major order.
+    pub fn to_row_major(&self) -> Vec<f64> {
+        let (n, d) = (self.stimuli(), self.units());
+        let mut out = Vec::with_capacity(n * d);
+        for i in 0..n {
+            out.extend((0..d).map(|j| self.data[(i, j)]));
+        }
+        out
+    }
+
+    /// The mean response of each class: row `c` is the mean over stimuli labelled `c`,
+    /// for `c` in `0..=max(label)`. A class with no stimulus is an error (its mean is undefined).
+    pub fn class_means(&self, labels: &[usize]) -> Result<Self> {
+        if labels.len() != self.stimuli() {
+            return Err(Error::StimulusMismatch {
+                what: "class means (labels vs rows)",
+                x: self.stimuli(),
+                y: labels.len(),
+            });
+        }
+        let classes = labels.iter().max().map_or(0, |m| m + 1);
+        let mut counts = vec![0usize; classes];
+        for &l in labels {
+            counts[l] += 1;
+        }
+        if let Some(empty) = counts.iter().position(|&c| c == 0) {
+            return Err(invalid(
+                "class means",
+                format!("class {empty} has no stimulus"),
+            ));
+        }
+        let mut means = Mat::<f64>::zeros(classes, self.units());
+        for j in 0..self.units() {
+            for (i, &l) in labels.iter().enumerate() {
+                means[(l, j)] += self.data[(i, j)];
+            }
+            for (c, &count) in counts.iter().enumerate() {
+                means[(c, j)] /= count as f64;
+            }
+        }
+        Ok(Self { data: means })
+    }
+
+    /// Loads a `[stimuli, units]` matrix from an NPY file: little-endian f32 or f64, C order,
+    /// 2-D, or 4-D `[n, c, h, w]` reduced by `reduction` (required for 4-D files).
+    pub fn load_npy(path: &Path, reduction: Option<Reduction>) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let fail = |message: String| Error::Format {
+            path: path.to_owned(),
+            message,
+        };
+        let npy = crate::npy::parse(&bytes).map_err(fail)?;
+        match (npy.shape.as_slice(), reduction) {
+            (&[n, d], _) => Self::from_row_major(n, d, &npy.values),
+            (&[n, c, h, w], Some(r)) => Self::from_conv_map([n, c, h, w], &npy.values, r),
+            (&[_, _, _, _], None) => Err(fail(
+                "a 4-D array [n, c, h, w] needs a reduction (flatten or spatial mean)".into(),
+            )),
+            (shape, _) => Err(fail(format!(
+                "shape {shape:?}: expected 2-D [stimuli, units] or 4-D [n, c, h, w]"
+            ))),
+        }
+        .map_err(|e| match e {
+            Error::InvalidArgument { reason, .. } => fail(reason),
+            other => other,
+        })
+    }
+
+    /// Loads a `[stimuli, units]` matrix from a CSV file: one stimulus per line, comma-separated
+    /// numbers; a first line that does not parse as numbers is taken as a header.
+    pub fn load_csv(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let fail = |message: String| Error::Format {
+            path: path.to_owned(),
+            message,
+        };
+        let mut values = Vec::new();
+        let mut cols = None;
+        let mut rows = 0;
+        for (index, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: std::result::Result<Vec<f64>, _> =
+                line.split(',').map(|f| f.trim().parse::<f64>()).collect();
+            let row = match parsed {
+                Ok(row) => row,
+                Err(_) if index == 0 => continue, // a header line
+                Err(e) => return Err(fail(format!("line {}: {e}", index + 1))),
+            };
+            if *cols.get_or_insert(row.len()) != row.len() {
+                return Err(fail(format!(
+                    "line {}: {} fields, the first data line has {}",
+                    index + 1,
+                    row.len(),
+                    cols.unwrap_or(0)
+                )));
+            }
+            values.extend(row);
+            rows += 1;
+        }
+        let cols = cols.ok_or_else(|| fail("no data lines".into()))?;
+        Self::from_row_major(rows, cols, &values).map_err(|e| fail(e.to_string()))
+    }
+}

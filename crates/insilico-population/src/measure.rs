@@ -1,0 +1,193 @@
+//! One name per representation-similarity measure, and one function to compute any of them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::rsa::{RdmComparison, RdmMetric};
+use crate::{cca, cka, ridge, rsa, Matrix};
+
+/// The fraction of singular-value mass SVCCA keeps (Raghu et al. 2017).
+pub const SVCCA_KEPT: f64 = 0.99;
+/// The RBF bandwidth as a multiple of the median distance (Kornblith et al.'s demo default).
+pub const RBF_BANDWIDTH: f64 = 1.0;
+
+/// Which score of the ridge predictivity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RidgeScore {
+    /// Median cross-validated R^2 over target units.
+    R2,
+    /// Median Pearson r between each target unit and its prediction.
+    Pearson,
+}
+
+/// A measure of similarity between two `[stimuli, units]` representations of the same stimuli.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "measure", rename_all = "kebab-case")]
+pub enum Measure {
+    CkaLinear,
+    CkaRbf {
+        bandwidth: f64,
+    },
+    CkaDebiased,
+    CcaMean,
+    CcaMeanSquared,
+    Svcca {
+        kept: f64,
+    },
+    Pwcca,
+    Rsa {
+        metric: RdmMetric,
+        comparison: RdmComparison,
+    },
+    /// `x` predicts `y` (asymmetric).
+    Ridge {
+        score: RidgeScore,
+    },
+}
+
+impl Measure {
+    /// Every measure with its default parameters, in a fixed order (for tables and sweeps).
+    pub fn all() -> Vec<Measure> {
+        let mut out = vec![
+            Measure::CkaLinear,
+            Measure::CkaRbf {
+                bandwidth: RBF_BANDWIDTH,
+            },
+            Measure::CkaDebiased,
+            Measure::CcaMean,
+            Measure::CcaMeanSquared,
+            Measure::Svcca { kept: SVCCA_KEPT },
+            Measure::Pwcca,
+        ];
+        for metric in [RdmMetric::Correlation, RdmMetric::Euclidean] {
+            for comparison in [RdmComparison::Spearman, RdmComparison::KendallTauA] {
+                out.push(Measure::Rsa { metric, comparison });
+            }
+        }
+        out.push(Measure::Ridge {
+            score: RidgeScore::R2,
+        });
+        out.push(Measure::Ridge {
+            score: RidgeScore::Pearson,
+        });
+        out
+    }
+
+    /// A short name for file names, table headers and figure titles.
+    pub fn name(&self) -> String {
+        match self {
+            Measure::CkaLinear => "cka-linear".into(),
+            Measure::CkaRbf { bandwidth } => format!("cka-rbf-{bandwidth}"),
+            Measure::CkaDebiased => "cka-debiased".into(),
+            Measure::CcaMean => "cca-mean".into(),
+            Measure::CcaMeanSquared => "cca-mean-squared".into(),
+            Measure::Svcca { kept } => format!("svcca-{kept}"),
+            Measure::Pwcca => "pwcca".into(),
+            Measure::Rsa { metric, comparison } => {
+                let m = match metric {
+                    RdmMetric::Correlation => "correlation",
+                    RdmMetric::Euclidean => "euclidean",
+                };
+                let c = match comparison {
+                    RdmComparison::Spearman => "spearman",
+                    RdmComparison::KendallTauA => "tau-a",
+                };
+                format!("rsa-{m}-{c}")
+            }
+            Measure::Ridge {
+                score: RidgeScore::R2,
+            } => "ridge-r2".into(),
+            Measure::Ridge {
+                score: RidgeScore::Pearson,
+            } => "ridge-pearson".into(),
+        }
+    }
+
+    /// The range of values, for heatmap colour scales. Debiased CKA can dip slightly below 0
+    /// and ridge R^2 is unbounded below; their nominal ranges are given.
+    pub fn range(&self) -> (f64, f64) {
+        match self {
+            Measure::Rsa { .. }
+            | Measure::Ridge {
+                score: RidgeScore::Pearson,
+            } => (-1.0, 1.0),
+            Measure::Ridge {
+                score: RidgeScore::R2,
+            } => (f64::NEG_INFINITY, 1.0),
+            _ => (0.0, 1.0),
+        }
+    }
+
+    /// Whether `compare(m, x, y) == compare(m, y, x)` for all inputs.
+    pub fn is_symmetric(&self) -> bool {
+        !matches!(self, Measure::Pwcca | Measure::Ridge { .. })
+    }
+}
+
+/// A measure's value for one pair of representations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    #[serde(flatten)]
+    pub measure: Measure,
+    pub value: f64,
+}
+
+/// The value of `measure` between `x` and `y` (rows: the same stimuli in the same order).
+/// Ridge uses [`ridge::RidgeOptions::default`] (5 contiguous folds).
+pub fn compare(measure: Measure, x: &Matrix, y: &Matrix) -> Result<f64> {
+    match measure {
+        Measure::CkaLinear => cka::cka_linear(x, y),
+        Measure::CkaRbf { bandwidth } => cka::cka_rbf(x, y, bandwidth),
+        Measure::CkaDebiased => cka::cka_debiased(x, y),
+        Measure::CcaMean => Ok(cca::cca(x, y)?.mean),
+        Measure::CcaMeanSquared => Ok(cca::cca(x, y)?.mean_squared),
+        Measure::Svcca { kept } => Ok(cca::svcca(x, y, kept)?.mean),
+        Measure::Pwcca => Ok(cca::pwcca(x, y)?.value),
+        Measure::Rsa { metric, comparison } => rsa::rsa(x, y, metric, comparison),
+        Measure::Ridge { score } => {
+            let r = ridge::ridge_predictivity(x, y, &ridge::RidgeOptions::default())?;
+            Ok(match score {
+                RidgeScore::R2 => r.median_r2,
+                RidgeScore::Pearson => r.median_pearson,
+            })
+        }
+    }
+}
+
+/// Every measure in `measures` for one pair, as serializable records.
+pub fn compare_all(measures: &[Measure], x: &Matrix, y: &Matrix) -> Result<Vec<Comparison>> {
+    measures
+        .iter()
+        .map(|&measure| {
+            Ok(Comparison {
+                measure,
+                value: compare(measure, x, y)?,
+            })
+        })
+        .collect()
+}
+
+impl std::str::FromStr for Measure {
+    type Err = crate::Error;
+
+    /// Parses [`Measure::name`]: every default name, plus `cka-rbf-<bandwidth>` and
+    /// `svcca-<kept>` with any parameter.
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(m) = Measure::all().into_iter().find(|m| m.name() == s) {
+            return Ok(m);
+        }
+        let number = |text: &str| text.parse::<f64>().ok().filter(|v| v.is_finite());
+        if let Some(bandwidth) = s.strip_prefix("cka-rbf-").and_then(number) {
+            return Ok(Measure::CkaRbf { bandwidth });
+        }
+        if let Some(kept) = s.strip_prefix("svcca-").and_then(number) {
+            return Ok(Measure::Svcca { kept });
+        }
+        let known: Vec<String> = Measure::all().iter().map(Measure::name).collect();
+        Err(crate::error::invalid(
+            "measure",
+            format!("unknown measure {s:?}; known: {}", known.join(", ")),
+        ))
+    }
+}

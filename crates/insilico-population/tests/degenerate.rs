@@ -1,0 +1,274 @@
+//! Degenerate inputs: a clear error or a documented value, never a silent NaN.
+
+mod common;
+
+use common::{gaussian, matrix, related_pair};
+use faer::Mat;
+use insilico_population::*;
+
+/// `x` with `dead` extra all-zero units (silent ReLUs) appended.
+fn with_dead_units(x: &Mat<f64>, dead: usize) -> Mat<f64> {
+    Mat::from_fn(x.nrows(), x.ncols() + dead, |i, j| {
+        if j < x.ncols() {
+            x[(i, j)]
+        } else {
+            0.0
+        }
+    })
+}
+
+#[test]
+fn different_stimulus_counts_are_an_error_for_every_measure() {
+    let x = matrix(&gaussian(50, 4, 1));
+    let y = matrix(&gaussian(49, 4, 2));
+    for measure in Measure::all() {
+        let err = compare(measure, &x, &y).unwrap_err();
+        assert!(
+            matches!(err, Error::StimulusMismatch { x: 50, y: 49, .. }),
+            "{}: {err}",
+            measure.name()
+        );
+        assert!(err.to_string().contains("50 and 49"), "{err}");
+    }
+}
+
+#[test]
+fn too_few_stimuli_is_an_error_for_every_measure() {
+    let x = matrix(&gaussian(2, 3, 3));
+    for measure in Measure::all() {
+        let err = compare(measure, &x, &x).unwrap_err();
+        assert!(
+            matches!(err, Error::TooFewStimuli { stimuli: 2, .. }),
+            "{}: {err}",
+            measure.name()
+        );
+    }
+    assert!(matches!(
+        spectrum(&matrix(&gaussian(1, 3, 4))),
+        Err(Error::TooFewStimuli { .. })
+    ));
+}
+
+#[test]
+fn cca_needs_more_stimuli_than_the_summed_ranks() {
+    // 10 stimuli, 5 + 5 units: the centred responses span 9 dimensions, so the two 5-D
+    // subspaces must share a direction and a correlation of 1 is forced.
+    let (x, y) = (matrix(&gaussian(10, 5, 5)), matrix(&gaussian(10, 5, 6)));
+    let err = cca(&x, &y).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooFewStimuli {
+                stimuli: 10,
+                needed: 11,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(cca(&matrix(&gaussian(11, 5, 5)), &matrix(&gaussian(11, 5, 6))).is_ok());
+}
+
+#[test]
+fn dead_units_change_nothing_for_cka_and_cca() {
+    let (x, y) = related_pair(120, 6, 8, 7);
+    let dead = matrix(&with_dead_units(&x, 3));
+    let (x, y) = (matrix(&x), matrix(&y));
+    // Zero columns add nothing to X^T X or X^T Y, and CCA drops directions with no variance.
+    let same = |what: &str, a: f64, b: f64| assert!((a - b).abs() < 1e-10, "{what}: {a} vs {b}");
+    same(
+        "linear CKA",
+        cka_linear(&dead, &y).unwrap(),
+        cka_linear(&x, &y).unwrap(),
+    );
+    same(
+        "debiased CKA",
+        cka_debiased(&dead, &y).unwrap(),
+        cka_debiased(&x, &y).unwrap(),
+    );
+    same(
+        "RBF CKA",
+        cka_rbf(&dead, &y, 1.0).unwrap(),
+        cka_rbf(&x, &y, 1.0).unwrap(),
+    );
+    same(
+        "CCA",
+        cca(&dead, &y).unwrap().mean,
+        cca(&x, &y).unwrap().mean,
+    );
+    same(
+        "SVCCA",
+        svcca(&dead, &y, 0.99).unwrap().mean,
+        svcca(&x, &y, 0.99).unwrap().mean,
+    );
+    assert_eq!(cca(&dead, &y).unwrap().kept_x, 6);
+}
+
+#[test]
+fn rank_deficient_layers_are_reduced_to_their_rank() {
+    // Duplicated units: rank 4 out of 8 columns; CCA sees the same 4-D subspace.
+    let (x, y) = related_pair(100, 4, 5, 8);
+    let doubled = Mat::from_fn(100, 8, |i, j| x[(i, j % 4)] * (1.0 + j as f64));
+    let a = cca(&matrix(&doubled), &matrix(&y)).unwrap();
+    let b = cca(&matrix(&x), &matrix(&y)).unwrap();
+    assert_eq!(a.kept_x, 4);
+    assert!((a.mean - b.mean).abs() < 1e-8);
+    let s = spectrum(&matrix(&doubled)).unwrap();
+    assert_eq!(s.eigenvalues.len(), 4);
+}
+
+#[test]
+fn all_constant_representation_is_an_error_not_nan() {
+    let zeros = matrix(&Mat::zeros(40, 5));
+    let x = matrix(&gaussian(40, 5, 9));
+    for measure in Measure::all() {
+        match compare(measure, &zeros, &x) {
+            Err(Error::Degenerate { .. }) => {}
+            other => panic!(
+                "{}: expected a degenerate-input error, got {other:?}",
+                measure.name()
+            ),
+        }
+    }
+    assert!(matches!(spectrum(&zeros), Err(Error::Degenerate { .. })));
+}
+
+#[test]
+fn dead_units_give_finite_values_or_errors_for_every_measure() {
+    let (x, y) = related_pair(100, 5, 6, 10);
+    let (dx, dy) = (
+        matrix(&with_dead_units(&x, 2)),
+        matrix(&with_dead_units(&y, 2)),
+    );
+    for measure in Measure::all() {
+        if let Ok(v) = compare(measure, &dx, &dy) {
+            assert!(v.is_finite(), "{}: {v}", measure.name());
+        }
+    }
+    // Dead target units are excluded from the ridge medians and listed.
+    let r = ridge_predictivity(&matrix(&x), &dy, &RidgeOptions::default()).unwrap();
+    assert_eq!(r.constant_targets, vec![6, 7]);
+    assert!(r.median_r2.is_finite() && r.r2[6].is_nan());
+}
+
+#[test]
+fn correlation_rdm_of_a_flat_stimulus_names_it() {
+    let mut x = gaussian(10, 4, 11);
+    for j in 0..4 {
+        x[(3, j)] = 2.0;
+    }
+    let err = rdm(&matrix(&x), RdmMetric::Correlation)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stimulus 3"), "{err}");
+    assert!(rdm(&matrix(&x), RdmMetric::Euclidean).is_ok());
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let x = matrix(&gaussian(30, 4, 12));
+    assert!(matches!(
+        cka_rbf(&x, &x, 0.0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        svcca(&x, &x, 1.5),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let options = TsneOptions {
+        perplexity: 10.0,
+        ..TsneOptions::default()
+    };
+    assert!(matches!(
+        tsne(&x, &options),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(Matrix::from_row_major(2, 2, &[1.0, f64::NAN, 0.0, 1.0])
+        .unwrap_err()
+        .to_string()
+        .contains("row 0, column 1"));
+    assert!(Matrix::from_row_major(2, 2, &[1.0]).is_err());
+}
+
+/// An NPY version-1 header, padded to 64 bytes as numpy writes it.
+fn header(descr: &str, fortran: &str, shape: &str) -> Vec<u8> {
+    let text = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
+    let mut padded = text.into_bytes();
+    while (10 + padded.len() + 1) % 64 != 0 {
+        padded.push(b' ');
+    }
+    padded.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((padded.len() as u16).to_le_bytes());
+    out.extend(padded);
+    out
+}
+
+#[test]
+fn bad_files_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let cases = [
+        ("magic.npy", b"not numpy at all".to_vec(), "bad magic"),
+        (
+            "int.npy",
+            [header("<i8", "False", "(1, 1)"), vec![0; 8]].concat(),
+            "<i8",
+        ),
+        (
+            "fortran.npy",
+            [header("<f8", "True", "(1, 1)"), vec![0; 8]].concat(),
+            "Fortran",
+        ),
+        (
+            "short.npy",
+            [header("<f8", "False", "(2, 2)"), vec![0; 8]].concat(),
+            "32 bytes",
+        ),
+        (
+            "three.npy",
+            [header("<f8", "False", "(1, 1, 1)"), vec![0; 8]].concat(),
+            "2-D",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let err = Matrix::load_npy(&write(name, &bytes), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(name) && err.contains(expected),
+            "{name}: {err}"
+        );
+    }
+    let ok = [
+        header("<f8", "False", "(1, 2)"),
+        1.5f64.to_le_bytes().to_vec(),
+        2.5f64.to_le_bytes().to_vec(),
+    ]
+    .concat();
+    assert_eq!(
+        Matrix::load_npy(&write("ok.npy", &ok), None)
+            .unwrap()
+            .to_row_major(),
+        vec![1.5, 2.5]
+    );
+    let err = Matrix::load_csv(&write("ragged.csv", b"a,b\n1,2\n3\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ragged.csv") && err.contains("line 3"),
+        "{err}"
+    );
+    let err = Matrix::load_csv(&write("word.csv", b"1,2\n3,x\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("word.csv") && err.contains("line 2"), "{err}");
+    let err = Matrix::load_csv(&dir.path().join("missing.csv"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.csv"), "{err}");
+}
