@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod models;
 pub mod network;
 pub mod plan;
+pub mod receptive_field;
 pub mod rundir;
 pub mod train;
 
@@ -25,6 +26,7 @@ pub use examples::{Examples, RunData};
 pub use hooks::{Ablation, Activation, Edit, Hooks, Recording};
 pub use network::Network;
 pub use plan::{Plan, Shape};
+pub use receptive_field::{receptive_field, receptive_fields, ReceptiveField, Window};
 pub use rundir::{Manifest, RunDir, TrainedRun};
 
 /// The Burn version this engine is built and pinned against.
