@@ -34,7 +34,7 @@ pub struct ErfOptions {
 impl Default for ErfOptions {
     fn default() -> Self {
         Self {
-            images: 32,
+            images: 16,
             mass: 0.95,
             batch: 1024,
         }

@@ -86,9 +86,16 @@ fn shape(kappa: f64, delta_degrees: f64) -> f64 {
 
 /// Least-squares von Mises fit. For a given `(mu, kappa)` the best baseline and amplitude
 /// are a linear regression (amplitude held at 0 or above); `(mu, kappa)` are found on a
-/// grid (5 degrees x 48 log-spaced concentrations in [0.02, 200]) and refined by a pattern
-/// search with halving steps.
+/// grid (5 degrees x 48 log-spaced concentrations in [0.02, kappa_max]) and refined by a
+/// pattern search with halving steps. Samples `step = 180 / n` degrees apart cannot
+/// resolve a bump narrower than the step: `kappa_max` holds the fitted half width at
+/// `step / 2` or more (at most 200), so that a single high sample does not fit a spike of
+/// any height between the samples.
 pub fn fit_von_mises(orientations: &[f64], responses: &[f64]) -> VonMises {
+    let step = 180.0 / orientations.len().max(1) as f64;
+    let max_ln_k = (LN_2 / (2.0 * (1.0 - step.to_radians().cos())))
+        .min(200.0)
+        .ln();
     let sse = |mu: f64, kappa: f64| -> (f64, f64, f64) {
         let g: Vec<f64> = orientations.iter().map(|&t| shape(kappa, t - mu)).collect();
         let (b, a) = linear_fit(&g, responses);
@@ -100,7 +107,7 @@ pub fn fit_von_mises(orientations: &[f64], responses: &[f64]) -> VonMises {
         (e, b, a)
     };
     let kappas: Vec<f64> = (0..48)
-        .map(|i| (0.02f64.ln() + i as f64 / 47.0 * (200f64.ln() - 0.02f64.ln())).exp())
+        .map(|i| (0.02f64.ln() + i as f64 / 47.0 * (max_ln_k - 0.02f64.ln())).exp())
         .collect();
     let mut best = (f64::INFINITY, 0.0, 1.0);
     for mu in (0..36).map(|i| 5.0 * i as f64) {
@@ -121,9 +128,9 @@ pub fn fit_von_mises(orientations: &[f64], responses: &[f64]) -> VonMises {
             (0.0, step_k),
             (0.0, -step_k),
         ] {
-            let cand = sse(mu + dm, (ln_k + dk).clamp(-8.0, 8.0).exp()).0;
+            let cand = sse(mu + dm, (ln_k + dk).clamp(-8.0, max_ln_k).exp()).0;
             if cand < e {
-                (e, mu, ln_k) = (cand, mu + dm, (ln_k + dk).clamp(-8.0, 8.0));
+                (e, mu, ln_k) = (cand, mu + dm, (ln_k + dk).clamp(-8.0, max_ln_k));
                 moved = true;
             }
         }
@@ -293,6 +300,20 @@ mod tests {
         let want = (8.0 - 8.0 * FRAC_1_SQRT_2) * 11.25;
         assert!((sampled_bandwidth(&r) - want).abs() < 1e-9);
         assert!(sampled_bandwidth(&[1.0; 16]).is_nan());
+    }
+
+    #[test]
+    fn a_single_sample_peak_fits_no_narrower_than_half_the_step() {
+        // 16 samples are 11.25 degrees apart: the fit's half width stays >= 5.625.
+        let t = angles(16);
+        let mut r = vec![0.0; 16];
+        r[3] = 1.0;
+        let fit = fit_von_mises(&t, &r);
+        assert!(fit.bandwidth() >= 5.625 - 1e-9, "{fit:?}");
+        assert!(
+            fit.amplitude < 1.5 && (fit.mu - t[3]).abs() < 1.0,
+            "{fit:?}"
+        );
     }
 
     #[test]
