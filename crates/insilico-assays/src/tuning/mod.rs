@@ -72,16 +72,19 @@ impl Default for TuningOptions {
     }
 }
 
+/// `Ok` if `ok`, else an error naming the option.
+fn check(ok: bool, field: &str, what: String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        bail!("tuning.{field}: {what}")
+    }
+}
+
 impl TuningOptions {
     /// Rejects values the protocol cannot use, naming the field.
     pub fn validate(&self) -> Result<()> {
-        let check = |ok: bool, field: &str, what: String| -> Result<()> {
-            if ok {
-                Ok(())
-            } else {
-                bail!("tuning.{field}: {what}")
-            }
-        };
+        self.validate_grid()?;
         check(
             !self.protocols.is_empty(),
             "protocols",
@@ -97,6 +100,29 @@ impl TuningOptions {
             "protocols",
             format!("{:?} names a protocol twice", self.protocols),
         )?;
+        check(
+            !self.contrasts.is_empty(),
+            "contrasts",
+            "give at least one contrast".into(),
+        )?;
+        for &c in &self.contrasts {
+            check(
+                c.is_finite() && c != 0.0 && c.abs() <= 1.0,
+                "contrasts",
+                format!("{c} is not a contrast in [-1, 1] other than 0"),
+            )?;
+        }
+        let l = self.luminance;
+        check(
+            l > 0.0 && l <= 1.0,
+            "luminance",
+            format!("{l} is not in (0, 1]"),
+        )?;
+        check(self.batch >= 1, "batch", "must be at least 1".into())
+    }
+
+    /// The orientation x frequency x phase sampling.
+    fn validate_grid(&self) -> Result<()> {
         check(
             self.orientations >= 16,
             "orientations",
@@ -137,25 +163,7 @@ impl TuningOptions {
                 self.phases
             ),
         )?;
-        check(
-            !self.contrasts.is_empty(),
-            "contrasts",
-            "give at least one contrast".into(),
-        )?;
-        for &c in &self.contrasts {
-            check(
-                c.is_finite() && c != 0.0 && c.abs() <= 1.0,
-                "contrasts",
-                format!("{c} is not a contrast in [-1, 1] other than 0"),
-            )?;
-        }
-        let l = self.luminance;
-        check(
-            l > 0.0 && l <= 1.0,
-            "luminance",
-            format!("{l} is not in (0, 1]"),
-        )?;
-        check(self.batch >= 1, "batch", "must be at least 1".into())
+        Ok(())
     }
 
     pub fn grid(&self) -> StimulusGrid {
