@@ -153,3 +153,31 @@ fn cnn_small_erfs_stay_inside_their_theoretical_fields() {
     }
     assert_eq!(erfs[1].theoretical_size, 14);
 }
+
+#[test]
+fn batch_norm_runs_in_evaluation_mode_although_the_input_carries_gradients() {
+    // With batch statistics the rows of a pass would depend on each other, and one image
+    // per pass would give another map than four images per pass.
+    let config = load_config("cnn-bn", &[]).unwrap();
+    device().seed(5);
+    let net = Network::new(&config.model, [3, 32, 32], &device()).unwrap();
+    let images = noise(4, [3, 32, 32]);
+    let sites = ["conv2.relu".to_string()];
+    let run = |batch: usize| {
+        let opts = ErfOptions {
+            images: 4,
+            batch,
+            ..Default::default()
+        };
+        effective_receptive_fields(&net, &sites, &images, &opts)
+            .unwrap()
+            .remove(0)
+            .map
+    };
+    // conv2.relu has 32 units: batch 32 is one image per pass, 128 all four at once.
+    let (one, all) = (run(32), run(128));
+    let scale = one.iter().fold(0.0f32, |m, v| m.max(*v));
+    for (a, b) in one.iter().zip(&all) {
+        assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+    }
+}
