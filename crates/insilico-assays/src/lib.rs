@@ -6,8 +6,10 @@
 //! writing files is the report crate's job.
 
 pub mod ablation;
+pub mod erf;
 pub mod masks;
 pub mod noise;
 pub mod receptive;
 pub mod selectivity;
 pub mod stats;
+pub mod tuning;

@@ -18,6 +18,7 @@ pub mod linearize;
 pub mod models;
 pub mod network;
 pub mod plan;
+pub mod receptive_field;
 pub mod rundir;
 pub mod train;
 
@@ -28,6 +29,7 @@ pub use hooks::{Ablation, Activation, Edit, Hooks, Recording};
 pub use layer::LayerKind;
 pub use network::Network;
 pub use plan::{Plan, Shape};
+pub use receptive_field::{receptive_field, receptive_fields, ReceptiveField, Window};
 pub use rundir::{Manifest, RunDir, TrainedRun};
 
 /// The Burn version this engine is built and pinned against.

@@ -17,6 +17,7 @@ mod io;
 mod montage;
 mod plot;
 mod text;
+pub mod tuning;
 
 pub use color::{palette, sequential, PALETTE_LEN};
 pub use html::HtmlReport;
