@@ -84,6 +84,11 @@ pub fn run(args: SweepArgs) -> Result<()> {
     }
     if !args.summary_only {
         sweep.validate(&points, &locator)?;
+    }
+    // One process writes a sweep directory at a time (its --jobs children write only
+    // their own run directories, each locked by training).
+    let _lock = insilico_engine::rundir::DirLock::acquire(&out, "sweep directory")?;
+    if !args.summary_only {
         let todo: Vec<&spec::Point> = points
             .iter()
             .filter(|p| !exec::point_done(&out, p, &sweep.assays))
