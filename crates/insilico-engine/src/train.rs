@@ -188,16 +188,9 @@ pub fn train(
         let train_score = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
         let test_score = evaluate(&valid, &data.test, EVAL_BATCH, &device);
         let row = epoch_row(epoch, train_score, test_score, started, lr);
-        if let Some(what) = non_finite(&row, &valid) {
+        if let Err(e) = check_finite(&row, &valid, metrics.len(), run) {
             bar.abandon();
-            bail!(
-                "training diverged: {what} after epoch {} (lr {lr:.3e}); its checkpoint is not \
-                 written, and the last good checkpoint ({} complete epochs) is kept in {}. \
-                 Lower training.lr or add weight decay.",
-                epoch + 1,
-                metrics.len(),
-                run.checkpoints().display()
-            );
+            return Err(e);
         }
         let line = format!(
             "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
@@ -231,19 +224,33 @@ pub fn train(
     })
 }
 
-/// What is not finite at the end of an epoch, if anything: the losses, or a weight (a
-/// blow-up on an epoch's last step shows only in the weights and the evaluation).
-fn non_finite(row: &EpochMetrics, net: &Network) -> Option<String> {
-    if !row.train_loss.is_finite() || !row.test_loss.is_finite() {
-        return Some(format!(
+/// Refuses to commit an epoch whose losses or weights are not finite (a blow-up on an
+/// epoch's last step shows only in the weights and the evaluation), so that `latest`
+/// always names finite weights.
+fn check_finite(row: &EpochMetrics, net: &Network, done: usize, run: &RunDir) -> Result<()> {
+    let what = if !row.train_loss.is_finite() || !row.test_loss.is_finite() {
+        format!(
             "the loss is {} (train) and {} (test)",
             row.train_loss, row.test_loss
-        ));
-    }
-    net.named_tensors()
-        .into_iter()
-        .find(|(_, _, values)| values.iter().any(|v| !v.is_finite()))
-        .map(|(name, _, _)| format!("weights of {name} are not finite"))
+        )
+    } else {
+        match net
+            .named_tensors()
+            .into_iter()
+            .find(|(_, _, values)| values.iter().any(|v| !v.is_finite()))
+        {
+            Some((name, _, _)) => format!("the weights of {name} are not finite"),
+            None => return Ok(()),
+        }
+    };
+    bail!(
+        "training diverged: {what} after epoch {} (lr {:.3e}); its checkpoint is not written, \
+         and the last good checkpoint ({done} complete epochs) is kept in {}. \
+         Lower training.lr or add weight decay.",
+        row.epoch,
+        row.lr,
+        run.checkpoints().display()
+    )
 }
 
 fn epoch_row(epoch: usize, train: Score, test: Score, started: Instant, lr: f64) -> EpochMetrics {
