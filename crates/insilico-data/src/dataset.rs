@@ -217,7 +217,7 @@ fn idx_split(
     let (img_file, lbl_file) = (one_file(loc, images_role)?, one_file(loc, labels_role)?);
     let images = read_checked_idx(img_file, digests)?;
     let labels = read_checked_idx(lbl_file, digests)?;
-    let n = check_image_dims(entry, img_file, &images.dims)?;
+    let n = check_image_dims(entry, &img_file.path.display().to_string(), &images.dims)?;
     let malformed = |detail: String| DataError::Malformed {
         file: lbl_file.path.display().to_string(),
         detail,
@@ -241,7 +241,7 @@ fn idx_split(
 }
 
 /// Accepts `[n, h, w]` (one channel) or `[n, c, h, w]`; returns `n`.
-fn check_image_dims(entry: &DatasetEntry, f: &FoundFile, dims: &[usize]) -> Result<usize> {
+pub(crate) fn check_image_dims(entry: &DatasetEntry, file: &str, dims: &[usize]) -> Result<usize> {
     let [c, h, w] = entry.shape;
     let ok = match dims {
         [_, dh, dw] => c == 1 && *dh == h && *dw == w,
@@ -250,7 +250,7 @@ fn check_image_dims(entry: &DatasetEntry, f: &FoundFile, dims: &[usize]) -> Resu
     };
     if !ok {
         return Err(DataError::BadDims {
-            file: f.path.display().to_string(),
+            file: file.to_string(),
             detail: format!(
                 "images are {}, expected N x {} for dataset {}",
                 dims_to_string(dims),
@@ -262,7 +262,7 @@ fn check_image_dims(entry: &DatasetEntry, f: &FoundFile, dims: &[usize]) -> Resu
     Ok(dims[0])
 }
 
-fn check_labels(labels: &[u8], num_classes: usize, file: &str) -> Result<()> {
+pub(crate) fn check_labels(labels: &[u8], num_classes: usize, file: &str) -> Result<()> {
     match labels.iter().position(|&l| l as usize >= num_classes) {
         Some(i) => Err(DataError::Malformed {
             file: file.to_string(),

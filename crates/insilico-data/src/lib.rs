@@ -9,6 +9,7 @@
 //! shared by the other crates of the workspace.
 
 pub mod cifar;
+pub mod content;
 pub mod dataset;
 mod download;
 pub mod error;
@@ -16,6 +17,8 @@ pub mod fsx;
 pub mod idx;
 pub mod labels;
 pub mod manifest;
+#[cfg(test)]
+mod props;
 pub mod resolve;
 pub mod shapes;
 #[cfg(test)]

@@ -19,11 +19,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::content;
 use crate::download;
 use crate::error::{DataError, Result};
 use crate::fsx::sha256_hex;
 use crate::idx::read_decompressed;
-use crate::manifest::{DatasetEntry, FileEntry, Format, Manifest};
+use crate::manifest::{DatasetEntry, FileEntry, Format, Manifest, Role};
 
 /// Environment variable naming a data root.
 pub const ENV_VAR: &str = "INSILICO_DATA";
@@ -101,6 +102,9 @@ pub enum Verdict {
     Unchecked,
     /// The file could not be read or decompressed.
     Unreadable(String),
+    /// The file reads but is not what the dataset's format says: a bad header or length,
+    /// a label that is not a class, or a wrong number of examples. The text names the file.
+    Invalid(String),
 }
 
 /// The result of checking one located file.
@@ -141,6 +145,7 @@ impl fmt::Display for FileReport {
                 self.sha256.as_deref().unwrap_or("")
             ),
             Verdict::Unreadable(why) => write!(f, "UNREADABLE  {path}  {why}"),
+            Verdict::Invalid(why) => write!(f, "INVALID     {why}"),
         }
     }
 }
@@ -189,7 +194,11 @@ impl fmt::Display for DatasetStatus {
                 "{}: CORRUPT ({bad} of {} files fail verification) at {loc}",
                 self.name,
                 self.reports.len()
-            )
+            )?;
+            for r in self.reports.iter().filter(|r| !r.is_ok()) {
+                write!(f, "\n  {r}")?;
+            }
+            Ok(())
         } else if unchecked > 0 {
             write!(
                 f,
@@ -257,10 +266,22 @@ impl Locator {
         if let Some(loc) = found {
             return Ok(loc);
         }
-        if self.allow_download {
-            return self.fetch_entry(entry);
+        if !self.allow_download {
+            return Err(self.not_found(entry, &partial));
         }
-        Err(self.not_found(entry, &partial))
+        // A folder missing one file is the likelier mistake than the mirrors being down:
+        // say so, rather than only which download failed.
+        self.fetch_entry(entry)
+            .map_err(|e| match partial.is_empty() {
+                true => e,
+                false => DataError::NotFound {
+                    dataset: entry.name.clone(),
+                    detail: format!(
+                        "incomplete: {}; downloading it instead failed: {e}",
+                        partial.join("; ")
+                    ),
+                },
+            })
     }
 
     /// Reports whether `name` is available and whether its files verify.
@@ -283,7 +304,7 @@ impl Locator {
         st.generated = entry.format == Format::Generated;
         match self.offline().locate_entry(entry) {
             Ok(loc) => {
-                st.reports = verify_location(&loc);
+                st.reports = verify_location(entry, &loc);
                 st.location = Some(loc);
             }
             Err(e) => st.problem = Some(e.to_string()),
@@ -299,7 +320,7 @@ impl Locator {
 
     /// [`Locator::verify`] for an explicit manifest entry.
     pub fn verify_entry(&self, entry: &DatasetEntry) -> Result<Vec<FileReport>> {
-        Ok(verify_location(&self.offline().locate_entry(entry)?))
+        Ok(verify_location(entry, &self.offline().locate_entry(entry)?))
     }
 
     /// Makes sure the cache holds a verified copy of `name`: files already
@@ -493,33 +514,91 @@ pub fn find_in_root(root: &Path, entry: &DatasetEntry, file: &FileEntry) -> Opti
         .find(|p| p.is_file())
 }
 
-/// Checks each located file's digest.
-pub fn verify_location(loc: &Location) -> Vec<FileReport> {
-    loc.files.iter().map(verify_file).collect()
+/// Checks each located file: its content (header, length, labels, number of examples,
+/// see [`crate::content`]), then its digest. A content problem is reported rather than a
+/// digest mismatch, since it says what is wrong.
+pub fn verify_location(entry: &DatasetEntry, loc: &Location) -> Vec<FileReport> {
+    let checked: Vec<(FileReport, Option<usize>)> =
+        loc.files.iter().map(|f| verify_file(entry, f)).collect();
+    let count_of = |role: Role| {
+        loc.files
+            .iter()
+            .zip(&checked)
+            .find(|(f, _)| f.entry.role == role)
+            .and_then(|(_, (_, n))| *n)
+    };
+    let mut reports = Vec::with_capacity(checked.len());
+    for (f, (mut report, n)) in loc.files.iter().zip(checked.iter().cloned()) {
+        if let (Some(n), Verdict::Ok | Verdict::Unchecked | Verdict::Mismatch { .. }) =
+            (n, &report.verdict)
+        {
+            if let Some(why) = count_problem(entry, f, n, &count_of) {
+                report.verdict = Verdict::Invalid(format!("{}: {why}", f.path.display()));
+            }
+        }
+        reports.push(report);
+    }
+    reports
 }
 
-fn verify_file(f: &FoundFile) -> FileReport {
-    let (sha256, verdict) = match read_decompressed(&f.path) {
-        Err(e) => (None, Verdict::Unreadable(e.to_string())),
+/// Why a file holding `n` examples has the wrong number, if it does: labels must match
+/// their images file, and every file the count the manifest implies.
+fn count_problem(
+    entry: &DatasetEntry,
+    f: &FoundFile,
+    n: usize,
+    count_of: &dyn Fn(Role) -> Option<usize>,
+) -> Option<String> {
+    let role = f.entry.role;
+    if let Some(images_role) = content::images_role(role) {
+        match count_of(images_role) {
+            Some(images) if images != n => {
+                return Some(format!(
+                    "holds {n} labels, but the {images_role:?} file holds {images} images"
+                ))
+            }
+            _ => {}
+        }
+    }
+    match content::expected_examples(entry, role) {
+        Some(expected) if expected != n => Some(format!(
+            "holds {n} examples; {} expects {expected} in each {role:?} file",
+            entry.name
+        )),
+        _ => None,
+    }
+}
+
+/// One file's report, and how many examples it holds when its content is valid.
+fn verify_file(entry: &DatasetEntry, f: &FoundFile) -> (FileReport, Option<usize>) {
+    let (sha256, verdict, examples) = match read_decompressed(&f.path) {
+        Err(e) => (None, Verdict::Unreadable(e.to_string()), None),
         Ok(bytes) => {
             let found = sha256_hex(&bytes);
-            let verdict = match &f.entry.sha256 {
-                None => Verdict::Unchecked,
-                Some(exp) if *exp == found => Verdict::Ok,
-                Some(exp) => Verdict::Mismatch {
-                    expected: exp.clone(),
-                },
-            };
-            (Some(found), verdict)
+            let file = f.path.display().to_string();
+            match content::examples_in(entry, f.entry.role, &bytes, &file) {
+                Err(e) => (Some(found), Verdict::Invalid(e.to_string()), None),
+                Ok(n) => {
+                    let verdict = match &f.entry.sha256 {
+                        None => Verdict::Unchecked,
+                        Some(exp) if *exp == found => Verdict::Ok,
+                        Some(exp) => Verdict::Mismatch {
+                            expected: exp.clone(),
+                        },
+                    };
+                    (Some(found), verdict, Some(n))
+                }
+            }
         }
     };
-    FileReport {
+    let report = FileReport {
         name: f.entry.name.clone(),
         path: f.path.clone(),
         source: f.source,
         sha256,
         verdict,
-    }
+    };
+    (report, examples)
 }
 
 /// A cached file is reused only if it verifies (or cannot be verified but
@@ -629,7 +708,7 @@ mod tests {
             .locate_entry(&entry)
             .unwrap();
         assert_eq!(loc.get("tr-img").unwrap().path, root.path().join("tr-img"));
-        assert!(verify_location(&loc)
+        assert!(verify_location(&entry, &loc)
             .iter()
             .all(|r| r.verdict == Verdict::Ok));
         // A .gz next to it wins.
@@ -687,6 +766,90 @@ mod tests {
         let st = loc.status("shapes");
         assert!(st.usable() && st.generated, "{st}");
         assert!(!loc.status("nope").usable());
+    }
+
+    #[test]
+    fn a_partial_root_is_named_when_the_download_fails_too() {
+        let files = tiny_idx_files(3);
+        let root = tempfile::tempdir().unwrap();
+        write_gz(&root.path().join("tiny"), &files[..3]);
+        let server = tiny_server(&[], 8); // every file is a 404
+        let cache = tempfile::tempdir().unwrap();
+        let locator = Locator {
+            data_dir: Some(root.path().to_path_buf()),
+            ..downloading(cache.path(), &server)
+        };
+        let e = locator
+            .locate_entry(&tiny_entry(Some(&files)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lacks te-lbl") && e.contains("404"), "{e}");
+    }
+
+    #[test]
+    fn verify_names_each_bad_cifar_batch_with_its_problem() {
+        use crate::cifar::{encode_cifar, IMAGE_BYTES, TEST_FILE, TRAIN_FILES};
+        let mut entry = Manifest::embedded().get("cifar10").unwrap().clone();
+        // Two records per batch: 10 over the five training batches, 2 in the test batch.
+        entry.train_size = Some(10);
+        entry.test_size = Some(2);
+        let good = encode_cifar(&[1, 2], &vec![0; 2 * IMAGE_BYTES]);
+        let root = tempfile::tempdir().unwrap();
+        for name in TRAIN_FILES.iter().chain([&TEST_FILE]) {
+            std::fs::write(root.path().join(name), &good).unwrap();
+        }
+        let offline = offline(Some(root.path()), None, None);
+        assert!(offline
+            .verify_entry(&entry)
+            .unwrap()
+            .iter()
+            .all(FileReport::is_ok));
+        let write =
+            |name: &str, bytes: &[u8]| std::fs::write(root.path().join(name), bytes).unwrap();
+        write(
+            "data_batch_2.bin",
+            &encode_cifar(&[1, 10], &vec![0; 2 * IMAGE_BYTES]),
+        );
+        write("data_batch_3.bin", b"");
+        write(
+            "data_batch_4.bin",
+            &encode_cifar(&[1, 2, 3], &vec![0; 3 * IMAGE_BYTES]),
+        );
+        write("test_batch.bin", &good[..good.len() - 1]);
+        let reports = offline.verify_entry(&entry).unwrap();
+        let bad: Vec<(String, String)> = reports
+            .iter()
+            .filter(|r| !r.is_ok())
+            .map(|r| (r.name.clone(), r.to_string()))
+            .collect();
+        let names: Vec<&str> = bad.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "data_batch_2.bin",
+                "data_batch_3.bin",
+                "data_batch_4.bin",
+                "test_batch.bin"
+            ]
+        );
+        for ((_, line), problem) in bad.iter().zip([
+            "record 1 has label 10, expected < 10",
+            "length 0 is not a positive multiple",
+            "holds 3 examples; cifar10 expects 2 in each Train file",
+            "length 6145 is not a positive multiple",
+        ]) {
+            assert!(
+                line.starts_with("INVALID") && line.contains(problem),
+                "{line}"
+            );
+        }
+        let status = offline.status("cifar10");
+        // The embedded entry expects 10,000 records a batch: every file is named.
+        let text = status.to_string();
+        assert!(
+            text.contains("6 of 6 files fail") && text.contains("data_batch_1.bin"),
+            "{text}"
+        );
     }
 
     fn tiny_server(files: &[(String, Vec<u8>)], max: usize) -> TestServer {
@@ -801,7 +964,7 @@ mod tests {
         assert_eq!(server.requests(), ["te-img.gz"]);
         assert_eq!(loc.get("te-img").unwrap().source, Source::Downloaded);
         assert_eq!(loc.get("tr-img").unwrap().source, Source::Cache);
-        assert!(verify_location(&loc)
+        assert!(verify_location(&entry, &loc)
             .iter()
             .all(|r| r.verdict == Verdict::Ok));
     }

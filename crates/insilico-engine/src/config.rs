@@ -232,6 +232,7 @@ impl RunConfig {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
+        check_layers(&value)?;
         let config: RunConfig = value.try_into()?;
         config.validate()?;
         Ok(config)
@@ -241,98 +242,185 @@ impl RunConfig {
         toml::to_string_pretty(self).expect("a RunConfig always serializes")
     }
 
-    /// Checks that do not need the dataset (shapes are checked by the plan).
+    /// Range and finiteness checks of every numeric field, which do not need the dataset
+    /// (shapes are checked by the plan). Errors name the field and its value.
     pub fn validate(&self) -> Result<()> {
+        self.validate_training()?;
+        let d = &self.data;
+        check(
+            (0.0..=1.0).contains(&d.label_noise),
+            "data.label_noise",
+            d.label_noise,
+            "must be a fraction in [0, 1]",
+        )?;
+        if let Some(n) = d.train_limit {
+            check(n >= 1, "data.train_limit", n, "must be at least 1")?;
+        }
+        check(
+            !self.model.layers.is_empty(),
+            "model.layers",
+            "[]",
+            "must list at least one layer",
+        )?;
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            validate_layer(i, layer)?;
+        }
+        Ok(())
+    }
+
+    fn validate_training(&self) -> Result<()> {
         let t = &self.training;
+        let positive = "must be a positive finite number";
         check(
             t.lr > 0.0 && t.lr.is_finite(),
             "training.lr",
-            "must be a positive number",
+            t.lr,
+            positive,
         )?;
-        check(t.epochs > 0, "training.epochs", "must be at least 1")?;
         check(
-            t.batch_size > 0,
+            (1..=MAX_EPOCHS).contains(&t.epochs),
+            "training.epochs",
+            t.epochs,
+            &format!("must be in 1..={MAX_EPOCHS}"),
+        )?;
+        check(
+            t.batch_size >= 1,
             "training.batch_size",
+            t.batch_size,
             "must be at least 1",
         )?;
         check(
             (0.0..1.0).contains(&t.momentum),
             "training.momentum",
+            t.momentum,
             "must be in [0, 1)",
         )?;
         check(
-            t.weight_decay >= 0.0,
+            t.weight_decay >= 0.0 && t.weight_decay.is_finite(),
             "training.weight_decay",
-            "must be >= 0",
+            t.weight_decay,
+            "must be a finite number >= 0",
         )?;
-        check(t.gamma > 0.0, "training.gamma", "must be > 0")?;
         check(
-            t.step_every > 0,
+            t.gamma > 0.0 && t.gamma.is_finite(),
+            "training.gamma",
+            t.gamma,
+            positive,
+        )?;
+        check(
+            t.step_every >= 1,
             "training.step_every",
+            t.step_every,
             "must be at least 1",
         )?;
-        let d = &self.data;
-        check(
-            (0.0..=1.0).contains(&d.label_noise),
-            "data.label_noise",
-            "must be a fraction in [0, 1]",
-        )?;
-        check(
-            d.train_limit != Some(0),
-            "data.train_limit",
-            "must be at least 1",
-        )?;
-        check(
-            !self.model.layers.is_empty(),
-            "model.layers",
-            "must list at least one layer",
-        )?;
-        for (i, layer) in self.model.layers.iter().enumerate() {
-            let bad = |field: &str, why: &str| {
-                anyhow::anyhow!("model.layers[{i}] ({}).{field}: {why}", layer.kind())
-            };
-            match layer {
-                LayerSpec::Conv2d {
-                    out_channels,
-                    kernel,
-                    stride,
-                    ..
-                } => {
-                    if *out_channels == 0 {
-                        return Err(bad("out_channels", "must be at least 1"));
-                    }
-                    if *kernel == 0 {
-                        return Err(bad("kernel", "must be at least 1"));
-                    }
-                    if *stride == 0 {
-                        return Err(bad("stride", "must be at least 1"));
-                    }
-                }
-                LayerSpec::Linear { out_features, .. } if *out_features == 0 => {
-                    return Err(bad("out_features", "must be at least 1"));
-                }
-                LayerSpec::Maxpool { kernel, stride, .. }
-                | LayerSpec::Avgpool { kernel, stride, .. }
-                    if *kernel == 0 || *stride == Some(0) =>
-                {
-                    return Err(bad("kernel", "kernel and stride must be at least 1"));
-                }
-                LayerSpec::Dropout { p, .. } if !(0.0..1.0).contains(p) => {
-                    return Err(bad("p", "must be in [0, 1)"));
-                }
-                _ => {}
-            }
+        if let Some(n) = t.eval_train_limit {
+            check(n >= 1, "training.eval_train_limit", n, "must be at least 1")?;
         }
         Ok(())
     }
 }
 
-fn check(ok: bool, field: &str, why: &str) -> Result<()> {
+/// More epochs than anyone trains a small network for; the bound keeps step counts
+/// (epochs x steps per epoch) far from overflowing.
+pub const MAX_EPOCHS: usize = 1_000_000;
+
+/// Per-layer checks. Sizes are only bounded below here: what is too large for the
+/// input or for the machine is refused by the plan and the memory estimate.
+fn validate_layer(i: usize, layer: &LayerSpec) -> Result<()> {
+    let field = |name: &str| format!("model.layers[{i}].{name}");
+    let why = |what: &str| format!("{what} (a {} layer)", layer.kind());
+    let at_least_one =
+        |name: &str, v: usize| check(v >= 1, &field(name), v, &why("must be at least 1"));
+    match layer {
+        LayerSpec::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            if let Some(c) = in_channels {
+                at_least_one("in_channels", *c)?;
+            }
+            at_least_one("out_channels", *out_channels)?;
+            at_least_one("kernel", *kernel)?;
+            at_least_one("stride", *stride)?;
+            // PyTorch's rule, so that exported weights mean the same there.
+            check(
+                *padding <= kernel / 2,
+                &field("padding"),
+                padding,
+                &why(&format!("must be at most half the kernel ({kernel})")),
+            )
+        }
+        LayerSpec::Linear {
+            in_features,
+            out_features,
+            ..
+        } => {
+            if let Some(f) = in_features {
+                at_least_one("in_features", *f)?;
+            }
+            at_least_one("out_features", *out_features)
+        }
+        LayerSpec::Maxpool { kernel, stride, .. } | LayerSpec::Avgpool { kernel, stride, .. } => {
+            at_least_one("kernel", *kernel)?;
+            stride.map_or(Ok(()), |s| at_least_one("stride", s))
+        }
+        LayerSpec::Dropout { p, .. } => check(
+            (0.0..1.0).contains(p),
+            &field("p"),
+            p,
+            &why("must be in [0, 1)"),
+        ),
+        LayerSpec::Relu { .. } | LayerSpec::Batchnorm { .. } | LayerSpec::Flatten { .. } => Ok(()),
+    }
+}
+
+fn check(ok: bool, field: &str, value: impl std::fmt::Display, why: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        bail!("{field}: {why}")
+        bail!("{field} = {value}: {why}")
     }
+}
+
+/// The TOML type a layer field must have, and whether `v` has it. Serde reports a wrong
+/// type inside a tagged enum without the field's name, so layers are checked field by
+/// field first.
+fn layer_field_type(key: &str, v: &toml::Value) -> Option<(&'static str, bool)> {
+    use toml::Value::{Float, Integer, String};
+    Some(match key {
+        "in_channels" | "out_channels" | "kernel" | "stride" | "padding" | "in_features"
+        | "out_features" => ("a non-negative integer", matches!(v, Integer(n) if *n >= 0)),
+        "p" => ("a number", matches!(v, Integer(_) | Float(_))),
+        "name" | "type" => ("a string", matches!(v, String(_))),
+        _ => return None,
+    })
+}
+
+/// Deserializes `model.layers` one layer at a time, so that every error names the
+/// layer's index and, for a wrong type, the field.
+fn check_layers(table: &toml::Table) -> Result<()> {
+    let Some(toml::Value::Array(layers)) = table.get("model").and_then(|m| m.get("layers")) else {
+        return Ok(()); // a missing or mistyped list is named by serde
+    };
+    for (i, layer) in layers.iter().enumerate() {
+        let toml::Value::Table(fields) = layer else {
+            bail!("model.layers[{i}]: expected a table like {{ type = \"relu\" }}, found {layer}");
+        };
+        for (key, value) in fields {
+            if let Some((expected, false)) = layer_field_type(key, value) {
+                bail!("model.layers[{i}].{key}: expected {expected}, found {value}");
+            }
+        }
+        layer
+            .clone()
+            .try_into::<LayerSpec>()
+            .with_context(|| format!("model.layers[{i}]"))?;
+    }
+    Ok(())
 }
 
 /// Applies one `a.b.c=value` override. The value is parsed as TOML (`3`, `0.1`, `true`,
@@ -468,6 +556,89 @@ layers = [
         assert!(format!("{err:#}").contains("data.label_noise"));
         let err = RunConfig::from_toml(SMALL, &["training.epochs=0".into()]).unwrap_err();
         assert!(format!("{err:#}").contains("training.epochs"));
+    }
+
+    fn err_of(overrides: &[&str]) -> String {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        format!("{:#}", RunConfig::from_toml(SMALL, &o).unwrap_err())
+    }
+
+    #[test]
+    fn every_numeric_field_is_range_and_finiteness_checked() {
+        for (set, needle) in [
+            ("training.weight_decay=inf", "training.weight_decay = inf"),
+            ("training.weight_decay=nan", "training.weight_decay = NaN"),
+            ("training.gamma=inf", "training.gamma = inf"),
+            ("training.gamma=0", "training.gamma = 0"),
+            ("training.lr=-inf", "training.lr = -inf"),
+            ("training.momentum=nan", "training.momentum = NaN"),
+            ("training.epochs=1000001", "training.epochs = 1000001"),
+            ("training.batch_size=0", "training.batch_size = 0"),
+            ("training.step_every=0", "training.step_every = 0"),
+            (
+                "training.eval_train_limit=0",
+                "training.eval_train_limit = 0",
+            ),
+            ("data.label_noise=nan", "data.label_noise = NaN"),
+            ("data.train_limit=0", "data.train_limit = 0"),
+            (
+                "model.layers.1.out_features=0",
+                "model.layers[1].out_features = 0",
+            ),
+            (
+                "model.layers.1.in_features=0",
+                "model.layers[1].in_features = 0",
+            ),
+        ] {
+            let err = err_of(&[set]);
+            assert!(err.contains(needle), "{set}: {err}");
+        }
+        assert!(RunConfig::from_toml(SMALL, &["training.epochs=1000000".into()]).is_ok());
+    }
+
+    #[test]
+    fn conv_and_pool_fields_name_their_layer() {
+        let conv = SMALL.replace(
+            "{ type = \"flatten\" },",
+            "{ type = \"conv2d\", out_channels = 4, kernel = 3, padding = 1 },\n  { type = \"maxpool\", kernel = 2 },\n  { type = \"dropout\", p = 0.5 },\n  { type = \"flatten\" },",
+        );
+        let err_with = |set: &str| {
+            format!(
+                "{:#}",
+                RunConfig::from_toml(&conv, &[set.into()]).unwrap_err()
+            )
+        };
+        assert!(RunConfig::from_toml(&conv, &[]).is_ok());
+        // PyTorch refuses padding above half the kernel; so do we.
+        assert!(err_with("model.layers.0.padding=2").contains("model.layers[0].padding = 2"));
+        assert!(err_with("model.layers.0.stride=0").contains("model.layers[0].stride = 0"));
+        assert!(err_with("model.layers.1.stride=0").contains("model.layers[1].stride = 0"));
+        assert!(err_with("model.layers.2.p=1.0").contains("model.layers[2].p = 1"));
+        assert!(err_with("model.layers.2.p=nan").contains("model.layers[2].p = NaN"));
+    }
+
+    #[test]
+    fn a_wrong_type_in_a_layer_names_the_index_and_field() {
+        let err = err_of(&["model.layers.3.out_features=\"ten\""]);
+        assert!(
+            err.contains(
+                "model.layers[3].out_features: expected a non-negative integer, found \"ten\""
+            ),
+            "{err}"
+        );
+        let err = err_of(&["model.layers.1.out_features=-3"]);
+        assert!(
+            err.contains("model.layers[1].out_features") && err.contains("-3"),
+            "{err}"
+        );
+        let err = err_of(&["model.layers.2.type=\"relux\""]);
+        assert!(
+            err.contains("model.layers[2]") && err.contains("relux"),
+            "{err}"
+        );
+        let text = SMALL.replace("{ type = \"relu\" },", "3,");
+        let err = format!("{:#}", RunConfig::from_toml(&text, &[]).unwrap_err());
+        assert!(err.contains("model.layers[2]"), "{err}");
     }
 
     #[test]

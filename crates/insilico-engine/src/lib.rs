@@ -15,6 +15,7 @@ pub mod export;
 pub mod hooks;
 pub mod layer;
 pub mod linearize;
+pub mod memory;
 pub mod models;
 pub mod network;
 pub mod plan;

@@ -24,10 +24,20 @@ impl Shape {
         }
     }
 
+    /// Values per example. Every shape of a [`Plan`] has a `numel` that fits in a
+    /// `usize` (the plan checks [`Shape::checked_numel`]).
     pub fn numel(&self) -> usize {
         match *self {
             Shape::Map { c, h, w } => c * h * w,
             Shape::Flat(n) => n,
+        }
+    }
+
+    /// [`Shape::numel`], or `None` when it overflows.
+    pub fn checked_numel(&self) -> Option<usize> {
+        match *self {
+            Shape::Map { c, h, w } => c.checked_mul(h)?.checked_mul(w),
+            Shape::Flat(n) => Some(n),
         }
     }
 
@@ -66,6 +76,9 @@ pub struct Stage {
     pub spec: LayerSpec,
     pub input: Shape,
     pub output: Shape,
+    /// Trainable parameters of the layer (weights and biases; batch norm's scale and
+    /// shift).
+    pub params: usize,
 }
 
 /// All stages in order, with a lookup from site name to position.
@@ -85,16 +98,26 @@ impl Plan {
             h: input[1],
             w: input[2],
         };
+        if input.dims().contains(&0) || input.checked_numel().is_none() {
+            bail!("input shape {input}: every size must be at least 1 and their product fit in memory");
+        }
         let mut namer = Namer::new(&model.layers);
         let mut stages = Vec::with_capacity(model.layers.len());
         let mut shape = input;
         for (i, spec) in model.layers.iter().enumerate() {
-            let out = output_shape(spec, shape).map_err(|e| {
-                anyhow::anyhow!(
-                    "model.layers[{i}] ({}): {e} (input shape {shape})",
-                    spec.kind()
-                )
-            })?;
+            let (out, params) = output_shape(spec, shape)
+                .and_then(|out| {
+                    if out.checked_numel().is_none() {
+                        bail!("its output {out} has more values per example than a usize holds");
+                    }
+                    Ok((out, layer_params(spec, shape, out)?))
+                })
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "model.layers[{i}] ({}): {e} (input shape {shape})",
+                        spec.kind()
+                    )
+                })?;
             let site = namer.name(i, spec);
             stages.push(Stage {
                 site,
@@ -102,6 +125,7 @@ impl Plan {
                 spec: spec.clone(),
                 input: shape,
                 output: out,
+                params,
             });
             shape = out;
         }
@@ -110,6 +134,13 @@ impl Plan {
                 "model `{}`: the last layer outputs {shape}, not a vector of class scores; end with flatten and linear",
                 model.name
             );
+        }
+        if stages
+            .iter()
+            .try_fold(0usize, |total, s| total.checked_add(s.params))
+            .is_none()
+        {
+            bail!("model `{}`: its parameter count overflows", model.name);
         }
         let mut index = HashMap::new();
         for (i, s) in stages.iter().enumerate() {
@@ -149,6 +180,37 @@ impl Plan {
         self.stages.last().map(|s| s.output.units()).unwrap_or(0)
     }
 
+    /// Trainable parameters of the whole network. Cannot overflow: the total is checked
+    /// when the plan is built.
+    pub fn parameters(&self) -> usize {
+        self.stages.iter().map(|s| s.params).sum()
+    }
+
+    /// Refuses a network whose output is narrower than the dataset's classes (a label
+    /// would index past the scores) or that has nothing to train.
+    pub fn check_trainable(&self, classes: usize, dataset: &str) -> Result<()> {
+        let last = self.stages.len() - 1;
+        let scores = self.num_classes();
+        if scores < classes {
+            bail!(
+                "model.layers[{last}] ({}): the network outputs {scores} class scores but \
+                 dataset {dataset} has {classes} classes; make its out_features {classes}",
+                self.stages[last].kind
+            );
+        }
+        if self.parameters() == 0 {
+            bail!(
+                "the network has no parameters to train (layers: {}); add a linear or conv2d layer",
+                self.stages
+                    .iter()
+                    .map(|s| s.kind)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(())
+    }
+
     /// Hidden sites where units are conventionally recorded and ablated: the output of each
     /// nonlinearity (after the relu), as in Morcos et al. 2018.
     pub fn hidden_sites(&self) -> Vec<String> {
@@ -161,11 +223,38 @@ impl Plan {
 }
 
 fn conv_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<usize> {
-    let padded = size + 2 * padding;
+    let padded = padding
+        .checked_mul(2)
+        .and_then(|p| p.checked_add(size))
+        .ok_or_else(|| anyhow::anyhow!("padding {padding} is too large"))?;
     if padded < kernel {
         bail!("kernel {kernel} is larger than the padded input ({padded})");
     }
+    if stride == 0 || kernel == 0 {
+        bail!("kernel and stride must be at least 1");
+    }
     Ok((padded - kernel) / stride + 1)
+}
+
+/// Trainable parameters of one layer, with every product checked.
+fn layer_params(spec: &LayerSpec, input: Shape, output: Shape) -> Result<usize> {
+    let too_large = || anyhow::anyhow!("{output} outputs: its parameter count overflows");
+    let (weights, biases) = match spec {
+        LayerSpec::Conv2d { kernel, .. } => (
+            input
+                .units()
+                .checked_mul(output.units())
+                .and_then(|n| n.checked_mul(*kernel))
+                .and_then(|n| n.checked_mul(*kernel)),
+            output.units(),
+        ),
+        LayerSpec::Linear { .. } => (input.units().checked_mul(output.units()), output.units()),
+        LayerSpec::Batchnorm { .. } => (Some(input.units()), input.units()),
+        _ => (Some(0), 0),
+    };
+    weights
+        .and_then(|w| w.checked_add(biases))
+        .ok_or_else(too_large)
 }
 
 fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
@@ -220,7 +309,11 @@ fn output_shape(spec: &LayerSpec, input: Shape) -> Result<Shape> {
             }
             Shape::Flat(*out_features)
         }
-        LayerSpec::Flatten { .. } => Shape::Flat(input.numel()),
+        LayerSpec::Flatten { .. } => Shape::Flat(
+            input
+                .checked_numel()
+                .ok_or_else(|| anyhow::anyhow!("{input} values per example overflow"))?,
+        ),
         LayerSpec::Relu { .. } | LayerSpec::Batchnorm { .. } | LayerSpec::Dropout { .. } => input,
     })
 }
@@ -354,6 +447,74 @@ mod tests {
         let m = cnn_small();
         let err = Plan::new(&m, [1, 2, 2]).unwrap_err().to_string();
         assert!(err.contains("kernel"), "{err}");
+    }
+
+    fn conv(out_channels: usize, kernel: usize, stride: usize, padding: usize) -> LayerSpec {
+        LayerSpec::Conv2d {
+            name: None,
+            in_channels: None,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        }
+    }
+
+    fn err_with(layer: usize, spec: LayerSpec, input: [usize; 3]) -> String {
+        let mut m = cnn_small();
+        m.layers[layer] = spec;
+        Plan::new(&m, input).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn sizes_that_overflow_are_errors_naming_the_layer() {
+        let huge = i64::MAX as usize;
+        // Padding: 2 * padding overflows, or the padded size does.
+        for padding in [huge, usize::MAX, 1 << 62] {
+            let err = err_with(0, conv(16, 5, 1, padding), [1, 28, 28]);
+            assert!(err.contains("model.layers[0]"), "{padding}: {err}");
+        }
+        // 2^63 - 1 channels of 28 x 28 values overflow the values per example.
+        let err = err_with(0, conv(huge, 5, 1, 2), [1, 28, 28]);
+        assert!(
+            err.contains("model.layers[0]") && err.contains("values"),
+            "{err}"
+        );
+        // 128 x (2^63 - 1) weights overflow the parameter count.
+        let linear = LayerSpec::Linear {
+            name: None,
+            in_features: None,
+            out_features: huge,
+        };
+        let err = err_with(9, linear, [1, 28, 28]);
+        assert!(
+            err.contains("model.layers[9]") && err.contains("parameter"),
+            "{err}"
+        );
+        // Unvalidated zeros are errors too, not a division by zero.
+        let err = err_with(0, conv(16, 5, 0, 2), [1, 28, 28]);
+        assert!(err.contains("stride"), "{err}");
+    }
+
+    #[test]
+    fn inputs_with_a_zero_or_an_overflowing_size_are_refused() {
+        for input in [[0, 28, 28], [1, usize::MAX, usize::MAX], [1, 0, 28]] {
+            let err = Plan::new(&cnn_small(), input).unwrap_err().to_string();
+            assert!(err.contains("input shape"), "{input:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn parameters_are_counted_by_hand() {
+        let plan = Plan::new(&cnn_small(), [1, 28, 28]).unwrap();
+        // conv1 16*1*25 + 16, conv2 32*16*25 + 32, fc1 1568*128 + 128, logits 128*10 + 10.
+        assert_eq!(plan.parameters(), 416 + 12_832 + 200_832 + 1_290);
+        assert!(plan.check_trainable(10, "mnist").is_ok());
+        let err = plan.check_trainable(11, "wide").unwrap_err().to_string();
+        assert!(
+            err.contains("model.layers[9]") && err.contains("11 classes"),
+            "{err}"
+        );
     }
 
     #[test]

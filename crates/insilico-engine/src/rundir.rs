@@ -66,6 +66,11 @@ impl RunDir {
                 .unwrap_or(false)
     }
 
+    /// Takes the run's writer lock (see [`DirLock`]): one process writes a run at a time.
+    pub fn lock(&self) -> Result<DirLock> {
+        DirLock::acquire(&self.root, "run directory")
+    }
+
     /// Creates the directory, or checks that resuming it is consistent with `config`.
     pub fn prepare(&self, config: &RunConfig, resume: bool) -> Result<()> {
         let saved = self.config_path();
@@ -202,6 +207,60 @@ impl RunDir {
                 .with_context(|| format!("writing {}", tmp.display()))
         })?;
         crate::export::write_safetensors(net, &self.root.join("weights.safetensors"))
+    }
+}
+
+/// The lock file inside a locked directory. It stays after the lock is released: deleting
+/// it would let a third process lock a new file while a second still holds the old one.
+pub const LOCK_FILE: &str = ".lock";
+
+/// An advisory OS lock (`flock`) on a directory for as long as a process writes it, so
+/// that two writers (two `train --out X`, two `--resume`, two sweeps) cannot interleave.
+/// The OS releases it when the process ends, killed or not, so a crash never leaves a
+/// stale lock. Readers (assays on a finished run) do not take it.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    /// Creates `dir` if needed and locks it, or fails naming the process that holds it.
+    /// `what` says what the directory is ("run directory", "sweep directory").
+    pub fn acquire(dir: &Path, what: &str) -> Result<Self> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = match holder.trim() {
+                    "" => "another process".to_string(),
+                    pid => format!("process {pid}"),
+                };
+                bail!(
+                    "{what} {} is being written by {holder} (it holds {}); wait for it to \
+                     finish or stop it, or choose another output directory",
+                    dir.display(),
+                    path.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+        // Our PID, for the message a second writer gets.
+        file.set_len(0)
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self { _file: file })
     }
 }
 

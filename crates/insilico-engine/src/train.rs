@@ -6,7 +6,9 @@ use crate::backend::Compute;
 use crate::config::{OptimizerKind, RunConfig, Schedule};
 use crate::eval::{cross_entropy, evaluate, Score};
 use crate::examples::{label_tensor, RunData};
+use crate::memory::{available_memory, MemoryEstimate, EVAL_BATCH};
 use crate::network::Network;
+use crate::plan::Plan;
 use crate::rundir::{Manifest, RunDir};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
@@ -91,6 +93,28 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
+/// Everything that can be refused before a run directory is touched: shapes, an output
+/// narrower than the classes, nothing to train, the step count, and memory. Returns the
+/// total number of training steps.
+pub fn preflight(config: &RunConfig, data: &RunData) -> Result<usize> {
+    let t = &config.training;
+    let plan = Plan::new(&config.model, data.dataset.shape)?;
+    plan.check_trainable(data.dataset.num_classes, &data.dataset.name)?;
+    let n = data.train.len();
+    if n == 0 {
+        bail!("dataset {} has no training examples", data.dataset.name);
+    }
+    let total_steps = n
+        .div_ceil(t.batch_size)
+        .checked_mul(t.epochs)
+        .with_context(|| format!("training.epochs = {}: too many steps", t.epochs))?;
+    MemoryEstimate::training(&plan, t, n).check_fits(
+        &format!("training model `{}`", config.model.name),
+        available_memory(),
+    )?;
+    Ok(total_steps)
+}
+
 /// Trains the network of `config` on `data`, writing everything into `run`.
 pub fn train(
     config: &RunConfig,
@@ -103,6 +127,9 @@ pub fn train(
     let train_device = device.clone().autodiff();
     let shape = data.dataset.shape;
 
+    let total_steps = preflight(config, data)?;
+    // Held until training returns; released by the OS if the process dies.
+    let _lock = run.lock()?;
     run.prepare(config, opts.resume)?;
     let mut manifest = Manifest::begin(config, &data.dataset, &opts.compute, run)?;
 
@@ -126,7 +153,7 @@ pub fn train(
     let n = data.train.len();
     let steps_per_epoch = n.div_ceil(t.batch_size);
     let eval_train = data.train.head(t.eval_train_limit);
-    let bar = progress_bar(opts.progress, (t.epochs * steps_per_epoch) as u64);
+    let bar = progress_bar(opts.progress, total_steps as u64);
     bar.set_position((metrics.len() * steps_per_epoch) as u64);
 
     for epoch in metrics.len()..t.epochs {
@@ -158,9 +185,13 @@ pub fn train(
             bar.inc(1);
         }
         let valid = net.valid();
-        let train_score = evaluate(&valid, &eval_train, 1000, &device);
-        let test_score = evaluate(&valid, &data.test, 1000, &device);
+        let train_score = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
+        let test_score = evaluate(&valid, &data.test, EVAL_BATCH, &device);
         let row = epoch_row(epoch, train_score, test_score, started, lr);
+        if let Err(e) = check_finite(&row, &valid, metrics.len(), run) {
+            bar.abandon();
+            return Err(e);
+        }
         let line = format!(
             "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
             row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
@@ -191,6 +222,35 @@ pub fn train(
         network: final_net,
         completed: true,
     })
+}
+
+/// Refuses to commit an epoch whose losses or weights are not finite (a blow-up on an
+/// epoch's last step shows only in the weights and the evaluation), so that `latest`
+/// always names finite weights.
+fn check_finite(row: &EpochMetrics, net: &Network, done: usize, run: &RunDir) -> Result<()> {
+    let what = if !row.train_loss.is_finite() || !row.test_loss.is_finite() {
+        format!(
+            "the loss is {} (train) and {} (test)",
+            row.train_loss, row.test_loss
+        )
+    } else {
+        match net
+            .named_tensors()
+            .into_iter()
+            .find(|(_, _, values)| values.iter().any(|v| !v.is_finite()))
+        {
+            Some((name, _, _)) => format!("the weights of {name} are not finite"),
+            None => return Ok(()),
+        }
+    };
+    bail!(
+        "training diverged: {what} after epoch {} (lr {:.3e}); its checkpoint is not written, \
+         and the last good checkpoint ({done} complete epochs) is kept in {}. \
+         Lower training.lr or add weight decay.",
+        row.epoch,
+        row.lr,
+        run.checkpoints().display()
+    )
 }
 
 fn epoch_row(epoch: usize, train: Score, test: Score, started: Instant, lr: f64) -> EpochMetrics {

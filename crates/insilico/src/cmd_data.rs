@@ -3,7 +3,7 @@
 use crate::common::Env;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use insilico_data::Manifest;
+use insilico_data::{DatasetStatus, Manifest};
 
 #[derive(Args)]
 #[command(
@@ -31,6 +31,20 @@ pub enum DataAction {
     Verify { name: Option<String> },
 }
 
+/// "cifar10 (test_batch.bin, data_batch_3.bin)", or why the dataset is not available.
+fn failing_files(status: &DatasetStatus) -> String {
+    let files: Vec<&str> = status
+        .reports
+        .iter()
+        .filter(|r| !r.is_ok())
+        .map(|r| r.name.as_str())
+        .collect();
+    match &status.problem {
+        Some(p) => format!("{}: {p}", status.name),
+        None => format!("{} ({})", status.name, files.join(", ")),
+    }
+}
+
 pub fn run(args: DataArgs) -> Result<()> {
     let locator = args.env.locator();
     match args.action {
@@ -54,17 +68,21 @@ pub fn run(args: DataArgs) -> Result<()> {
                     .map(String::from)
                     .collect(),
             };
-            let mut bad = 0;
+            let mut bad = Vec::new();
             for name in names {
                 let status = locator.status(&name);
                 println!("{status}");
                 let present = status.location.is_some() || named;
                 if present && !status.usable() && !status.generated {
-                    bad += 1;
+                    bad.push(failing_files(&status));
                 }
             }
-            if bad > 0 {
-                bail!("{bad} dataset(s) missing or failing verification");
+            if !bad.is_empty() {
+                bail!(
+                    "{} dataset(s) missing or failing verification: {}",
+                    bad.len(),
+                    bad.join("; ")
+                );
             }
         }
     }

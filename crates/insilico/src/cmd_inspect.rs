@@ -4,7 +4,8 @@ use crate::common::Env;
 use anyhow::Result;
 use burn::module::Module;
 use clap::Args;
-use insilico_engine::{load_config, Network, RunConfig, RunDir};
+use insilico_engine::memory::{available_memory, MemoryEstimate};
+use insilico_engine::{load_config, Network, Plan, RunConfig, RunDir};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -20,7 +21,8 @@ pub struct InspectArgs {
     #[arg(long)]
     pub run: Option<PathBuf>,
     /// Input shape C,H,W (default: the config's dataset's; 1,28,28 for MNIST-like sets).
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    /// `--input 3,32,32` or `--input 3 32 32`.
+    #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub input: Option<Vec<usize>>,
     #[command(flatten)]
     pub env: Env,
@@ -39,10 +41,20 @@ pub fn run(args: InspectArgs) -> Result<()> {
         (None, Some(r)) => RunConfig::load(&RunDir::new(r).config_path(), &[])?,
         (None, None) => anyhow::bail!("give --config NAME|FILE or --run DIR"),
     };
-    let input = match &args.input {
-        Some(v) => [v[0], v[1], v[2]],
+    let input = match args.input.as_deref() {
+        Some(&[c, h, w]) => [c, h, w],
+        Some(other) => anyhow::bail!(
+            "--input needs three sizes C,H,W (e.g. 3,32,32), got {}",
+            other.len()
+        ),
         None => default_input(&config),
     };
+    // Sizes that overflow or do not fit in memory are refused before any weight exists.
+    let plan = Plan::new(&config.model, input)?;
+    MemoryEstimate::weights(&plan).check_fits(
+        &format!("model `{}`", config.model.name),
+        available_memory(),
+    )?;
     let net = Network::new(&config.model, input, &burn::tensor::Device::flex())?;
     println!(
         "{} — {}\ninput {}x{}x{}\n",

@@ -54,6 +54,11 @@ pub fn run(args: SweepArgs) -> Result<()> {
     }
     if !args.summary_only {
         sweep.validate(&locator)?;
+    }
+    // One process writes a sweep directory at a time (its --jobs children write only
+    // their own run directories, each locked by training).
+    let _lock = sweep.lock()?;
+    if !args.summary_only {
         eprintln!(
             "sweep {}: {} grid points, {} to run, {} job(s) -> {}",
             sweep.spec.name,

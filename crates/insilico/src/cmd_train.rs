@@ -82,8 +82,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let compute = args.env.compute()?;
     let out = args.out.clone().unwrap_or_else(|| default_run_dir(&config));
     let data = RunData::prepare(&config.data, config.training.seed, &args.env.locator())?;
-    // Shapes are checked before anything is written.
-    insilico_engine::Plan::new(&config.model, data.dataset.shape)?;
+    // Shapes, classes and memory are checked before anything is written.
+    insilico_engine::train::preflight(&config, &data)?;
     eprintln!(
         "training {} on {} ({} train / {} test images, {}) with {} -> {}",
         config.model.name,

@@ -116,6 +116,13 @@ impl Sweep {
         exec::run_parallel(exe, &child, &self.todo(), jobs)
     }
 
+    /// Locks the sweep directory for this process (an OS file lock, released on exit or
+    /// crash); a second writer gets an error naming the holder's PID.
+    pub fn lock(&self) -> Result<insilico_engine::rundir::DirLock> {
+        std::fs::create_dir_all(&self.out)?;
+        insilico_engine::rundir::DirLock::acquire(&self.out, "sweep directory")
+    }
+
     /// Keeps the sweep file beside its results.
     fn begin(&self) -> Result<()> {
         std::fs::create_dir_all(&self.out)?;
