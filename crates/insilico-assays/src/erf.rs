@@ -20,21 +20,24 @@ use insilico_engine::{Activation, Hooks, Network, ReceptiveField};
 use serde::{Deserialize, Serialize};
 
 /// Options of the effective-receptive-field assay.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(clap::Args, Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ErfOptions {
-    /// Images the gradients are averaged over (the first ones given).
-    pub images: usize,
+    /// Images the gradients are averaged over (the first of the study's).
+    #[arg(long, default_value_t = ErfOptions::default().gradient_images)]
+    pub gradient_images: usize,
     /// Fraction of the gradient mass the reported radius and size hold.
+    #[arg(long, default_value_t = ErfOptions::default().mass)]
     pub mass: f64,
     /// Rows (image x unit pairs) per backward pass.
+    #[arg(long, default_value_t = ErfOptions::default().batch)]
     pub batch: usize,
 }
 
 impl Default for ErfOptions {
     fn default() -> Self {
         Self {
-            images: 16,
+            gradient_images: 16,
             mass: 0.95,
             batch: 1024,
         }
@@ -44,8 +47,8 @@ impl Default for ErfOptions {
 impl ErfOptions {
     /// Rejects values the assay cannot use, naming the field.
     pub fn validate(&self) -> Result<()> {
-        if self.images == 0 {
-            bail!("erf.images: must be at least 1");
+        if self.gradient_images == 0 {
+            bail!("erf.gradient_images = 0: must be at least 1");
         }
         if !(self.mass > 0.0 && self.mass <= 1.0) {
             bail!("erf.mass: {} is not a fraction in (0, 1]", self.mass);
@@ -82,7 +85,7 @@ pub struct Erf {
 }
 
 /// The effective receptive field of each site, from `images` (`[n, c, h, w]`, normalized as
-/// for training; the first `opts.images` are used).
+/// for training; the first `opts.gradient_images` are used).
 pub fn effective_receptive_fields(
     net: &Network,
     sites: &[String],
@@ -94,7 +97,7 @@ pub fn effective_receptive_fields(
     let net = net.valid();
     let fields = receptive_fields(net.plan());
     let [n, _, h, w] = images.dims();
-    let images = images.clone().narrow(0, 0, n.min(opts.images));
+    let images = images.clone().narrow(0, 0, n.min(opts.gradient_images));
     sites
         .iter()
         .map(|site| {
@@ -255,10 +258,10 @@ mod tests {
         for (opts, field) in [
             (
                 ErfOptions {
-                    images: 0,
+                    gradient_images: 0,
                     ..Default::default()
                 },
-                "erf.images",
+                "erf.gradient_images",
             ),
             (
                 ErfOptions {

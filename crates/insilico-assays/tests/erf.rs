@@ -83,7 +83,7 @@ fn the_erf_of_a_linear_stack_is_the_convolution_of_its_kernels() {
         }
     }
     let opts = ErfOptions {
-        images: 3,
+        gradient_images: 3,
         batch: 4,
         ..Default::default()
     };
@@ -137,7 +137,7 @@ fn cnn_small_erfs_stay_inside_their_theoretical_fields() {
         .map(String::from)
         .to_vec();
     let opts = ErfOptions {
-        images: 4,
+        gradient_images: 4,
         ..Default::default()
     };
     let erfs = effective_receptive_fields(&net, &sites, &noise(8, [1, 28, 28]), &opts).unwrap();
@@ -165,7 +165,7 @@ fn batch_norm_runs_in_evaluation_mode_although_the_input_carries_gradients() {
     let sites = ["conv2.relu".to_string()];
     let run = |batch: usize| {
         let opts = ErfOptions {
-            images: 4,
+            gradient_images: 4,
             batch,
             ..Default::default()
         };

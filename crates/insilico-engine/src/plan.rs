@@ -203,7 +203,7 @@ impl Plan {
                 "the network has no parameters to train (layers: {}); add a linear or conv2d layer",
                 self.stages
                     .iter()
-                    .map(|s| s.kind)
+                    .map(|s| s.kind.name())
                     .collect::<Vec<_>>()
                     .join(", ")
             );

@@ -15,6 +15,7 @@ use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -139,12 +140,7 @@ pub fn train(
     let mut metrics: Vec<EpochMetrics> = Vec::new();
     if opts.resume {
         if let Some(ckpt) = run.latest_checkpoint()? {
-            net = net
-                .try_load_file(ckpt.join("model.bpk"))
-                .with_context(|| format!("loading {}", ckpt.join("model.bpk").display()))?;
-            optim = optim
-                .load(ckpt.join("optim.bpk"))
-                .with_context(|| format!("loading {}", ckpt.join("optim.bpk").display()))?;
+            (net, optim) = load_checkpoint(&ckpt, net, optim)?;
             metrics = run.read_metrics()?;
             manifest.resumed_from = Some(metrics.len());
         }
@@ -158,32 +154,10 @@ pub fn train(
 
     for epoch in metrics.len()..t.epochs {
         let started = Instant::now();
-        let seed = epoch_seed(t.seed, epoch);
-        train_device.seed(seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let mut lr = t.lr;
-        for (step, idx) in order.chunks(t.batch_size).enumerate() {
-            lr = learning_rate(config, epoch, step, steps_per_epoch);
-            let (x, labels) = data.train.batch(idx, &train_device);
-            let loss = cross_entropy(net.forward(x), label_tensor(&labels, &train_device)).mean();
-            let value = loss.clone().into_scalar::<f32>();
-            if !value.is_finite() {
-                bar.abandon();
-                bail!(
-                    "training diverged: loss is {value} at epoch {}, step {} (lr {lr:.3e}); \
-                     the last good checkpoint ({} complete epochs) is kept in {}. \
-                     Lower training.lr or add weight decay.",
-                    epoch + 1,
-                    step + 1,
-                    metrics.len(),
-                    run.checkpoints().display()
-                );
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(lr, net, grads);
-            bar.inc(1);
-        }
+        let step = (net, &train_device);
+        let (trained, lr) =
+            train_epoch(config, data, epoch, step, &mut optim, &bar, &metrics, run)?;
+        net = trained;
         let valid = net.valid();
         let train_score = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
         let test_score = evaluate(&valid, &data.test, EVAL_BATCH, &device);
@@ -222,6 +196,67 @@ pub fn train(
         network: final_net,
         completed: true,
     })
+}
+
+/// The network and optimizer state of a checkpoint directory.
+fn load_checkpoint(
+    ckpt: &std::path::Path,
+    net: Network,
+    optim: ModuleOptimizer,
+) -> Result<(Network, ModuleOptimizer)> {
+    let net = net
+        .try_load_file(ckpt.join("model.bpk"))
+        .with_context(|| format!("loading {}", ckpt.join("model.bpk").display()))?;
+    let optim = optim
+        .load(ckpt.join("optim.bpk"))
+        .with_context(|| format!("loading {}", ckpt.join("optim.bpk").display()))?;
+    Ok((net, optim))
+}
+
+/// One epoch of optimizer steps over the training set in the epoch's seeded order;
+/// returns the network and the last learning rate. A non-finite loss stops training with
+/// the epoch and step, keeping the last good checkpoint.
+#[allow(clippy::too_many_arguments)]
+fn train_epoch(
+    config: &RunConfig,
+    data: &RunData,
+    epoch: usize,
+    (mut net, device): (Network, &Device),
+    optim: &mut ModuleOptimizer,
+    bar: &ProgressBar,
+    done: &[EpochMetrics],
+    run: &RunDir,
+) -> Result<(Network, f64)> {
+    let t = &config.training;
+    let n = data.train.len();
+    let steps_per_epoch = n.div_ceil(t.batch_size);
+    let seed = epoch_seed(t.seed, epoch);
+    device.seed(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let mut lr = t.lr;
+    for (step, idx) in order.chunks(t.batch_size).enumerate() {
+        lr = learning_rate(config, epoch, step, steps_per_epoch);
+        let (x, labels) = data.train.batch(idx, device);
+        let loss = cross_entropy(net.forward(x), label_tensor(&labels, device)).mean();
+        let value = loss.clone().into_scalar::<f32>();
+        if !value.is_finite() {
+            bar.abandon();
+            bail!(
+                "training diverged: loss is {value} at epoch {}, step {} (lr {lr:.3e}); \
+                 the last good checkpoint ({} complete epochs) is kept in {}. \
+                 Lower training.lr or add weight decay.",
+                epoch + 1,
+                step + 1,
+                done.len(),
+                run.checkpoints().display()
+            );
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(lr, net, grads);
+        bar.inc(1);
+    }
+    Ok((net, lr))
 }
 
 /// Refuses to commit an epoch whose losses or weights are not finite (a blow-up on an

@@ -26,6 +26,31 @@ pub fn palette(i: usize) -> RGBColor {
     OKABE_ITO[i % OKABE_ITO.len()]
 }
 
+/// matplotlib's `tab10`, for up to ten categories (the classes of MNIST or CIFAR-10)
+/// where the Okabe–Ito palette's eight would repeat.
+const TAB10: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Colour `i` of `n` categories, all distinct: Okabe–Ito up to eight, `tab10` up to ten,
+/// evenly spaced viridis beyond.
+pub fn categorical(i: usize, n: usize) -> RGBColor {
+    match n {
+        0..=8 => palette(i),
+        9..=10 => TAB10[i % 10],
+        _ => sequential(i as f64 / (n - 1) as f64),
+    }
+}
+
 /// Viridis anchors at t = 0, 0.1, ..., 1 (matplotlib's viridis).
 const VIRIDIS: [(u8, u8, u8); 11] = [
     (68, 1, 84),
@@ -66,5 +91,11 @@ mod tests {
         assert_eq!(sequential(1.0), RGBColor(253, 231, 37));
         assert_eq!(sequential(7.0), sequential(1.0));
         assert_eq!(sequential(f64::NAN), sequential(0.0));
+        let ten: Vec<RGBColor> = (0..10).map(|i| categorical(i, 10)).collect();
+        assert!(
+            (0..10).all(|i| (0..i).all(|j| ten[i] != ten[j])),
+            "ten distinct colours"
+        );
+        assert_eq!(categorical(3, 5), palette(3));
     }
 }

@@ -19,7 +19,7 @@ mod plot;
 mod text;
 pub mod tuning;
 
-pub use color::{palette, sequential, PALETTE_LEN};
+pub use color::{categorical, palette, sequential, PALETTE_LEN};
 pub use html::HtmlReport;
 pub use io::{write_csv, write_json, write_npy};
 pub use montage::{

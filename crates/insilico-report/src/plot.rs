@@ -3,7 +3,7 @@
 //! (1200×800, rendered at 2× and downsampled, so edges are anti-aliased) and
 //! `stem.svg` (vector, same layout).
 
-use crate::color::{palette, sequential, PALETTE_LEN};
+use crate::color::{categorical, palette, sequential, PALETTE_LEN};
 use crate::montage::encode_png;
 use crate::text::ensure_plotters_font;
 use crate::write_atomic;
@@ -1545,7 +1545,7 @@ impl Figure for Scatter {
                 .filter(|(_, g)| !g.0.is_empty())
                 .map(|(i, g)| LegendEntry {
                     label: g.0.clone(),
-                    color: palette(i),
+                    color: categorical(i, self.groups.len()),
                     swatch: Swatch::Point,
                 })
                 .collect()
@@ -1570,7 +1570,7 @@ impl Figure for Scatter {
             },
         );
         for (i, g) in pts.iter().enumerate() {
-            let c = palette(i);
+            let c = categorical(i, pts.len());
             chart
                 .draw_series(g.iter().map(|&p| Circle::new(p, r, c.mix(0.6).filled())))
                 .plot()?;

@@ -137,12 +137,23 @@ fn draw_panel<DB: DrawingBackend>(
         ))
         .map_err(draw_err)?;
     }
+    draw_curve(&mut chart, p, (lo, hi + pad), s)
+}
+
+/// The fitted curve (clamped into the axis) under the measured one, its points marked.
+fn draw_curve<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    p: &CurvePanel,
+    (lo, hi): (f64, f64),
+    s: f64,
+) -> Result<()> {
+    let px = |v: f64| (v * s).round() as i32;
     if let Some((fx, fy)) = &p.fit {
         let pts: Vec<(f64, f64)> = fx
             .iter()
             .zip(fy)
             .filter(|q| q.1.is_finite())
-            .map(|(&x, &y)| (x, y.clamp(lo, hi + pad)))
+            .map(|(&x, &y)| (x, y.clamp(lo, hi)))
             .collect();
         chart
             .draw_series(std::iter::once(PathElement::new(

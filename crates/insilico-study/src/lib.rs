@@ -23,13 +23,17 @@
 
 pub mod ablation;
 pub mod bench;
+pub mod compare;
+pub mod erf;
 pub mod noise;
 pub mod options;
+pub mod population;
 pub mod receptive;
 pub mod registry;
 pub mod selectivity;
 pub mod study;
 pub mod sweep;
+pub mod tuning;
 
 pub use options::{merge_with_file, Options};
 pub use registry::{Assay, AssayKind};

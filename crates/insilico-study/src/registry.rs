@@ -75,6 +75,9 @@ pub enum AssayKind {
     Selectivity,
     Noise,
     ReceptiveFields,
+    Population,
+    Tuning,
+    Erf,
 }
 
 /// Evaluates `$body` with the type `$A` bound to the [`Assay`] of `$kind`: the single
@@ -99,16 +102,31 @@ macro_rules! with_assay {
                 type $A = $crate::receptive::ReceptiveFields;
                 $body
             }
+            $crate::AssayKind::Population => {
+                type $A = $crate::population::Population;
+                $body
+            }
+            $crate::AssayKind::Tuning => {
+                type $A = $crate::tuning::TuningCurves;
+                $body
+            }
+            $crate::AssayKind::Erf => {
+                type $A = $crate::erf::EffectiveReceptiveFields;
+                $body
+            }
         }
     };
 }
 
 impl AssayKind {
-    pub const ALL: [AssayKind; 4] = [
+    pub const ALL: [AssayKind; 7] = [
         AssayKind::Ablation,
         AssayKind::Selectivity,
         AssayKind::Noise,
         AssayKind::ReceptiveFields,
+        AssayKind::Population,
+        AssayKind::Tuning,
+        AssayKind::Erf,
     ];
 
     /// The name of its sweep table and of its directory under `RUN/assays/`.
@@ -118,6 +136,9 @@ impl AssayKind {
             AssayKind::Selectivity => "selectivity",
             AssayKind::Noise => "noise",
             AssayKind::ReceptiveFields => "receptive_fields",
+            AssayKind::Population => "population",
+            AssayKind::Tuning => "tuning",
+            AssayKind::Erf => "erf",
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod cmd_assay;
 mod cmd_bench;
+mod cmd_compare;
 mod cmd_data;
 mod cmd_inspect;
 mod cmd_sweep;
@@ -44,6 +45,7 @@ enum Command {
     Train(cmd_train::TrainArgs),
     Inspect(cmd_inspect::InspectArgs),
     Data(cmd_data::DataArgs),
+    Compare(cmd_compare::CompareArgs),
     Sweep(cmd_sweep::SweepArgs),
     Bench(cmd_bench::BenchArgs),
 }
@@ -67,6 +69,7 @@ fn dispatch(matches: &ArgMatches) -> Result<()> {
         Command::Train(a) => cmd_train::run(a),
         Command::Inspect(a) => cmd_inspect::run(a),
         Command::Data(a) => cmd_data::run(a),
+        Command::Compare(a) => cmd_compare::run(a),
         Command::Sweep(a) => cmd_sweep::run(a),
         Command::Bench(a) => cmd_bench::run(a),
     }

@@ -31,27 +31,36 @@ use insilico_engine::{Activation, Hooks, Network, ReceptiveField};
 use serde::{Deserialize, Serialize};
 
 /// Options of the tuning assay (also `[assays.tuning]` in a sweep file).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(clap::Args, Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TuningOptions {
-    /// Stimulus protocols, each run on its own.
+    /// Stimulus protocols, comma-separated (grating, bar), each run on its own.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = TuningOptions::default().protocols)]
     pub protocols: Vec<Protocol>,
     /// Orientations evenly spaced over 180 degrees.
+    #[arg(long, default_value_t = TuningOptions::default().orientations)]
     pub orientations: usize,
     /// Spatial frequencies, log-spaced from `min_frequency` to `max_frequency`.
+    #[arg(long, default_value_t = TuningOptions::default().frequencies)]
     pub frequencies: usize,
-    /// Cycles per pixel.
+    /// Lowest spatial frequency, cycles per pixel.
+    #[arg(long, default_value_t = TuningOptions::default().min_frequency)]
     pub min_frequency: f64,
-    /// Cycles per pixel; at most 0.5 (Nyquist).
+    /// Highest spatial frequency, cycles per pixel; at most 0.5 (Nyquist).
+    #[arg(long, default_value_t = TuningOptions::default().max_frequency)]
     pub max_frequency: f64,
     /// Phases of the drift over one cycle.
+    #[arg(long, default_value_t = TuningOptions::default().phases)]
     pub phases: usize,
-    /// Michelson contrasts (negative: inverted polarity); the analysis uses the largest in
-    /// magnitude, the others give a contrast response.
+    /// Michelson contrasts, comma-separated (negative: inverted polarity); the analysis
+    /// uses the largest in magnitude, the others give a contrast response.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_values_t = TuningOptions::default().contrasts)]
     pub contrasts: Vec<f64>,
     /// Mean luminance of the stimuli in pixel units (images are in [0, 1]).
+    #[arg(long, default_value_t = TuningOptions::default().luminance)]
     pub luminance: f64,
     /// Stimuli per forward pass.
+    #[arg(long, default_value_t = TuningOptions::default().batch)]
     pub batch: usize,
 }
 

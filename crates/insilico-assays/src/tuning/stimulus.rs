@@ -54,7 +54,7 @@ pub fn bar(s: &Stimulus, across: f64) -> f64 {
 }
 
 /// The named protocols.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     /// [`sinusoidal_grating`]

@@ -145,8 +145,9 @@ impl Heatmap {
             root.draw(&Text::new(l.clone(), at, rows.clone())).plot()?;
         }
         let y_end = y0 + ch * self.rows.len() as i32;
+        // Column labels read top to bottom, starting just under the grid.
         let cols = font(TICK_SIZE, s)
-            .transform(FontTransform::Rotate270)
+            .transform(FontTransform::Rotate90)
             .pos(Pos::new(HPos::Left, VPos::Center));
         for (c, l) in self.columns.iter().enumerate() {
             let at = (x0 + cw * c as i32 + cw / 2, y_end + px(s, 8.0));

@@ -1,0 +1,189 @@
+//! Comparing representations: layer-by-layer similarity matrices between networks (and
+//! within one), or between a network and any `[stimuli, units]` matrix (a recording from
+//! a brain area, activations exported by another framework), for every measure of
+//! `insilico-population` (CKA, CCA/SVCCA/PWCCA, RSA, ridge predictivity).
+
+use crate::population::{to_matrix, MapReduction};
+use crate::study::{Study, StudyOptions};
+use anyhow::{bail, Context, Result};
+use insilico_data::Locator;
+use insilico_engine::Compute;
+use insilico_population::{compare, Matrix, Measure};
+use insilico_report::{write_csv, write_json, Heatmap};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// One representation: a site of a run, or a matrix from a file.
+pub struct Representation {
+    /// `run:site`, or the file's stem.
+    pub label: String,
+    /// Where it came from (the run directory or the file).
+    pub source: PathBuf,
+    pub matrix: Matrix,
+}
+
+/// Short names for run directories: the folder's name, or the path as given where two
+/// folders share a name.
+pub fn run_names(dirs: &[PathBuf]) -> Vec<String> {
+    let name = |d: &PathBuf| {
+        d.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| d.display().to_string())
+    };
+    dirs.iter()
+        .map(|d| {
+            let clash = dirs.iter().filter(|e| name(e) == name(d)).count() > 1;
+            if clash {
+                d.display().to_string()
+            } else {
+                name(d)
+            }
+        })
+        .collect()
+}
+
+/// Every site of a run (or `options.sites`), recorded on the study's stimuli, labelled
+/// `name:site`.
+pub fn run_representations(
+    dir: &Path,
+    name: &str,
+    compute: &Compute,
+    locator: &Locator,
+    options: &StudyOptions,
+    reduction: MapReduction,
+) -> Result<Vec<Representation>> {
+    let study = Study::open(dir, compute.clone(), locator, options)?;
+    study
+        .sites
+        .iter()
+        .map(|site| {
+            let act = study.record(site)?;
+            Ok(Representation {
+                label: format!("{name}:{site}"),
+                source: dir.to_path_buf(),
+                matrix: to_matrix(&act, reduction).with_context(|| format!("{name}:{site}"))?,
+            })
+        })
+        .collect()
+}
+
+/// A matrix from an NPY (2-D, or a 4-D map reduced) or CSV file.
+pub fn file_representation(path: &Path, reduction: MapReduction) -> Result<Representation> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let matrix = if is_csv {
+        Matrix::load_csv(path)?
+    } else {
+        Matrix::load_npy(path, Some(reduction.reduction()))?
+    };
+    Ok(Representation {
+        label: path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string()),
+        source: path.to_path_buf(),
+        matrix,
+    })
+}
+
+/// One measure between every pair: `values[i][j]` compares row representation `i`
+/// (the measure's first argument) with column representation `j`.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimilarityMatrix {
+    pub measure: String,
+    /// The range the measure can take.
+    pub range: (f64, f64),
+    pub symmetric: bool,
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    pub values: Vec<Vec<f64>>,
+}
+
+/// Every measure between every row and column representation. All must hold the same
+/// stimuli (rows): a different count is refused, naming both.
+pub fn similarity(
+    rows: &[Representation],
+    columns: &[Representation],
+    measures: &[Measure],
+) -> Result<Vec<SimilarityMatrix>> {
+    for r in rows.iter().chain(columns) {
+        let first = &rows[0];
+        if r.matrix.stimuli() != first.matrix.stimuli() {
+            bail!(
+                "{} has {} stimuli but {} has {}: representations must be responses to the same stimuli",
+                r.label,
+                r.matrix.stimuli(),
+                first.label,
+                first.matrix.stimuli()
+            );
+        }
+    }
+    measures
+        .iter()
+        .map(|&m| {
+            let values = rows
+                .iter()
+                .map(|a| {
+                    columns
+                        .iter()
+                        .map(|b| {
+                            compare(m, &a.matrix, &b.matrix).with_context(|| {
+                                format!("{} between {} and {}", m.name(), a.label, b.label)
+                            })
+                        })
+                        .collect::<Result<Vec<f64>>>()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(SimilarityMatrix {
+                measure: m.name(),
+                range: m.range(),
+                symmetric: m.is_symmetric(),
+                rows: rows.iter().map(|r| r.label.clone()).collect(),
+                columns: columns.iter().map(|r| r.label.clone()).collect(),
+                values,
+            })
+        })
+        .collect()
+}
+
+/// `similarity_<measure>.csv` (long format: row, column, value), `compare.json` and a
+/// heatmap per measure in `out`.
+pub fn write_similarity(out: &Path, matrices: &[SimilarityMatrix], title: &str) -> Result<()> {
+    for m in matrices {
+        let mut table = Vec::new();
+        for (r, row) in m.rows.iter().zip(&m.values) {
+            for (c, v) in m.columns.iter().zip(row) {
+                table.push(vec![r.clone(), c.clone(), format!("{v:.6}")]);
+            }
+        }
+        write_csv(
+            &out.join(format!("similarity_{}.csv", m.measure)),
+            &["row", "column", "value"],
+            &table,
+        )?;
+        let (lo, hi) = m.range;
+        // R^2 is unbounded below: colour its observed range up to 1.
+        let lo = if lo.is_finite() {
+            lo
+        } else {
+            m.values
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::min)
+        };
+        Heatmap {
+            title: format!("{title}: {}", m.measure),
+            x_label: "representation B".into(),
+            y_label: "representation A".into(),
+            rows: m.rows.clone(),
+            columns: m.columns.clone(),
+            values: m.values.clone(),
+            scale: (format!("{} [{lo:.2}, {hi:.2}]", m.measure), lo, hi),
+        }
+        .save(&out.join(format!("similarity_{}", m.measure)))?;
+    }
+    write_json(&out.join("compare.json"), &matrices)
+}

@@ -1,0 +1,389 @@
+//! The population assay: how many dimensions each site's representation uses, and how
+//! well the class can be read out of its leading ones. For every site: the PCA spectrum
+//! (explained and cumulative variance), the participation ratio, the components for
+//! 90/95/99 % of the variance, cross-validated linear decodability of the class from the
+//! top k components (k = 1, 2, 4, ..., all), and 2-D embeddings (PCA and t-SNE) coloured
+//! by class.
+
+use crate::options::{at_least, positive, Options};
+use crate::registry::{Assay, AssayKind, Figure};
+use crate::study::Study;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use insilico_engine::{Activation, RunDir};
+use insilico_population::{
+    decodability, pca_embedding, spectrum, tsne, Decodability, Matrix, Reduction, RidgeOptions,
+    Spectrum, TsneOptions,
+};
+use insilico_report::{write_csv, write_json, write_npy, LinePlot, Scatter, Series};
+use serde::{Deserialize, Serialize};
+
+/// How a feature map becomes one vector per stimulus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapReduction {
+    /// Each channel averaged over positions: one unit per channel.
+    SpatialMean,
+    /// Every (channel, position) a unit, channel-major (PyTorch's flatten).
+    Flatten,
+}
+
+impl MapReduction {
+    pub fn reduction(self) -> Reduction {
+        match self {
+            MapReduction::SpatialMean => Reduction::SpatialMean,
+            MapReduction::Flatten => Reduction::Flatten,
+        }
+    }
+}
+
+impl std::fmt::Display for MapReduction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MapReduction::SpatialMean => "spatial-mean",
+            MapReduction::Flatten => "flatten",
+        })
+    }
+}
+
+/// A recorded activation as a `[stimuli, units]` matrix (f64), feature maps reduced.
+pub fn to_matrix(act: &Activation, reduction: MapReduction) -> Result<Matrix> {
+    let dims = act.dims();
+    let values = act.to_vec();
+    Ok(match dims[..] {
+        [n, c, h, w] => {
+            let v: Vec<f64> = values.iter().map(|&x| x as f64).collect();
+            Matrix::from_conv_map([n, c, h, w], &v, reduction.reduction())?
+        }
+        [n, u] => Matrix::from_row_major_f32(n, u, &values)?,
+        _ => anyhow::bail!("an activation of shape {dims:?} is neither a map nor a vector"),
+    })
+}
+
+/// Options of the population assay (`insilico population`, `[assays.population]`).
+#[derive(Args, Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PopulationOptions {
+    /// Feature maps: spatial-mean (a unit per channel) or flatten (a unit per channel and
+    /// position).
+    #[arg(long, value_enum, default_value_t = PopulationOptions::default().reduction)]
+    pub reduction: MapReduction,
+    /// Cross-validation folds of the class decoder (stratified).
+    #[arg(long, default_value_t = PopulationOptions::default().folds)]
+    pub folds: usize,
+    /// Stimuli embedded by t-SNE (the first ones of the study; exact t-SNE costs n^2);
+    /// 0 skips t-SNE.
+    #[arg(long, default_value_t = PopulationOptions::default().tsne_stimuli)]
+    pub tsne_stimuli: usize,
+    /// t-SNE perplexity (below a third of the embedded stimuli).
+    #[arg(long, default_value_t = PopulationOptions::default().perplexity)]
+    pub perplexity: f64,
+}
+
+impl Default for PopulationOptions {
+    fn default() -> Self {
+        Self {
+            reduction: MapReduction::SpatialMean,
+            folds: 5,
+            tsne_stimuli: 1000,
+            perplexity: TsneOptions::default().perplexity,
+        }
+    }
+}
+
+impl Options for PopulationOptions {
+    const SECTION: &'static str = "population";
+    fn validate(&self) -> Result<()> {
+        at_least(Self::SECTION, "folds", self.folds, 2)?;
+        positive(Self::SECTION, "perplexity", self.perplexity)?;
+        if self.tsne_stimuli > 0 && (self.tsne_stimuli as f64 - 1.0) / 3.0 <= self.perplexity {
+            anyhow::bail!(
+                "population.tsne_stimuli = {}: t-SNE at perplexity {} needs more than {} stimuli",
+                self.tsne_stimuli,
+                self.perplexity,
+                (3.0 * self.perplexity + 1.0).ceil()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One site's population measures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SitePopulation {
+    pub site: String,
+    pub units: usize,
+    pub spectrum: Spectrum,
+    pub decoding: Decodability,
+    /// Stimuli in the embeddings (the first of the study's).
+    pub embedded: usize,
+}
+
+/// The population assay's result (`population.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PopulationResult {
+    pub options: PopulationOptions,
+    pub stimuli: usize,
+    pub sites: Vec<SitePopulation>,
+}
+
+/// The population assay in the registry.
+pub struct Population;
+
+impl Assay for Population {
+    const KIND: AssayKind = AssayKind::Population;
+    const COMMAND: &'static str = "population";
+    const ABOUT: &'static str =
+        "Dimensionality of each site: PCA spectrum, participation ratio, class decodability, embeddings";
+    const LONG_ABOUT: &'static str = "For every site: the PCA spectrum of its responses to the \
+        study's stimuli (explained and cumulative variance; covariances in f64), the \
+        participation ratio (sum l)^2 / sum l^2, the number of components for 90, 95 and 99 % \
+        of the variance, the cross-validated accuracy of a linear (ridge) classifier reading \
+        the class from the top k principal components (k = 1, 2, 4, ..., all; PCA fitted on \
+        each training fold), and 2-D embeddings by PCA and t-SNE coloured by class. Feature \
+        maps are reduced by their spatial mean (--reduction flatten keeps every position). \
+        Writes RUN/assays/population/: summary.csv, spectrum.csv, decoding.csv, \
+        population.json, embedding_<site>.npy (rows: pca x, pca y, tsne x, tsne y, label) and \
+        spectrum.png, decoding.png, embedding_<site>.png (+ .svg).";
+    const EXAMPLES: &'static str =
+        "Examples:\n  insilico population --run runs/demo --split test --images 2000\n  insilico population --run runs/cnn --reduction flatten --tsne-stimuli 0";
+    const RESULT_FILE: &'static str = "population.json";
+    type Options = PopulationOptions;
+    type Output = PopulationResult;
+
+    fn run(study: &Study, options: &PopulationOptions) -> Result<PopulationResult> {
+        population(study, options)
+    }
+
+    fn describe(result: &PopulationResult) -> Vec<String> {
+        result
+            .sites
+            .iter()
+            .map(|s| {
+                let best = s.decoding.accuracy.last().copied().unwrap_or(f64::NAN);
+                format!(
+                    "{:<12} {:>5} units  participation ratio {:.2}  components for 90/95/99 %: {}/{}/{}  decoding {:.3} (chance {:.3})",
+                    s.site,
+                    s.units,
+                    s.spectrum.participation_ratio,
+                    s.spectrum.components_90,
+                    s.spectrum.components_95,
+                    s.spectrum.components_99,
+                    best,
+                    s.decoding.chance
+                )
+            })
+            .collect()
+    }
+
+    fn gallery(run: &RunDir) -> Vec<Figure> {
+        let dir = run.assay_dir(Self::KIND.name());
+        [
+            (
+                "spectrum.png",
+                "explained variance per principal component, by site",
+            ),
+            (
+                "decoding.png",
+                "cross-validated class decoding from the top k components",
+            ),
+        ]
+        .into_iter()
+        .map(|(f, c)| (dir.join(f), c.to_string()))
+        .filter(|(p, _)| p.exists())
+        .collect()
+    }
+}
+
+/// Runs the population assay on a study and writes its outputs.
+pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationResult> {
+    opts.validate()?;
+    let labels: Vec<usize> = study.examples.labels.iter().map(|&l| l as usize).collect();
+    let mut sites = Vec::new();
+    for site in &study.sites {
+        let x = to_matrix(&study.record(site)?, opts.reduction)
+            .with_context(|| format!("site {site}"))?;
+        let spectrum = spectrum(&x).with_context(|| format!("site {site}"))?;
+        let ridge = RidgeOptions {
+            folds: opts.folds,
+            ..RidgeOptions::default()
+        };
+        let decoding = decodability(&x, &labels, &ridge).with_context(|| format!("site {site}"))?;
+        let embedded = embed(study, site, &x, &labels, opts)?;
+        sites.push(SitePopulation {
+            site: site.clone(),
+            units: x.units(),
+            spectrum,
+            decoding,
+            embedded,
+        });
+    }
+    let result = PopulationResult {
+        options: opts.clone(),
+        stimuli: labels.len(),
+        sites,
+    };
+    write_outputs(study, &result)?;
+    Ok(result)
+}
+
+/// PCA and t-SNE embeddings of the first stimuli: `embedding_<site>.npy` and a figure.
+fn embed(
+    study: &Study,
+    site: &str,
+    x: &Matrix,
+    labels: &[usize],
+    opts: &PopulationOptions,
+) -> Result<usize> {
+    let n = if opts.tsne_stimuli == 0 {
+        x.stimuli()
+    } else {
+        opts.tsne_stimuli.min(x.stimuli())
+    };
+    let rows: Vec<f64> = x.to_row_major()[..n * x.units()].to_vec();
+    let head = Matrix::from_row_major(n, x.units(), &rows)?;
+    let pca = pca_embedding(&head).with_context(|| format!("site {site}: PCA embedding"))?;
+    let tsne_xy = if opts.tsne_stimuli > 0 {
+        let o = TsneOptions {
+            perplexity: opts.perplexity,
+            ..TsneOptions::default()
+        };
+        Some(tsne(&head, &o).with_context(|| format!("site {site}: t-SNE"))?)
+    } else {
+        None
+    };
+    let dir = study.out_dir("population");
+    let mut table = Vec::with_capacity(n * 5);
+    for i in 0..n {
+        let t = tsne_xy
+            .as_ref()
+            .map(|t| t[i])
+            .unwrap_or([f64::NAN, f64::NAN]);
+        table.extend([pca[i][0], pca[i][1], t[0], t[1], labels[i] as f64].map(|v| v as f32));
+    }
+    write_npy(&dir.join(format!("embedding_{site}.npy")), &[n, 5], &table)?;
+    let names = &study.run.data.dataset.class_names;
+    for (what, xy) in [("PCA", Some(pca)), ("t-SNE", tsne_xy)] {
+        let Some(xy) = xy else { continue };
+        let mut plot = Scatter::new(
+            &format!(
+                "{} {site}: {what} of {n} stimuli",
+                study.run.config.model.name
+            ),
+            &format!("{what} 1"),
+            &format!("{what} 2"),
+        );
+        for (c, name) in names.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = (0..n)
+                .filter(|&i| labels[i] == c)
+                .map(|i| (xy[i][0], xy[i][1]))
+                .collect();
+            plot = plot.group(name, pts);
+        }
+        let stem = what.to_lowercase().replace('-', "");
+        plot.save(&dir.join(format!("embedding_{stem}_{site}")))?;
+    }
+    Ok(n)
+}
+
+fn write_outputs(study: &Study, result: &PopulationResult) -> Result<()> {
+    let dir = study.out_dir("population");
+    let mut summary = Vec::new();
+    let mut spectra = Vec::new();
+    let mut decoding = Vec::new();
+    for s in &result.sites {
+        let sp = &s.spectrum;
+        summary.push(vec![
+            s.site.clone(),
+            s.units.to_string(),
+            format!("{:.6}", sp.participation_ratio),
+            sp.components_90.to_string(),
+            sp.components_95.to_string(),
+            sp.components_99.to_string(),
+            format!(
+                "{:.6}",
+                s.decoding.accuracy.last().copied().unwrap_or(f64::NAN)
+            ),
+            format!("{:.6}", s.decoding.chance),
+        ]);
+        for (k, ((l, e), c)) in sp
+            .eigenvalues
+            .iter()
+            .zip(&sp.explained)
+            .zip(&sp.cumulative)
+            .enumerate()
+        {
+            spectra.push(vec![
+                s.site.clone(),
+                (k + 1).to_string(),
+                format!("{l:.9e}"),
+                format!("{e:.9}"),
+                format!("{c:.9}"),
+            ]);
+        }
+        for (k, a) in s.decoding.components.iter().zip(&s.decoding.accuracy) {
+            decoding.push(vec![s.site.clone(), k.to_string(), format!("{a:.6}")]);
+        }
+    }
+    let header = [
+        "site",
+        "units",
+        "participation_ratio",
+        "components_90",
+        "components_95",
+        "components_99",
+        "decoding_all",
+        "chance",
+    ];
+    write_csv(&dir.join("summary.csv"), &header, &summary)?;
+    let header = ["site", "component", "eigenvalue", "explained", "cumulative"];
+    write_csv(&dir.join("spectrum.csv"), &header, &spectra)?;
+    write_csv(
+        &dir.join("decoding.csv"),
+        &["site", "components", "accuracy"],
+        &decoding,
+    )?;
+    write_json(&dir.join("population.json"), result)?;
+    draw(study, result)
+}
+
+fn draw(study: &Study, result: &PopulationResult) -> Result<()> {
+    let dir = study.out_dir("population");
+    let who = study.who();
+    let mut spectrum = LinePlot::new(
+        &format!("{who}: PCA spectrum"),
+        "principal component",
+        "cumulative fraction of variance",
+    )
+    .log_x(true)
+    .y_range(0.0, 1.0);
+    let mut decoding = LinePlot::new(
+        &format!("{who}: class decoding from the top components"),
+        "principal components kept",
+        &format!("{}-fold cross-validated accuracy", result.options.folds),
+    )
+    .log_x(true)
+    .y_range(0.0, 1.0);
+    for (i, s) in result.sites.iter().enumerate() {
+        let k: Vec<f64> = (1..=s.spectrum.cumulative.len())
+            .map(|k| k as f64)
+            .collect();
+        spectrum = spectrum.series(
+            Series::new(
+                format!("{} (PR {:.1})", s.site, s.spectrum.participation_ratio),
+                k,
+                s.spectrum.cumulative.clone(),
+            )
+            .with_color(i),
+        );
+        let ks = s.decoding.components.iter().map(|&k| k as f64).collect();
+        decoding = decoding.series(
+            Series::new(s.site.clone(), ks, s.decoding.accuracy.clone())
+                .with_markers(true)
+                .with_color(i),
+        );
+    }
+    spectrum.save(&dir.join("spectrum"))?;
+    decoding.save(&dir.join("decoding"))?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `insilico compare`: similarity matrices between the sites of runs and recorded
+//! matrices, for every measure of the population library.
+
+use crate::common::Env;
+use anyhow::{bail, Result};
+use clap::Args;
+use insilico_population::Measure;
+use insilico_study::compare::{
+    file_representation, run_names, run_representations, similarity, write_similarity,
+};
+use insilico_study::population::MapReduction;
+use insilico_study::StudyOptions;
+use std::path::PathBuf;
+
+#[derive(Args)]
+#[command(
+    about = "Compare representations: layer x layer similarity between runs, or with recorded matrices",
+    long_about = "Records every site of each run on the same stimuli (--split, --images) and \
+        computes, for every pair of representations, linear, RBF and debiased CKA, mean \
+        canonical correlation and mean squared correlation, SVCCA (99 % of variance, \
+        variance counted as singular values s, as google/svcca does), PWCCA (weights from \
+        the representation with fewer units: asymmetric), RSA (1 - Pearson and Euclidean \
+        dissimilarities compared by Spearman and Kendall's tau-a) and cross-validated ridge \
+        predictivity (row predicts column; median R^2 and Pearson r over target units). \
+        Any [stimuli, units] matrix from an NPY (2-D, or a 4-D map) or CSV file joins them: \
+        a recording from a brain area, or activations exported by another framework, with \
+        one row per stimulus in the order of the study's images. Feature maps are reduced \
+        by their spatial mean (--reduction flatten keeps every position). Writes OUT/: \
+        similarity_<measure>.csv (long format), similarity_<measure>.png/.svg (heatmaps \
+        with the measure's range) and compare.json.",
+    after_help = "Examples:\n  insilico compare runs/a runs/b --split test --images 2000\n  insilico compare runs/a --npy recording.npy --measures cka-linear,rsa-correlation-spearman\n  insilico compare --npy A.npy --npy B.npy --out runs/compare-ab"
+)]
+pub struct CompareArgs {
+    /// Run directories whose sites are compared (each with every other, and with itself).
+    pub runs: Vec<PathBuf>,
+    /// `[stimuli, units]` matrices from NPY files (float32 or float64, C order).
+    #[arg(long)]
+    pub npy: Vec<PathBuf>,
+    /// `[stimuli, units]` matrices from CSV files (an optional header row).
+    #[arg(long)]
+    pub csv: Vec<PathBuf>,
+    /// Measures, comma-separated (default: all): cka-linear, cka-rbf-1, cka-debiased,
+    /// cca-mean, cca-mean-squared, svcca-0.99, pwcca, rsa-correlation-spearman,
+    /// rsa-correlation-tau-a, rsa-euclidean-spearman, rsa-euclidean-tau-a, ridge-r2,
+    /// ridge-pearson.
+    #[arg(long, value_delimiter = ',')]
+    pub measures: Vec<String>,
+    /// How feature maps become vectors: spatial-mean or flatten.
+    #[arg(long, value_enum, default_value_t = MapReduction::SpatialMean)]
+    pub reduction: MapReduction,
+    #[command(flatten)]
+    pub study: StudyOptions,
+    /// Output directory.
+    #[arg(long, short, default_value = "runs/compare")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub env: Env,
+}
+
+pub fn run(args: CompareArgs) -> Result<()> {
+    let measures: Vec<Measure> = if args.measures.is_empty() {
+        Measure::all()
+    } else {
+        args.measures
+            .iter()
+            .map(|m| Ok(m.parse::<Measure>()?))
+            .collect::<Result<_>>()?
+    };
+    let mut reps = Vec::new();
+    if !args.runs.is_empty() {
+        let compute = args.env.compute()?;
+        let locator = args.env.locator();
+        for (run, name) in args.runs.iter().zip(run_names(&args.runs)) {
+            reps.extend(run_representations(
+                run,
+                &name,
+                &compute,
+                &locator,
+                &args.study,
+                args.reduction,
+            )?);
+        }
+    }
+    for path in args.npy.iter().chain(&args.csv) {
+        reps.push(file_representation(path, args.reduction)?);
+    }
+    if reps.len() < 2 {
+        bail!("nothing to compare: give runs (each contributes its sites), --npy or --csv files, two representations at least");
+    }
+    let matrices = similarity(&reps, &reps, &measures)?;
+    write_similarity(&args.out, &matrices, "representational similarity")?;
+    for m in &matrices {
+        println!("{}", m.measure);
+        for (r, row) in m.rows.iter().zip(&m.values) {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>6.3}")).collect();
+            println!("  {r:<28} {}", cells.join(" "));
+        }
+    }
+    println!("outputs in {}/", args.out.display());
+    Ok(())
+}
