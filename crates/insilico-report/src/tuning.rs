@@ -12,6 +12,7 @@ use crate::plot::{Histogram, LinePlot, Series};
 use crate::text::ensure_plotters_font;
 use crate::write_atomic;
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

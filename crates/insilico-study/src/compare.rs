@@ -22,24 +22,28 @@ pub struct Representation {
     pub matrix: Matrix,
 }
 
-/// Short names for run directories: the folder's name, or the path as given where two
-/// folders share a name.
+/// Short names for run directories: the last path components that tell them apart
+/// (`seed1`, or `a/seed1` and `b/seed1`).
 pub fn run_names(dirs: &[PathBuf]) -> Vec<String> {
-    let name = |d: &PathBuf| {
-        d.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| d.display().to_string())
+    let tail = |d: &PathBuf, k: usize| {
+        let parts: Vec<String> = d
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        parts[parts.len().saturating_sub(k)..].join("/")
     };
-    dirs.iter()
-        .map(|d| {
-            let clash = dirs.iter().filter(|e| name(e) == name(d)).count() > 1;
-            if clash {
-                d.display().to_string()
-            } else {
-                name(d)
-            }
+    let deepest = dirs
+        .iter()
+        .map(|d| d.components().count())
+        .max()
+        .unwrap_or(1);
+    let k = (1..=deepest)
+        .find(|&k| {
+            let names: Vec<String> = dirs.iter().map(|d| tail(d, k)).collect();
+            (0..names.len()).all(|i| !names[..i].contains(&names[i]))
         })
-        .collect()
+        .unwrap_or(deepest);
+    dirs.iter().map(|d| tail(d, k)).collect()
 }
 
 /// Every site of a run (or `options.sites`), recorded on the study's stimuli, labelled
@@ -181,9 +185,22 @@ pub fn write_similarity(out: &Path, matrices: &[SimilarityMatrix], title: &str) 
             rows: m.rows.clone(),
             columns: m.columns.clone(),
             values: m.values.clone(),
-            scale: (format!("{} [{lo:.2}, {hi:.2}]", m.measure), lo, hi),
+            scale: (m.measure.clone(), lo, hi),
         }
         .save(&out.join(format!("similarity_{}", m.measure)))?;
     }
     write_json(&out.join("compare.json"), &matrices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_are_the_shortest_tails_that_differ() {
+        let dirs: Vec<PathBuf> = ["runs/a/seed1", "runs/b/seed1"].map(PathBuf::from).to_vec();
+        assert_eq!(run_names(&dirs), ["a/seed1", "b/seed1"]);
+        let dirs: Vec<PathBuf> = ["runs/seed0", "runs/seed1"].map(PathBuf::from).to_vec();
+        assert_eq!(run_names(&dirs), ["seed0", "seed1"]);
+    }
 }

@@ -32,6 +32,18 @@ fn degenerate_assay_options_are_refused_naming_the_field() {
             "receptive_fields.lr = NaN",
         ),
         (&["receptive-fields", "--images", "0"], "assays.images = 0"),
+        (&["population", "--folds", "1"], "population.folds = 1"),
+        (
+            &["population", "--perplexity", "inf"],
+            "population.perplexity = inf",
+        ),
+        (&["tuning", "--orientations", "8"], "tuning.orientations"),
+        (&["tuning", "--contrasts", "0"], "tuning.contrasts"),
+        (
+            &["erf", "--gradient-images", "0"],
+            "erf.gradient_images = 0",
+        ),
+        (&["erf", "--mass", "1.5"], "erf.mass"),
         (
             &["receptive-fields", "--steps", "0"],
             "receptive_fields.steps = 0",
