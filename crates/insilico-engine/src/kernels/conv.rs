@@ -9,10 +9,10 @@
 //! - weight gradient: `dW[c_out, K] += g[c_out, P] @ col^T`, one product per image
 //!   accumulated over a fixed block of images, the blocks summed in order.
 //!
-//! Rayon splits the batch; each block of images owns one scratch buffer, so nothing is
-//! allocated per image or per tile. The weight gradient's blocks depend on the batch size
-//! only, not on the number of threads, so the sums (and a resumed training run) are the
-//! same bit for bit on every run of the same machine.
+//! Rayon splits the batch; each worker thread keeps one scratch buffer between calls, so
+//! nothing is allocated per image or per tile. The weight gradient's blocks depend on the
+//! batch size only, not on the number of threads, so the sums (and a resumed training run)
+//! are the same bit for bit on every run of the same machine.
 
 use rayon::prelude::*;
 
@@ -182,6 +182,38 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: 
     }
 }
 
+thread_local! {
+    /// Each worker thread's im2col buffer, kept between calls: a training step would
+    /// otherwise fault fresh pages in for every block of images of every convolution.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer of `len` values (contents unspecified: every
+/// user overwrites all of it).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
+    })
+}
+
+/// Sum of a row with eight independent accumulators, which the compiler keeps in one
+/// vector register (a single running sum is a chain of dependent scalar adds).
+fn sum(row: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Unfolds one image `[ci, h, w]` into `col[ci * kh * kw, oh * ow]`, zeros in the padding.
 fn im2col(d: &ConvDims, image: &[f32], col: &mut [f32]) {
     let p = d.positions();
@@ -249,48 +281,55 @@ pub fn forward(d: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32], relu: bool
     if out.is_empty() || x.is_empty() {
         return out;
     }
-    let (p, k, block) = (d.positions(), d.patch(), d.block());
+    let block = d.block();
     out.par_chunks_mut(block * d.out_len())
         .zip(x.par_chunks(block * d.image_len()))
         .for_each(|(out, x)| {
-            let mut col = vec![0.0f32; d.col_len()];
-            for (out, image) in out
-                .chunks_exact_mut(d.out_len())
-                .zip(x.chunks_exact(d.image_len()))
-            {
-                for (row, b) in out.chunks_exact_mut(p).zip(bias) {
-                    row.fill(*b);
+            with_scratch(d.col_len(), |col| {
+                let images = x.chunks_exact(d.image_len());
+                for (out, image) in out.chunks_exact_mut(d.out_len()).zip(images) {
+                    forward_image(d, image, weight, bias, relu, col, out);
                 }
-                let rhs = if d.pointwise() {
-                    image
-                } else {
-                    im2col(d, image, &mut col);
-                    &col
-                };
-                let w = Mat {
-                    data: weight,
-                    rs: k,
-                    cs: 1,
-                };
-                matmul(
-                    d.co,
-                    p,
-                    k,
-                    out,
-                    true,
-                    w,
-                    Mat {
-                        data: rhs,
-                        rs: p,
-                        cs: 1,
-                    },
-                );
-                if relu {
-                    out.iter_mut().filter(|v| **v < 0.0).for_each(|v| *v = 0.0);
-                }
-            }
+            })
         });
     out
+}
+
+fn forward_image(
+    d: &ConvDims,
+    image: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    col: &mut [f32],
+    out: &mut [f32],
+) {
+    let (p, k) = (d.positions(), d.patch());
+    for (row, b) in out.chunks_exact_mut(p).zip(bias) {
+        row.fill(*b);
+    }
+    let rhs = if d.pointwise() {
+        image
+    } else {
+        im2col(d, image, col);
+        &*col
+    };
+    let w = Mat {
+        data: weight,
+        rs: k,
+        cs: 1,
+    };
+    let cols = Mat {
+        data: rhs,
+        rs: p,
+        cs: 1,
+    };
+    matmul(d.co, p, k, out, true, w, cols);
+    if relu {
+        // A select, not a branch, so that it vectorizes; NaN stays NaN.
+        out.iter_mut()
+            .for_each(|v| *v = if *v < 0.0 { 0.0 } else { *v });
+    }
 }
 
 /// Gradient with respect to the input: `grad[n, co, oh, ow]` to `[n, ci, h, w]`.
@@ -319,23 +358,22 @@ pub fn input_grad(d: &ConvDims, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(block * d.image_len())
         .zip(grad.par_chunks(block * d.out_len()))
         .for_each(|(dx, grad)| {
-            let mut dcol = vec![0.0f32; d.col_len()];
-            for (dx, g) in dx
-                .chunks_exact_mut(d.image_len())
-                .zip(grad.chunks_exact(d.out_len()))
-            {
-                let g = Mat {
-                    data: g,
-                    rs: p,
-                    cs: 1,
-                };
-                if d.pointwise() {
-                    matmul(k, p, d.co, dx, false, wt, g);
-                } else {
-                    matmul(k, p, d.co, &mut dcol, false, wt, g);
-                    col2im(d, &dcol, dx);
+            with_scratch(d.col_len(), |dcol| {
+                let grads = grad.chunks_exact(d.out_len());
+                for (dx, g) in dx.chunks_exact_mut(d.image_len()).zip(grads) {
+                    let g = Mat {
+                        data: g,
+                        rs: p,
+                        cs: 1,
+                    };
+                    if d.pointwise() {
+                        matmul(k, p, d.co, dx, false, wt, g);
+                    } else {
+                        matmul(k, p, d.co, dcol, false, wt, g);
+                        col2im(d, dcol, dx);
+                    }
                 }
-            }
+            })
         });
     dx
 }
@@ -353,7 +391,7 @@ pub fn param_grad(d: &ConvDims, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>)
         d.n * d.out_len(),
         "conv2d backward: gradient length"
     );
-    let (p, k, block) = (d.positions(), d.patch(), d.block());
+    let (k, block) = (d.patch(), d.block());
     if x.is_empty() || grad.is_empty() {
         return (vec![0.0; d.co * k], vec![0.0; d.co]);
     }
@@ -363,40 +401,12 @@ pub fn param_grad(d: &ConvDims, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>)
         .map(|(x, grad)| {
             let mut dw = vec![0.0f32; d.co * k];
             let mut db = vec![0.0f32; d.co];
-            let mut col = vec![0.0f32; d.col_len()];
-            for (image, g) in x
-                .chunks_exact(d.image_len())
-                .zip(grad.chunks_exact(d.out_len()))
-            {
-                let cols = if d.pointwise() {
-                    image
-                } else {
-                    im2col(d, image, &mut col);
-                    &col
-                };
-                // col^T: element (r, c) of the [P, K] transpose is col[c, r].
-                let colt = Mat {
-                    data: cols,
-                    rs: 1,
-                    cs: p,
-                };
-                matmul(
-                    d.co,
-                    k,
-                    p,
-                    &mut dw,
-                    true,
-                    Mat {
-                        data: g,
-                        rs: p,
-                        cs: 1,
-                    },
-                    colt,
-                );
-                for (b, row) in db.iter_mut().zip(g.chunks_exact(p)) {
-                    *b += row.iter().sum::<f32>();
+            with_scratch(d.col_len(), |col| {
+                let grads = grad.chunks_exact(d.out_len());
+                for (image, g) in x.chunks_exact(d.image_len()).zip(grads) {
+                    param_grad_image(d, image, g, col, &mut dw, &mut db);
                 }
-            }
+            });
             (dw, db)
         })
         .collect();
@@ -410,4 +420,44 @@ pub fn param_grad(d: &ConvDims, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>)
         db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
     }
     (dw, db)
+}
+
+/// Adds one image's contribution to the weight and bias gradients.
+fn param_grad_image(
+    d: &ConvDims,
+    image: &[f32],
+    g: &[f32],
+    col: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let (p, k) = (d.positions(), d.patch());
+    let cols = if d.pointwise() {
+        image
+    } else {
+        im2col(d, image, col);
+        &*col
+    };
+    // col^T: element (r, c) of the [P, K] transpose is col[c, r].
+    let colt = Mat {
+        data: cols,
+        rs: 1,
+        cs: p,
+    };
+    matmul(
+        d.co,
+        k,
+        p,
+        dw,
+        true,
+        Mat {
+            data: g,
+            rs: p,
+            cs: 1,
+        },
+        colt,
+    );
+    for (b, row) in db.iter_mut().zip(g.chunks_exact(p)) {
+        *b += sum(row);
+    }
 }
