@@ -101,9 +101,11 @@ impl Layer {
 /// A convolution, followed by a relu when `relu` is set: through the engine's own kernels
 /// on the CPU (bias and relu fused), through Burn's elsewhere (wgpu keeps its kernels).
 fn conv2d(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
-    let own = kernels::supports(&x)
-        .then(|| own_conv_spec(conv, relu))
-        .flatten();
+    let own = if kernels::supports(&x) {
+        own_conv_spec(conv, relu)
+    } else {
+        None
+    };
     match (own, &conv.bias) {
         (Some(spec), Some(bias)) => kernels::conv2d(x, conv.weight.val(), bias.val(), spec),
         _ if relu => burn::tensor::activation::relu(conv.forward(x)),

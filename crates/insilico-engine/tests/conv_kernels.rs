@@ -189,7 +189,6 @@ fn extreme_shapes_match_too() {
             k: 3,
             stride: 2,
             padding: 1,
-            ..base
         },
         // A padded window larger than the image: most taps fall in the padding.
         Case {
@@ -201,7 +200,6 @@ fn extreme_shapes_match_too() {
             k: 5,
             stride: 2,
             padding: 2,
-            ..base
         },
         // cnn-small's conv1 and conv2.
         Case {
