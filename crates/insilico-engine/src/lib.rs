@@ -13,6 +13,7 @@ pub mod eval;
 pub mod examples;
 pub mod export;
 pub mod hooks;
+pub mod kernels;
 pub mod layer;
 pub mod linearize;
 pub mod memory;

@@ -2,6 +2,7 @@
 
 use crate::config::{LayerSpec, ModelConfig};
 use crate::hooks::{Activation, Hooks, Recording};
+use crate::kernels::{self, ConvSpec};
 use crate::plan::{Plan, Shape};
 use anyhow::{bail, Result};
 use burn::module::Module;
@@ -78,7 +79,7 @@ impl Layer {
     fn forward(&self, x: Activation) -> Activation {
         use Activation::{Flat, Map};
         match (self, x) {
-            (Layer::Conv2d(l), Map(t)) => Map(l.forward(t)),
+            (Layer::Conv2d(l), Map(t)) => Map(conv2d(l, t, false)),
             (Layer::Linear(l), Flat(t)) => Flat(l.forward(t)),
             (Layer::BatchNorm(l), Map(t)) => Map(l.forward(t)),
             (Layer::BatchNorm(l), Flat(t)) => Flat(l.forward(t)),
@@ -95,6 +96,35 @@ impl Layer {
             ),
         }
     }
+}
+
+/// A convolution, followed by a relu when `relu` is set: through the engine's own kernels
+/// on the CPU (bias and relu fused), through Burn's elsewhere (wgpu keeps its kernels).
+fn conv2d(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    let own = if kernels::supports(&x) {
+        own_conv_spec(conv, relu)
+    } else {
+        None
+    };
+    match (own, &conv.bias) {
+        (Some(spec), Some(bias)) => kernels::conv2d(x, conv.weight.val(), bias.val(), spec),
+        _ if relu => burn::tensor::activation::relu(conv.forward(x)),
+        _ => conv.forward(x),
+    }
+}
+
+/// The kernel spec of a convolution the engine's kernels cover: symmetric explicit
+/// padding, no dilation, no groups (every convolution [`Layer::new`] builds).
+fn own_conv_spec(conv: &Conv2d, relu: bool) -> Option<ConvSpec> {
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return None;
+    };
+    let plain = top == bottom && left == right && conv.dilation == [1, 1] && conv.groups == 1;
+    plain.then_some(ConvSpec {
+        stride: conv.stride,
+        padding: [top, left],
+        relu,
+    })
 }
 
 /// A network with named sites. Build it with [`Network::new`]; run it with [`Network::run`]
@@ -124,10 +154,9 @@ impl Network {
 
     /// Plain forward pass: images `[B, C, H, W]` to logits `[B, K]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.layers
-            .iter()
-            .fold(Activation::Map(x), |a, l| l.forward(a))
-            .flatten()
+        self.run_from(0, Activation::Map(x), &Hooks::new())
+            .output
+            .expect("a run without stop_after has an output")
     }
 
     /// Forward pass with hooks. Panics on a site name the network lacks; call
@@ -177,15 +206,38 @@ impl Network {
 
     fn run_from(&self, start: usize, mut act: Activation, hooks: &Hooks) -> Recording {
         let mut rec = Recording::default();
-        for i in start..self.layers.len() {
-            act = self.layers[i].forward(act);
+        let mut i = start;
+        while i < self.layers.len() {
+            act = match self.fusable_conv_relu(i, hooks) {
+                Some(conv) => {
+                    // The conv site is invisible to the hooks: skip straight to its relu.
+                    i += 1;
+                    Activation::Map(conv2d(conv, act.expect_map(), true))
+                }
+                None => self.layers[i].forward(act),
+            };
             act = self.visit_site(i, act, hooks, &mut rec);
             if hooks.stop_after.as_deref() == Some(self.plan.stages[i].site.as_str()) {
                 return rec;
             }
+            i += 1;
         }
         rec.output = Some(act.flatten());
         rec
+    }
+
+    /// The convolution at `i` when a relu follows it and no hook touches the convolution's
+    /// own site, so that the relu can be fused into it.
+    fn fusable_conv_relu(&self, i: usize, hooks: &Hooks) -> Option<&Conv2d> {
+        let (Layer::Conv2d(conv), Some(Layer::Relu(_))) = (&self.layers[i], self.layers.get(i + 1))
+        else {
+            return None;
+        };
+        let site = self.plan.stages[i].site.as_str();
+        let touched = hooks.wants(site)
+            || hooks.edits.contains_key(site)
+            || hooks.stop_after.as_deref() == Some(site);
+        (!touched).then_some(conv)
     }
 
     fn visit_site(

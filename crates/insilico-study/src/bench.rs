@@ -89,6 +89,35 @@ pub fn bench_train(compute: &Compute, repeats: usize) -> Result<Value> {
     }))
 }
 
+/// The two mask paths are the same function summed in another order, so float32 rounding
+/// moves logits by about 1e-6 of their size: the summed cross-entropy must agree to 1e-4
+/// relative, and a prediction can flip only where the top two logits are tied to that
+/// precision, which on a random network happens for a few images in ten thousand; allow
+/// 0.1% of the images (at least one) per mask.
+fn agree(
+    linearized: &[insilico_assays::masks::Counts],
+    cached: &[insilico_assays::masks::Counts],
+    images: usize,
+) -> Result<()> {
+    anyhow::ensure!(
+        linearized.len() == cached.len(),
+        "the sweeps evaluated different numbers of masks"
+    );
+    let flips = (images / 1000).max(1);
+    for (i, (a, b)) in linearized.iter().zip(cached).enumerate() {
+        let loss_gap = (a.loss - b.loss).abs() / b.loss.abs().max(1e-12);
+        anyhow::ensure!(
+            a.correct.abs_diff(b.correct) <= flips && loss_gap <= 1e-4,
+            "the linearized and cached sweeps disagree at mask {i}: {} against {} correct, summed loss {} against {}",
+            a.correct,
+            b.correct,
+            a.loss,
+            b.loss
+        );
+    }
+    Ok(())
+}
+
 /// Mirrors `torch_ablation.py`: cumulative ablation at the post-ReLU outputs of conv1,
 /// conv2 and fc1 of a randomly initialised cnn-small, 11 fractions, 5 random orders,
 /// 10,000 random images against random labels. Timed: recording each site once and
@@ -96,7 +125,7 @@ pub fn bench_train(compute: &Compute, repeats: usize) -> Result<Value> {
 /// path on the same masks.
 pub fn bench_ablation(compute: &Compute) -> Result<Value> {
     use insilico_assays::ablation::{cumulative_masks, fractions, unit_orders};
-    use insilico_assays::masks::MaskEvaluator;
+    use insilico_assays::masks::{Counts, MaskEvaluator};
     use insilico_engine::eval::record_site;
     use insilico_engine::Examples;
     let device = &compute.device;
@@ -115,7 +144,7 @@ pub fn bench_ablation(compute: &Compute) -> Result<Value> {
     };
     let sites = ["conv1.relu", "conv2.relu", "fc1.relu"];
     let fracs = fractions(10);
-    let sweep = |linearized: bool| -> Result<Vec<usize>> {
+    let sweep = |linearized: bool| -> Result<Vec<Counts>> {
         let mut correct = Vec::new();
         for (i, site) in sites.iter().enumerate() {
             let cache = record_site(&net, &examples, site, 1000, device)?;
@@ -135,15 +164,12 @@ pub fn bench_ablation(compute: &Compute) -> Result<Value> {
                 .iter()
                 .flat_map(|o| cumulative_masks(o, &fracs))
                 .collect();
-            correct.extend(eval.evaluate(&masks)?.into_iter().map(|c| c.correct));
+            correct.extend(eval.evaluate(&masks)?);
         }
         Ok(correct)
     };
     let fast = sweep(true)?;
-    anyhow::ensure!(
-        fast == sweep(false)?,
-        "the linearized and cached sweeps disagree"
-    );
+    agree(&fast, &sweep(false)?, n)?;
     let t_fast = timed(
         || {
             sweep(true).expect("sweep");

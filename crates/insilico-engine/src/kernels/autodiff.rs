@@ -1,0 +1,138 @@
+//! [`ConvKernels`] under autodiff: the forward runs on the inner backend and registers a
+//! handwritten backward step whose two gradients are the inner backend's
+//! `conv2d_input_grad` and `conv2d_param_grad` (after the relu mask when the relu is fused).
+
+use super::{ConvGradSpec, ConvKernels, ConvSpec};
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, TensorMetadata};
+
+/// The backward step of one fused convolution; its parents are x, weight and bias.
+#[derive(Debug)]
+struct ConvBackward;
+
+/// What the step keeps: x and the weights (through the checkpointer), the relu's output
+/// when the relu is fused (its mask), the spec and the shapes.
+#[derive(Clone, Debug)]
+struct ConvState<T> {
+    x: NodeId,
+    weight: NodeId,
+    relu_output: Option<T>,
+    spec: ConvSpec,
+    weight_shape: [usize; 4],
+    input_hw: [usize; 2],
+}
+
+impl<B: Backend + ConvKernels> Backward<B, 3> for ConvBackward {
+    type State = ConvState<FloatTensor<B>>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let state = ops.state;
+        let grad = match state.relu_output {
+            Some(output) => B::relu_backward(output, grad),
+            None => grad,
+        };
+        let x: FloatTensor<B> = checkpointer.retrieve_node_output(state.x);
+        let weight: FloatTensor<B> = checkpointer.retrieve_node_output(state.weight);
+        if let Some(node) = node_x {
+            let spec = ConvGradSpec {
+                spec: state.spec,
+                input_hw: state.input_hw,
+            };
+            grads.register::<B>(node.id, B::conv2d_input_grad(weight, grad.clone(), spec));
+        }
+        if node_weight.is_some() || node_bias.is_some() {
+            let (dw, db) = B::conv2d_param_grad(x, grad, state.weight_shape, state.spec);
+            if let Some(node) = node_weight {
+                grads.register::<B>(node.id, dw);
+            }
+            if let Some(node) = node_bias {
+                grads.register::<B>(node.id, db);
+            }
+        }
+    }
+}
+
+fn dims4(shape: &[usize]) -> [usize; 4] {
+    shape
+        .try_into()
+        .unwrap_or_else(|_| panic!("conv2d: expected a 4-d tensor, got shape {shape:?}"))
+}
+
+impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
+    fn conv2d_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let x_shape = dims4(&x.shape());
+        let weight_shape = dims4(&weight.shape());
+        let prep = ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let x_id = prep.checkpoint(&x);
+                let weight_id = prep.checkpoint(&weight);
+                let out = B::conv2d_fused(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    spec,
+                );
+                let state = ConvState {
+                    x: x_id,
+                    weight: weight_id,
+                    relu_output: spec.relu.then(|| out.clone()),
+                    spec,
+                    weight_shape,
+                    input_hw: [x_shape[2], x_shape[3]],
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_fused(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                spec,
+            )),
+        }
+    }
+
+    // The gradients themselves are not differentiated again (no second-order terms): they
+    // are computed on the inner backend and return as constants.
+    fn conv2d_input_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: ConvGradSpec,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::conv2d_input_grad(
+            Self::inner(weight),
+            Self::inner(grad),
+            spec,
+        ))
+    }
+
+    fn conv2d_param_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        weight_shape: [usize; 4],
+        spec: ConvSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (dw, db) = B::conv2d_param_grad(Self::inner(x), Self::inner(grad), weight_shape, spec);
+        (Self::from_inner(dw), Self::from_inner(db))
+    }
+}

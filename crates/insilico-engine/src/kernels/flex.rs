@@ -1,0 +1,76 @@
+//! [`ConvKernels`] on Burn's Flex CPU backend: the tensors' `f32` storage goes straight to
+//! the slice kernels of [`super::conv`], and their results come back without a copy.
+
+use super::conv::{self, ConvDims};
+use super::{ConvGradSpec, ConvKernels, ConvSpec};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::{DType, TensorData};
+use std::borrow::Cow;
+
+/// The tensor's values in row-major order, borrowed where it is already contiguous.
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "the engine's convolution runs on f32 tensors only"
+    );
+    match t.as_slice::<f32>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("contiguous")
+                .to_vec(),
+        ),
+    }
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.shape();
+    assert_eq!(s.num_dims(), 4, "conv2d: expected a 4-d tensor, got {s:?}");
+    [s[0], s[1], s[2], s[3]]
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+impl ConvKernels for Flex {
+    fn conv2d_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let d = ConvDims::new(dims4(&x), dims4(&weight), spec.stride, spec.padding);
+        let out = conv::forward(&d, &values(&x), &values(&weight), &values(&bias), spec.relu);
+        tensor(out, vec![d.n, d.co, d.oh, d.ow])
+    }
+
+    fn conv2d_input_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: ConvGradSpec,
+    ) -> FloatTensor<Self> {
+        let [n, _, oh, ow] = dims4(&grad);
+        let w = dims4(&weight);
+        let [h, wd] = spec.input_hw;
+        let d = ConvDims::new([n, w[1], h, wd], w, spec.spec.stride, spec.spec.padding);
+        assert_eq!([d.oh, d.ow], [oh, ow], "conv2d backward: gradient shape");
+        let dx = conv::input_grad(&d, &values(&weight), &values(&grad));
+        tensor(dx, vec![n, d.ci, h, wd])
+    }
+
+    fn conv2d_param_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        weight_shape: [usize; 4],
+        spec: ConvSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let d = ConvDims::new(dims4(&x), weight_shape, spec.stride, spec.padding);
+        let (dw, db) = conv::param_grad(&d, &values(&x), &values(&grad));
+        (tensor(dw, weight_shape.to_vec()), tensor(db, vec![d.co]))
+    }
+}

@@ -1,0 +1,88 @@
+//! The engine's own CPU kernels, registered with Burn as a backend extension.
+//!
+//! Burn 0.22 has no backend type parameter on `Tensor`; a custom operation is a trait over
+//! `burn::backend::Backend` marked `#[backend_extension(...)]`, which generates the runtime
+//! dispatch from a `Tensor`'s `DispatchTensor` to the concrete backend. We implement it for
+//! Flex (the CPU kernels of [`conv`]) and for `Autodiff<B>` (a handwritten `Backward` that
+//! calls the same extension on the inner backend for both gradients), so training, hooks,
+//! resume and input gradients all run through it. The wgpu path keeps Burn's kernels:
+//! [`supports`] picks the extension only for `f32` tensors on the Flex device.
+
+mod autodiff;
+pub mod conv;
+mod flex;
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice};
+use burn::tensor::{DType, Tensor};
+
+/// A 2-D convolution's hyper-parameters (no dilation, no groups), plus whether a relu
+/// follows it directly and is fused into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub relu: bool,
+}
+
+/// What the backward pass needs to know besides the tensors: the forward's spec and the
+/// input's spatial size (which the output's size does not determine when the stride is 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGradSpec {
+    pub spec: ConvSpec,
+    pub input_hw: [usize; 2],
+}
+
+/// The convolution operations of the engine.
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvKernels: Backend {
+    /// `relu?(conv2d(x, weight) + bias)`: x `[n, ci, h, w]`, weight `[co, ci, kh, kw]`,
+    /// bias `[co]`.
+    fn conv2d_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient with respect to x, given the output gradient (after the relu mask).
+    fn conv2d_input_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: ConvGradSpec,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients with respect to the weight and the bias.
+    fn conv2d_param_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        weight_shape: [usize; 4],
+        spec: ConvSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Whether the engine's own kernels serve this tensor: `f32` on the Flex (CPU) device,
+/// unless the environment sets `INSILICO_CONV=burn` (Burn's kernels everywhere, to compare
+/// the two in a benchmark with one binary).
+pub fn supports(x: &Tensor<4>) -> bool {
+    static BURN_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *BURN_ONLY.get_or_init(|| std::env::var("INSILICO_CONV").is_ok_and(|v| v == "burn")) {
+        return false;
+    }
+    let on_flex = matches!(
+        x.device().without_autodiff().as_dispatch(),
+        DispatchDevice::Flex(_)
+    );
+    on_flex && x.dtype() == DType::F32
+}
+
+/// `relu?(conv2d(x, weight) + bias)` through the engine's kernels; differentiable with
+/// respect to all three. Call only where [`supports`] holds.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as ConvKernels>::conv2d_fused(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        spec,
+    ))
+}
