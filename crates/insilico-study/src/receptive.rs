@@ -387,8 +387,11 @@ impl Assay for ReceptiveFields {
 
 fn unit_label(site: &str, unit: usize, class_names: &[String]) -> String {
     if site == "logits" {
-        if let Some(name) = class_names.get(unit) {
-            return format!("{unit} {name}");
+        // MNIST's class names are the digits themselves: "3", not "3 3".
+        match class_names.get(unit) {
+            Some(name) if *name == unit.to_string() => return format!("class {name}"),
+            Some(name) => return format!("{unit} {name}"),
+            None => {}
         }
     }
     format!("unit {unit}")

@@ -290,25 +290,28 @@ impl SweepFile {
     /// (fields and shapes against its dataset) and the assay options and sites.
     pub fn validate(&self, points: &[Point], locator: &insilico_data::Locator) -> Result<()> {
         let a = &self.assays;
-        let mut shapes: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+        // Shape and class count per dataset.
+        let mut datasets: BTreeMap<String, ([usize; 3], usize)> = BTreeMap::new();
         for p in points {
             let dataset = &p.config.data.dataset;
-            let shape = match shapes.get(dataset) {
-                Some(s) => *s,
+            let (shape, classes) = match datasets.get(dataset) {
+                Some(d) => *d,
                 None => {
-                    let s = insilico_data::Manifest::embedded()
+                    let entry = insilico_data::Manifest::embedded()
                         .get(dataset)
-                        .with_context(|| format!("grid point {}", p.id))?
-                        .shape;
+                        .with_context(|| format!("grid point {}", p.id))?;
+                    let d = (entry.shape, entry.classes.len());
                     // The data must be there (or downloadable) before hours of work start.
                     locator
                         .locate(dataset)
                         .with_context(|| format!("grid point {}: dataset {dataset}", p.id))?;
-                    shapes.insert(dataset.clone(), s);
-                    s
+                    datasets.insert(dataset.clone(), d);
+                    d
                 }
             };
             let plan = Plan::new(&p.config.model, shape)
+                .with_context(|| format!("grid point {}", p.id))?;
+            plan.check_trainable(classes, dataset)
                 .with_context(|| format!("grid point {}", p.id))?;
             for site in &a.study.sites {
                 plan.site_index(site)
