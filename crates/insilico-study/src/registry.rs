@@ -142,6 +142,19 @@ impl AssayKind {
         }
     }
 
+    /// The heading of its section in a report.
+    pub fn title(self) -> &'static str {
+        match self {
+            AssayKind::Ablation => "Ablation",
+            AssayKind::Selectivity => "Class selectivity",
+            AssayKind::Noise => "Noise robustness",
+            AssayKind::ReceptiveFields => "Receptive fields",
+            AssayKind::Population => "Population dimensionality",
+            AssayKind::Tuning => "Tuning curves",
+            AssayKind::Erf => "Effective receptive fields",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }

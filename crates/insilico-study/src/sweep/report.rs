@@ -90,19 +90,10 @@ fn galleries(html: &mut HtmlReport, results: &[PointResult]) -> Result<()> {
         if figures.is_empty() {
             continue;
         }
-        html.heading(&section_title(kind));
+        html.heading(kind.title());
         for (png, caption) in &figures {
             html.image(png, caption)?;
         }
     }
     Ok(())
-}
-
-fn section_title(kind: AssayKind) -> String {
-    let name = kind.name().replace('_', " ");
-    let mut chars = name.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
-        .unwrap_or_default()
 }
