@@ -331,17 +331,6 @@ mod tests {
     const MNIST_TRAIN: [usize; 10] = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
     const MNIST_TEST: [usize; 10] = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
 
-    fn only(dir: &Path) -> Locator {
-        Locator {
-            data_dir: Some(dir.to_path_buf()),
-            allow_download: false,
-            base_url_override: None,
-            env_dir: None,
-            cache_dir: None,
-            system_dirs: false,
-        }
-    }
-
     /// `$INSILICO_DATA`, else the project's shared folder; `None` (and a
     /// note) if `name` is not there.
     fn real_data(name: &str) -> Option<PathBuf> {

@@ -6,10 +6,9 @@ use crate::cifar::{encode_cifar, parse_cifar, IMAGE_BYTES, RECORD_BYTES, TEST_FI
 use crate::idx::{decompress_if_gzip, encode_idx, parse_idx};
 use crate::load_entry;
 use crate::manifest::{DatasetEntry, Manifest};
-use crate::resolve::{FileReport, Locator};
-use crate::testutil::{gzip, tiny_entry, tiny_idx_files};
+use crate::resolve::FileReport;
+use crate::testutil::{gzip, only, tiny_entry, tiny_idx_files};
 use proptest::prelude::*;
-use std::path::Path;
 
 /// One way of damaging a file, as a downloader, a disk or a person might.
 #[derive(Clone, Debug)]
@@ -66,17 +65,6 @@ fn config(cases: u32) -> ProptestConfig {
         cases,
         failure_persistence: None,
         ..ProptestConfig::default()
-    }
-}
-
-fn only(dir: &Path) -> Locator {
-    Locator {
-        data_dir: Some(dir.to_path_buf()),
-        allow_download: false,
-        base_url_override: None,
-        env_dir: None,
-        cache_dir: None,
-        system_dirs: false,
     }
 }
 

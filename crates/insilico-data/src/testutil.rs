@@ -14,6 +14,18 @@ use flate2::{write::GzEncoder, Compression};
 use crate::idx::encode_idx;
 use crate::manifest::{DatasetEntry, Manifest};
 
+/// A locator that looks in `dir` only: no environment, cache, system folders or download.
+pub fn only(dir: &Path) -> crate::resolve::Locator {
+    crate::resolve::Locator {
+        data_dir: Some(dir.to_path_buf()),
+        allow_download: false,
+        base_url_override: None,
+        env_dir: None,
+        cache_dir: None,
+        system_dirs: false,
+    }
+}
+
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
     enc.write_all(bytes).unwrap();

@@ -4,7 +4,7 @@
 //! The computation is `insilico_assays::erf`.
 
 use crate::options::Options;
-use crate::registry::{Assay, AssayKind, Figure};
+use crate::registry::{existing_figures, Assay, AssayKind, Figure};
 use crate::study::Study;
 use anyhow::Result;
 use insilico_assays::erf::{effective_receptive_fields, Erf, ErfOptions};
@@ -80,21 +80,20 @@ impl Assay for EffectiveReceptiveFields {
     }
 
     fn gallery(run: &RunDir) -> Vec<Figure> {
-        let dir = run.assay_dir(Self::KIND.name());
-        [
-            (
-                "erf.png",
-                "effective receptive fields per layer, trained and untrained",
-            ),
-            (
-                "erf_size.png",
-                "effective against theoretical receptive-field size",
-            ),
-        ]
-        .into_iter()
-        .map(|(f, c)| (dir.join(f), c.to_string()))
-        .filter(|(p, _)| p.exists())
-        .collect()
+        existing_figures(
+            run,
+            Self::KIND,
+            &[
+                (
+                    "erf.png",
+                    "effective receptive fields per layer, trained and untrained",
+                ),
+                (
+                    "erf_size.png",
+                    "effective against theoretical receptive-field size",
+                ),
+            ],
+        )
     }
 }
 

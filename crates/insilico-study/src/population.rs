@@ -6,7 +6,7 @@
 //! by class.
 
 use crate::options::{at_least, positive, Options};
-use crate::registry::{Assay, AssayKind, Figure};
+use crate::registry::{existing_figures, Assay, AssayKind, Figure};
 use crate::study::Study;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -177,21 +177,20 @@ impl Assay for Population {
     }
 
     fn gallery(run: &RunDir) -> Vec<Figure> {
-        let dir = run.assay_dir(Self::KIND.name());
-        [
-            (
-                "spectrum.png",
-                "explained variance per principal component, by site",
-            ),
-            (
-                "decoding.png",
-                "cross-validated class decoding from the top k components",
-            ),
-        ]
-        .into_iter()
-        .map(|(f, c)| (dir.join(f), c.to_string()))
-        .filter(|(p, _)| p.exists())
-        .collect()
+        existing_figures(
+            run,
+            Self::KIND,
+            &[
+                (
+                    "spectrum.png",
+                    "explained variance per principal component, by site",
+                ),
+                (
+                    "decoding.png",
+                    "cross-validated class decoding from the top k components",
+                ),
+            ],
+        )
     }
 }
 

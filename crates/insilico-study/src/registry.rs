@@ -195,6 +195,16 @@ impl AssayKind {
     }
 }
 
+/// The figures among `files` (name in the assay's directory, caption) that a run holds.
+pub fn existing_figures(run: &RunDir, kind: AssayKind, files: &[(&str, &str)]) -> Vec<Figure> {
+    let dir = run.assay_dir(kind.name());
+    files
+        .iter()
+        .map(|(f, c)| (dir.join(f), c.to_string()))
+        .filter(|(p, _)| p.exists())
+        .collect()
+}
+
 /// Written once an assay's outputs are all in place (`assays/<name>/done.json`).
 pub fn done_marker(run: &RunDir, kind: AssayKind) -> PathBuf {
     run.assay_dir(kind.name()).join("done.json")

@@ -5,7 +5,7 @@
 //! preferred-orientation summary. The computation is `insilico_assays::tuning`.
 
 use crate::options::Options;
-use crate::registry::{Assay, AssayKind, Figure};
+use crate::registry::{existing_figures, Assay, AssayKind, Figure};
 use crate::study::Study;
 use anyhow::Result;
 use insilico_assays::receptive::ImageSpace;
@@ -75,18 +75,17 @@ impl Assay for TuningCurves {
     }
 
     fn gallery(run: &RunDir) -> Vec<Figure> {
-        let dir = run.assay_dir(Self::KIND.name());
-        [
-            ("tuning_osi.png", "orientation selectivity index per site"),
-            (
-                "preferred_orientation.png",
-                "preferred orientations per site",
-            ),
-        ]
-        .into_iter()
-        .map(|(f, c)| (dir.join(f), c.to_string()))
-        .filter(|(p, _)| p.exists())
-        .collect()
+        existing_figures(
+            run,
+            Self::KIND,
+            &[
+                ("tuning_osi.png", "orientation selectivity index per site"),
+                (
+                    "preferred_orientation.png",
+                    "preferred orientations per site",
+                ),
+            ],
+        )
     }
 }
 
