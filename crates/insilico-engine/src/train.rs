@@ -1,5 +1,6 @@
 //! Training: SGD (PyTorch-style momentum) or Adam, learning-rate schedules, evaluation
-//! each epoch, atomic checkpoints every epoch, exact resume, and a stop on a non-finite
+//! each epoch, atomic checkpoints every epoch (and at the step where a stop is asked
+//! for, e.g. by a cluster's preemption signal), exact resume, and a stop on a non-finite
 //! loss that keeps the last good checkpoint.
 
 use crate::backend::Compute;
@@ -9,7 +10,7 @@ use crate::examples::{label_tensor, RunData};
 use crate::memory::{available_memory, MemoryEstimate, EVAL_BATCH};
 use crate::network::Network;
 use crate::plan::Plan;
-use crate::rundir::{Manifest, RunDir};
+use crate::rundir::{Manifest, Position, RunDir};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
@@ -21,6 +22,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One row of `metrics.csv`.
@@ -43,6 +46,10 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Stop (as if killed) after this many epochs: used by tests of resume.
     pub halt_after_epoch: Option<usize>,
+    /// Checked after every optimizer step (set by a signal handler): once set, training
+    /// writes a checkpoint at that step and returns uncompleted; a resume continues from
+    /// the same step and ends with the same weights.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 pub struct TrainOutcome {
@@ -94,6 +101,12 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
+/// A seed for one step's dropout: reseeding at every step lets a run resumed in the
+/// middle of an epoch draw the same masks as one that never stopped.
+fn step_seed(epoch_seed: u64, step: usize) -> u64 {
+    epoch_seed ^ (step as u64 + 1).wrapping_mul(0x94D0_49BB_1331_11EB)
+}
+
 /// Everything that can be refused before a run directory is touched: shapes, an output
 /// narrower than the classes, nothing to train, the step count, and memory. Returns the
 /// total number of training steps.
@@ -138,26 +151,44 @@ pub fn train(
     let mut net = Network::new(&config.model, shape, &train_device)?;
     let mut optim = optimizer(config);
     let mut metrics: Vec<EpochMetrics> = Vec::new();
+    let mut start = Position::default();
     if opts.resume {
         if let Some(ckpt) = run.latest_checkpoint()? {
             (net, optim) = load_checkpoint(&ckpt, net, optim)?;
             metrics = run.read_metrics()?;
+            start = run.latest_position()?;
             manifest.resumed_from = Some(metrics.len());
         }
     }
+    let stop_asked = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
 
     let n = data.train.len();
     let steps_per_epoch = n.div_ceil(t.batch_size);
     let eval_train = data.train.head(t.eval_train_limit);
     let bar = progress_bar(opts.progress, total_steps as u64);
-    bar.set_position((metrics.len() * steps_per_epoch) as u64);
+    bar.set_position((metrics.len() * steps_per_epoch + start.step) as u64);
 
     for epoch in metrics.len()..t.epochs {
         let started = Instant::now();
+        let first = if epoch == start.epochs { start.step } else { 0 };
+        let at = Position {
+            epochs: epoch,
+            step: first,
+        };
         let step = (net, &train_device);
-        let (trained, lr) =
-            train_epoch(config, data, epoch, step, &mut optim, &bar, &metrics, run)?;
+        let stop = opts.stop.as_deref();
+        let (trained, lr, stopped) = train_epoch(
+            config, data, at, step, &mut optim, &bar, &metrics, run, stop,
+        )?;
         net = trained;
+        if let Some(step) = stopped {
+            let at = Position {
+                epochs: epoch,
+                step,
+            };
+            run.write_step_checkpoint(at, &net, &optim, &metrics)?;
+            return Ok(halted(&bar, &net, metrics));
+        }
         let valid = net.valid();
         let train_score = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
         let test_score = evaluate(&valid, &data.test, EVAL_BATCH, &device);
@@ -177,13 +208,9 @@ pub fn train(
         }
         metrics.push(row);
         run.write_checkpoint(epoch + 1, &net, &optim, &metrics)?;
-        if opts.halt_after_epoch == Some(epoch + 1) && epoch + 1 < t.epochs {
-            bar.abandon();
-            return Ok(TrainOutcome {
-                metrics,
-                network: net.valid(),
-                completed: false,
-            });
+        let halt = opts.halt_after_epoch == Some(epoch + 1) || stop_asked();
+        if halt && epoch + 1 < t.epochs {
+            return Ok(halted(&bar, &net, metrics));
         }
     }
     bar.finish_and_clear();
@@ -196,6 +223,16 @@ pub fn train(
         network: final_net,
         completed: true,
     })
+}
+
+/// The outcome of a run stopped before its last epoch (its checkpoint is written).
+fn halted(bar: &ProgressBar, net: &Network, metrics: Vec<EpochMetrics>) -> TrainOutcome {
+    bar.abandon();
+    TrainOutcome {
+        metrics,
+        network: net.valid(),
+        completed: false,
+    }
 }
 
 /// The network and optimizer state of a checkpoint directory.
@@ -213,29 +250,33 @@ fn load_checkpoint(
     Ok((net, optim))
 }
 
-/// One epoch of optimizer steps over the training set in the epoch's seeded order;
-/// returns the network and the last learning rate. A non-finite loss stops training with
-/// the epoch and step, keeping the last good checkpoint.
+/// One epoch of optimizer steps over the training set in the epoch's seeded order,
+/// from step `at.step` (of epoch `at.epochs`); returns the network, the last learning
+/// rate, and the number of steps done if `stop` was set before the epoch's last step.
+/// A non-finite loss stops training with the epoch and step, keeping the last good
+/// checkpoint.
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     config: &RunConfig,
     data: &RunData,
-    epoch: usize,
+    at: Position,
     (mut net, device): (Network, &Device),
     optim: &mut ModuleOptimizer,
     bar: &ProgressBar,
     done: &[EpochMetrics],
     run: &RunDir,
-) -> Result<(Network, f64)> {
+    stop: Option<&AtomicBool>,
+) -> Result<(Network, f64, Option<usize>)> {
     let t = &config.training;
+    let epoch = at.epochs;
     let n = data.train.len();
     let steps_per_epoch = n.div_ceil(t.batch_size);
     let seed = epoch_seed(t.seed, epoch);
-    device.seed(seed);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut lr = t.lr;
-    for (step, idx) in order.chunks(t.batch_size).enumerate() {
+    for (step, idx) in order.chunks(t.batch_size).enumerate().skip(at.step) {
+        device.seed(step_seed(seed, step));
         lr = learning_rate(config, epoch, step, steps_per_epoch);
         let (x, labels) = data.train.batch(idx, device);
         let loss = cross_entropy(net.forward(x), label_tensor(&labels, device)).mean();
@@ -255,8 +296,11 @@ fn train_epoch(
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(lr, net, grads);
         bar.inc(1);
+        if step + 1 < steps_per_epoch && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok((net, lr, Some(step + 1)));
+        }
     }
-    Ok((net, lr))
+    Ok((net, lr, None))
 }
 
 /// Refuses to commit an epoch whose losses or weights are not finite (a blow-up on an
