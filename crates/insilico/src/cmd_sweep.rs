@@ -154,8 +154,19 @@ fn submit(sweep: &Sweep, args: &SweepArgs) -> Result<bool> {
     let exe = std::env::current_exe()?;
     // The tasks run elsewhere, from another directory: every path absolute.
     let (file, out) = (slurm::absolute(&sweep.file)?, slurm::absolute(&sweep.out)?);
-    let data = args.env.data_dir.as_deref().map(slurm::absolute).transpose()?;
-    let child = child_args(&file, sweep.scale.as_deref(), &out, &args.env.device, data.as_deref());
+    let data = args
+        .env
+        .data_dir
+        .as_deref()
+        .map(slurm::absolute)
+        .transpose()?;
+    let child = child_args(
+        &file,
+        sweep.scale.as_deref(),
+        &out,
+        &args.env.device,
+        data.as_deref(),
+    );
     let follow = format!("insilico sweep {} --status", args.file.display());
     match sweep.submit_slurm(&options, &exe, &child)? {
         Submitted::AllDone => {
@@ -183,30 +194,52 @@ fn submit(sweep: &Sweep, args: &SweepArgs) -> Result<bool> {
 fn status(sweep: &Sweep) -> Result<()> {
     let rows = sweep.slurm_status()?;
     let width = rows.iter().map(|r| r.id.len()).max().unwrap_or(5).max(5);
-    println!("{:<width$}  {:<8}  {:<10}  {:>8}  log", "point", "status", "task", "restarts");
+    println!(
+        "{:<width$}  {:<8}  {:<10}  {:>8}  log",
+        "point", "status", "task", "restarts"
+    );
     for r in &rows {
         println!(
             "{:<width$}  {:<8}  {:<10}  {:>8}  {}",
             r.id,
             r.status.name(),
             r.task.as_deref().unwrap_or("-"),
-            r.slurm.as_ref().map_or("-".into(), |t| t.restarts.to_string()),
-            r.log.as_ref().map_or("-".into(), |l| l.display().to_string())
+            r.slurm
+                .as_ref()
+                .map_or("-".into(), |t| t.restarts.to_string()),
+            r.log
+                .as_ref()
+                .map_or("-".into(), |l| l.display().to_string())
         );
     }
     for r in rows.iter().filter(|r| r.status == PointStatus::Failed) {
-        let (Some(t), Some(log)) = (&r.slurm, &r.log) else { continue };
+        let (Some(t), Some(log)) = (&r.slurm, &r.log) else {
+            continue;
+        };
         println!(
             "\n{} failed ({} {}, exit code {}); last lines of {}:",
-            r.id, t.state, t.reason, t.exit_code, log.display()
+            r.id,
+            t.state,
+            t.reason,
+            t.exit_code,
+            log.display()
         );
         for line in slurm::log_tail(log, 15) {
             println!("  {line}");
         }
     }
     let count = |s: PointStatus| rows.iter().filter(|r| r.status == s).count();
-    let all = [PointStatus::Done, PointStatus::Running, PointStatus::Pending, PointStatus::Failed, PointStatus::NotDone];
-    let counts: Vec<String> = all.iter().map(|s| format!("{} {}", count(*s), s.name())).collect();
+    let all = [
+        PointStatus::Done,
+        PointStatus::Running,
+        PointStatus::Pending,
+        PointStatus::Failed,
+        PointStatus::NotDone,
+    ];
+    let counts: Vec<String> = all
+        .iter()
+        .map(|s| format!("{} {}", count(*s), s.name()))
+        .collect();
     println!("\n{}", counts.join(", "));
     if !slurm::on_path("scontrol") && rows.iter().any(|r| r.task.is_some()) {
         println!("(scontrol is not on the PATH: states from the sweep directory only)");

@@ -67,9 +67,14 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 fn sweep(file: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut c = Command::new(BIN);
-    c.args(["sweep", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .args(["--device", "cpu", "--quiet"])
-        .args(extra);
+    c.args([
+        "sweep",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .args(["--device", "cpu", "--quiet"])
+    .args(extra);
     c.output().unwrap()
 }
 
@@ -161,14 +166,23 @@ fn a_sweep_through_slurm_gives_the_same_tables_as_the_local_executor() {
     assert!(submitted.contains("local to each node"), "{submitted}");
     ok(sweep(&file, &local, &[]));
     wait_for(&remote, Duration::from_secs(300));
-    assert!(remote.join("report.html").exists(), "the summary job wrote the report");
+    assert!(
+        remote.join("report.html").exists(),
+        "the summary job wrote the report"
+    );
     assert_eq!(summary_table(&remote), summary_table(&local));
-    for p in ["mlp-2x128_label_noise=0.0_seed=0", "mlp-2x128_label_noise=1.0_seed=0"] {
+    for p in [
+        "mlp-2x128_label_noise=0.0_seed=0",
+        "mlp-2x128_label_noise=1.0_seed=0",
+    ] {
         let w = |o: &Path| digest(&o.join("runs").join(p).join("weights.safetensors"));
         assert_eq!(w(&remote), w(&local), "{p}");
     }
     let status = ok(sweep(&file, &remote, &["--status"]));
-    assert!(status.contains("2 done, 0 running, 0 pending, 0 failed"), "{status}");
+    assert!(
+        status.contains("2 done, 0 running, 0 pending, 0 failed"),
+        "{status}"
+    );
     // A finished sweep submits nothing again.
     let again = ok(sweep(&file, &remote, &["--executor", "slurm"]));
     assert!(again.contains("nothing submitted"), "{again}");
@@ -190,7 +204,10 @@ fn a_task_signalled_to_stop_is_requeued_and_ends_with_the_same_weights() {
     let run = remote.join("runs/mlp-2x128_seed=1");
     let started = Instant::now();
     while !run.join("checkpoints/latest").exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "training never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "training never started"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let signal = Command::new("scancel")
@@ -200,8 +217,8 @@ fn a_task_signalled_to_stop_is_requeued_and_ends_with_the_same_weights() {
     assert!(signal.status.success(), "{}", text(&signal));
     ok(sweep(&file, &local, &[]));
     wait_for(&remote, Duration::from_secs(300));
-    let log = std::fs::read_to_string(remote.join("slurm/logs").join(format!("{task}.log")))
-        .unwrap();
+    let log =
+        std::fs::read_to_string(remote.join("slurm/logs").join(format!("{task}.log"))).unwrap();
     assert!(log.contains("stopped by a signal"), "{log}");
     assert!(log.contains("(resuming)"), "{log}");
     let w = |o: &Path| digest(&o.join("runs/mlp-2x128_seed=1/weights.safetensors"));
@@ -221,12 +238,19 @@ fn a_failing_point_shows_in_status_with_its_log() {
     let text = SWEEP.replace("lr = 0.003", "lr = 1e12\noptimizer = \"sgd\"");
     let file = write(tmp.path(), "fail.toml", &text);
     let out = tmp.path().join("slurm");
-    ok(sweep(&file, &out, &["--executor", "slurm", "--array-parallelism", "1"]));
+    ok(sweep(
+        &file,
+        &out,
+        &["--executor", "slurm", "--array-parallelism", "1"],
+    ));
     wait_for(&out, Duration::from_secs(300));
     let status = ok(sweep(&file, &out, &["--status"]));
     assert!(status.contains("2 failed"), "{status}");
     assert!(status.contains("FAILED"), "{status}");
-    assert!(status.contains("training diverged"), "the log's tail: {status}");
+    assert!(
+        status.contains("training diverged"),
+        "the log's tail: {status}"
+    );
     assert!(!out.join("report.html").exists());
 }
 
@@ -237,27 +261,58 @@ fn refused_submissions_say_why_and_lose_nothing() {
     let out = tmp.path().join("out");
     // No sbatch: a clear error (needs no cluster).
     let o = Command::new(BIN)
-        .args(["sweep", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "sweep",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .args(["--executor", "slurm", "--device", "cpu"])
         .env("PATH", "/nonexistent")
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(text(&o).contains("`sbatch` is not on the PATH"), "{}", text(&o));
+    assert!(
+        text(&o).contains("`sbatch` is not on the PATH"),
+        "{}",
+        text(&o)
+    );
     // A bad [slurm] table is refused when the file is read, naming the field.
-    let bad = write(tmp.path(), "bad.toml", &format!("{SWEEP}\n[slurm]\ntime = \"2h\"\n"));
+    let bad = write(
+        tmp.path(),
+        "bad.toml",
+        &format!("{SWEEP}\n[slurm]\ntime = \"2h\"\n"),
+    );
     let o = sweep(&bad, &out, &["--dry-run"]);
-    assert!(!o.status.success() && text(&o).contains("slurm.time"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("slurm.time"),
+        "{}",
+        text(&o)
+    );
     if !cluster() {
         return;
     }
-    let o = sweep(&file, &out, &["--executor", "slurm", "--partition", "nowhere"]);
+    let o = sweep(
+        &file,
+        &out,
+        &["--executor", "slurm", "--partition", "nowhere"],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("no such partition") && text(&o).contains("debug"), "{}", text(&o));
+    assert!(
+        text(&o).contains("no such partition") && text(&o).contains("debug"),
+        "{}",
+        text(&o)
+    );
     // Slurm's own refusal is passed on: more memory than the node has.
     let o = sweep(&file, &out, &["--executor", "slurm", "--mem", "100000G"]);
     assert!(!o.status.success());
     let t = text(&o);
-    assert!(t.contains("Slurm refused the job array") && t.contains("sbatch: error"), "{t}");
-    assert!(!out.join("slurm/jobs.json").exists(), "nothing recorded as submitted");
+    assert!(
+        t.contains("Slurm refused the job array") && t.contains("sbatch: error"),
+        "{t}"
+    );
+    assert!(
+        !out.join("slurm/jobs.json").exists(),
+        "nothing recorded as submitted"
+    );
 }

@@ -13,9 +13,9 @@ use insilico_engine::train::{train, TrainOptions};
 use insilico_engine::{Compute, RunData, RunDir, TrainedRun};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::process::{Child, Command};
 use std::time::Instant;
 
 /// Written as `assays/<name>/done.json` once an assay's outputs are all in place.

@@ -88,14 +88,30 @@ impl Sweep {
         let Some(p) = self.points.iter().find(|p| p.id == id) else {
             bail!("no grid point `{id}` in {}", self.file.display());
         };
-        exec::run_point(&self.out, p, &self.spec.assays, compute, locator, false, stop)
+        exec::run_point(
+            &self.out,
+            p,
+            &self.spec.assays,
+            compute,
+            locator,
+            false,
+            stop,
+        )
     }
 
     /// Runs every unfinished point, one after another in this process.
     pub fn run_serial(&self, compute: &Compute, locator: &Locator, progress: bool) -> Result<()> {
         self.begin()?;
         for p in self.todo() {
-            exec::run_point(&self.out, p, &self.spec.assays, compute, locator, progress, None)?;
+            exec::run_point(
+                &self.out,
+                p,
+                &self.spec.assays,
+                compute,
+                locator,
+                progress,
+                None,
+            )?;
         }
         Ok(())
     }

@@ -149,7 +149,11 @@ impl SlurmOptions {
             ("--mem", &self.mem),
             ("--gres", &self.gres),
         ];
-        a.extend(flags.iter().filter_map(|(f, v)| v.as_ref().map(|v| format!("{f}={v}"))));
+        a.extend(
+            flags
+                .iter()
+                .filter_map(|(f, v)| v.as_ref().map(|v| format!("{f}={v}"))),
+        );
         if let Some(n) = self.cpus_per_task {
             a.push(format!("--cpus-per-task={n}"));
         }
@@ -159,10 +163,13 @@ impl SlurmOptions {
 
     /// The sbatch arguments every job of the sweep shares.
     fn common_args(&self) -> Vec<String> {
-        let mut a: Vec<String> = [("--partition", &self.partition), ("--account", &self.account)]
-            .iter()
-            .filter_map(|(f, v)| v.as_ref().map(|v| format!("{f}={v}")))
-            .collect();
+        let mut a: Vec<String> = [
+            ("--partition", &self.partition),
+            ("--account", &self.account),
+        ]
+        .iter()
+        .filter_map(|(f, v)| v.as_ref().map(|v| format!("{f}={v}")))
+        .collect();
         a.extend(self.sbatch_args.iter().cloned());
         a
     }
@@ -215,18 +222,23 @@ pub fn read_submissions(out: &Path) -> Result<Vec<Submission>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 fn write_submissions(out: &Path, all: &[Submission]) -> Result<()> {
-    write_atomic(&jobs_path(out), serde_json::to_string_pretty(all)?.as_bytes())
+    write_atomic(
+        &jobs_path(out),
+        serde_json::to_string_pretty(all)?.as_bytes(),
+    )
 }
 
 /// The log of task `index` of an array (sbatch's `--output=%A_%a.log`).
 pub fn task_log(out: &Path, array_job: &str, index: usize) -> PathBuf {
-    slurm_dir(out).join("logs").join(format!("{array_job}_{index}.log"))
+    slurm_dir(out)
+        .join("logs")
+        .join(format!("{array_job}_{index}.log"))
 }
 
 /// Runs a Slurm command; its stdout, or an error with its message.
@@ -278,7 +290,9 @@ fn node_local_roots() -> Vec<PathBuf> {
 
 /// A warning when `path` (absolute) lies in a node-local temporary directory.
 pub fn node_local_warning(what: &str, path: &Path) -> Option<String> {
-    let root = node_local_roots().into_iter().find(|r| path.starts_with(r))?;
+    let root = node_local_roots()
+        .into_iter()
+        .find(|r| path.starts_with(r))?;
     Some(format!(
         "warning: the {what} {} is under {}, which is usually local to each node: \
          tasks on other nodes will not find it. Use a shared filesystem (home or project \
@@ -294,7 +308,11 @@ fn check_partition(partition: Option<&str>) -> Result<()> {
     let Ok(list) = slurm("sinfo", &["-h".into(), "-o".into(), "%R".into()]) else {
         return Ok(()); // sbatch will refuse it with its own message
     };
-    let names: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let names: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if !names.contains(&p) {
         bail!(
             "slurm.partition = {p:?}: the cluster has no such partition (partitions: {}). \
@@ -340,7 +358,10 @@ fn command_line(exe: &Path, args: &[String]) -> String {
 
 /// The array's batch script: task i runs `points[i]`.
 fn array_script(exe: &Path, args: &[String], points: &[&Point]) -> String {
-    let ids: Vec<String> = points.iter().map(|p| format!("  {}", quote(&p.id))).collect();
+    let ids: Vec<String> = points
+        .iter()
+        .map(|p| format!("  {}", quote(&p.id)))
+        .collect();
     format!(
         "#!/bin/bash\n\
          # Written by `insilico sweep --executor slurm`: array task i runs grid point i.\n\
@@ -400,7 +421,10 @@ impl Sweep {
         require_sbatch()?;
         options.validate()?;
         check_partition(options.partition.as_deref())?;
-        for (what, path) in [("sweep directory", &self.out), ("program", &exe.to_path_buf())] {
+        for (what, path) in [
+            ("sweep directory", &self.out),
+            ("program", &exe.to_path_buf()),
+        ] {
             if let Some(w) = node_local_warning(what, &absolute(path)?) {
                 eprintln!("{w}");
             }
@@ -527,14 +551,16 @@ pub fn parse_jobs(text: &str) -> BTreeMap<(String, usize), TaskInfo> {
             .split_whitespace()
             .filter_map(|w| w.split_once('='))
             .collect();
-        let (Some(array), Some(ids)) = (fields.get("ArrayJobId"), fields.get("ArrayTaskId"))
-        else {
+        let (Some(array), Some(ids)) = (fields.get("ArrayJobId"), fields.get("ArrayTaskId")) else {
             continue;
         };
         let info = TaskInfo {
             job_id: fields.get("JobId").unwrap_or(&"").to_string(),
             state: fields.get("JobState").unwrap_or(&"UNKNOWN").to_string(),
-            restarts: fields.get("Restarts").and_then(|r| r.parse().ok()).unwrap_or(0),
+            restarts: fields
+                .get("Restarts")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0),
             exit_code: fields.get("ExitCode").unwrap_or(&"").to_string(),
             reason: fields.get("Reason").unwrap_or(&"").to_string(),
         };
@@ -619,10 +645,7 @@ fn latest_tasks(subs: &[Submission]) -> BTreeMap<&str, (&str, usize)> {
     latest
 }
 
-fn active_points(
-    subs: &[Submission],
-    tasks: &BTreeMap<(String, usize), TaskInfo>,
-) -> Vec<String> {
+fn active_points(subs: &[Submission], tasks: &BTreeMap<(String, usize), TaskInfo>) -> Vec<String> {
     latest_tasks(subs)
         .into_iter()
         .filter(|(_, (job, i))| {

@@ -2,10 +2,10 @@
 //! trained network, and named scales. Expanded into grid points and validated whole
 //! before anything runs.
 
+use super::slurm::SlurmOptions;
 use crate::options::Options;
 use crate::registry::AssayKind;
 use crate::study::StudyOptions;
-use super::slurm::SlurmOptions;
 use anyhow::{bail, Context, Result};
 use insilico_engine::{load_config, Plan, RunConfig};
 use serde::{Deserialize, Serialize};
