@@ -1,7 +1,7 @@
 //! `insilico sweep`: the command line of the sweep library.
 
 use crate::common::Env;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use insilico_data::Locator;
 use insilico_study::sweep::exec::{child_args, PointRun};
@@ -65,6 +65,10 @@ pub struct SweepArgs {
     /// Slurm options (also settable in the sweep file's [slurm] table; a flag wins).
     #[command(flatten, next_help_heading = "Slurm executor")]
     pub slurm: SlurmOptions,
+    /// With --summary-only: refuse unless every grid point is done (the Slurm summary
+    /// job, which runs after the array's tasks end, however they end).
+    #[arg(long, hide = true, requires = "summary_only")]
+    pub when_done: bool,
     /// Run one grid point (used by --jobs for its child processes).
     #[arg(long, hide = true)]
     pub point: Option<String>,
@@ -121,6 +125,15 @@ pub fn run(args: SweepArgs) -> Result<()> {
             Executor::Slurm if submit(&sweep, &args)? => return Ok(()),
             Executor::Slurm => {}
         }
+    }
+    if args.when_done && !sweep.todo().is_empty() {
+        let todo: Vec<&str> = sweep.todo().iter().map(|p| p.id.as_str()).collect();
+        bail!(
+            "summary not written: {} grid point(s) not done ({}); `--status` shows why, \
+             and running the sweep again resumes them",
+            todo.len(),
+            todo.join(", ")
+        );
     }
     // The wall time of a run that only redraws the summary says nothing of the study.
     let wall = (!args.summary_only).then(|| started.elapsed().as_secs_f64());

@@ -378,7 +378,7 @@ fn summary_script(exe: &Path, args: &[String]) -> String {
     format!(
         "#!/bin/bash\n\
          # Written by `insilico sweep --executor slurm`: the summary and the report.\n\
-         exec {} --summary-only\n",
+         exec {} --summary-only --when-done\n",
         command_line(exe, args)
     )
 }
@@ -487,10 +487,10 @@ impl Sweep {
         let mut args = vec![
             "--parsable".to_string(),
             format!("--job-name=insilico-{}-summary", self.spec.name),
-            format!("--dependency=afterok:{array_job}"),
-            // A failed point never satisfies the dependency: drop the job rather than
-            // leave it pending forever. Re-running the sweep submits a new one.
-            "--kill-on-invalid-dep=yes".into(),
+            // Not afterok: Slurm 22.05 counts a task's requeue exit as a failure and
+            // never runs an afterok job after a requeued task. After any end, the job
+            // writes the summary only if every point is done (`--when-done`).
+            format!("--dependency=afterany:{array_job}"),
             format!(
                 "--output={}",
                 slurm_dir(&self.out).join("logs/summary_%j.log").display()
