@@ -131,19 +131,9 @@ impl RunDir {
         self.prune_checkpoints(epoch)
     }
 
-    /// Writes the checkpoint `step` optimizer steps into the epoch after `epochs`
-    /// complete ones (a run stopped by a signal mid-epoch).
-    pub fn write_step_checkpoint(
-        &self,
-        at: Position,
-        net: &Network,
-        optim: &ModuleOptimizer,
-        metrics: &[EpochMetrics],
-    ) -> Result<()> {
-        self.write_checkpoint_at(at, net, optim, metrics)
-    }
-
-    fn write_checkpoint_at(
+    /// Writes the checkpoint at `at` (mid-epoch when a run is stopped by a signal), with
+    /// the metrics of the complete epochs; prunes nothing.
+    pub fn write_checkpoint_at(
         &self,
         at: Position,
         net: &Network,

@@ -186,7 +186,7 @@ pub fn train(
                 epochs: epoch,
                 step,
             };
-            run.write_step_checkpoint(at, &net, &optim, &metrics)?;
+            run.write_checkpoint_at(at, &net, &optim, &metrics)?;
             return Ok(halted(&bar, &net, metrics));
         }
         let valid = net.valid();

@@ -546,11 +546,7 @@ pub fn task_states(subs: &[Submission]) -> BTreeMap<(String, usize), TaskInfo> {
 /// `Key=Value` words) into array tasks.
 pub fn parse_jobs(text: &str) -> BTreeMap<(String, usize), TaskInfo> {
     let mut tasks = BTreeMap::new();
-    for line in text.lines() {
-        let fields: BTreeMap<&str, &str> = line
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .collect();
+    for fields in records(text) {
         let (Some(array), Some(ids)) = (fields.get("ArrayJobId"), fields.get("ArrayTaskId")) else {
             continue;
         };
@@ -569,6 +565,15 @@ pub fn parse_jobs(text: &str) -> BTreeMap<(String, usize), TaskInfo> {
         }
     }
     tasks
+}
+
+/// The `Key=Value` words of each line of `scontrol show job -o`.
+fn records(text: &str) -> impl Iterator<Item = BTreeMap<&str, &str>> {
+    text.lines().map(|line| {
+        line.split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect()
+    })
 }
 
 /// The indices of an `ArrayTaskId` field: `3`, `0-4`, `1,3-5`, with a `%N` throttle.
@@ -713,11 +718,7 @@ impl Sweep {
 fn live_jobs(ids: &[String]) -> Result<Vec<String>> {
     let text = slurm("scontrol", &["show".into(), "job".into(), "-o".into()])?;
     let mut live = Vec::new();
-    for line in text.lines() {
-        let fields: BTreeMap<&str, &str> = line
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .collect();
+    for fields in records(&text) {
         let id = fields.get("ArrayJobId").or(fields.get("JobId")).copied();
         let state = fields.get("JobState").copied().unwrap_or("");
         let running = matches!(
