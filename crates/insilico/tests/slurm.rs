@@ -316,3 +316,46 @@ fn refused_submissions_say_why_and_lose_nothing() {
         "nothing recorded as submitted"
     );
 }
+
+#[test]
+fn held_tasks_show_as_pending_and_cancel_removes_them() {
+    if !cluster() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "sweep.toml", SWEEP);
+    let out = tmp.path().join("slurm");
+    // Held jobs stay pending: nothing runs, so the test costs no training.
+    ok(sweep(
+        &file,
+        &out,
+        &["--executor", "slurm", "--sbatch-arg=--hold"],
+    ));
+    let status = ok(sweep(&file, &out, &["--status"]));
+    assert!(status.contains("0 done, 0 running, 2 pending"), "{status}");
+    // Queued points are not submitted twice.
+    let again = ok(sweep(
+        &file,
+        &out,
+        &["--executor", "slurm", "--sbatch-arg=--hold"],
+    ));
+    assert!(again.contains("2 grid point(s) already queued"), "{again}");
+    let cancelled = ok(sweep(&file, &out, &["--cancel"]));
+    assert!(
+        cancelled.contains("cancelled 2 Slurm job(s)"),
+        "{cancelled}"
+    );
+    let status = ok(sweep(&file, &out, &["--status"]));
+    assert!(
+        status.contains("0 pending") && status.contains("CANCELLED"),
+        "{status}"
+    );
+    // A cancelled sweep is submitted again (its points are neither done nor queued).
+    let resubmitted = ok(sweep(
+        &file,
+        &out,
+        &["--executor", "slurm", "--sbatch-arg=--hold"],
+    ));
+    assert!(resubmitted.contains("submitted job array"), "{resubmitted}");
+    ok(sweep(&file, &out, &["--cancel"]));
+}
