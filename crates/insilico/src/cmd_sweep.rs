@@ -28,8 +28,10 @@ pub enum Executor {
     long_about = "Expands the sweep file's grid into runs (one directory per grid point under \
         OUT/runs/), validates everything first, then trains each point and runs the assays on \
         it. Complete runs and finished assays are skipped; an interrupted run resumes from its \
-        last complete epoch. Then writes OUT/summary/ (figures, summary.csv, summary.json) and \
-        OUT/report.html, a self-contained page with the sweep file, the figures and the numbers.",
+        last checkpoint. Then writes OUT/summary/ (figures, summary.csv, summary.json) and \
+        OUT/report.html, a self-contained page with the sweep file, the figures and the numbers. \
+        With --executor slurm the points run as a Slurm job array (a task per point) and a job \
+        after it writes the summary; --status and --cancel follow them.",
     after_help = "Examples:\n  insilico sweep experiments/ablation-vs-generalization.toml --dry-run\n  insilico sweep experiments/ablation-vs-generalization.toml --jobs 2\n  insilico sweep experiments/ablation-vs-generalization.toml --scale full   # the paper's scale, for a GPU\n  insilico sweep experiments/ablation-vs-generalization.toml --executor slurm --partition gpu --gres gpu:1 --device wgpu --time 4:00:00\n  insilico sweep experiments/ablation-vs-generalization.toml --status"
 )]
 pub struct SweepArgs {
@@ -62,9 +64,6 @@ pub struct SweepArgs {
     /// are kept; a later run resumes the others).
     #[arg(long, conflicts_with_all = ["dry_run", "summary_only"])]
     pub cancel: bool,
-    /// Slurm options (also settable in the sweep file's [slurm] table; a flag wins).
-    #[command(flatten, next_help_heading = "Slurm executor")]
-    pub slurm: SlurmOptions,
     /// With --summary-only: refuse unless every grid point is done (the Slurm summary
     /// job, which runs after the array's tasks end, however they end).
     #[arg(long, hide = true, requires = "summary_only")]
@@ -74,6 +73,9 @@ pub struct SweepArgs {
     pub point: Option<String>,
     #[command(flatten)]
     pub env: Env,
+    /// Slurm options (also settable in the sweep file's [slurm] table; a flag wins).
+    #[command(flatten, next_help_heading = "Slurm executor")]
+    pub slurm: SlurmOptions,
 }
 
 pub fn run(args: SweepArgs) -> Result<()> {
