@@ -123,11 +123,7 @@ impl RunDir {
         optim: &ModuleOptimizer,
         metrics: &[EpochMetrics],
     ) -> Result<()> {
-        let at = Position {
-            epochs: epoch,
-            step: 0,
-        };
-        self.write_checkpoint_at(at, net, optim, metrics)?;
+        self.write_checkpoint_at(Position::new(epoch, 0), net, optim, metrics)?;
         self.prune_checkpoints(epoch)
     }
 
@@ -251,6 +247,10 @@ pub struct Position {
 }
 
 impl Position {
+    pub fn new(epochs: usize, step: usize) -> Self {
+        Self { epochs, step }
+    }
+
     /// The checkpoint directory's name: `epoch-0003`, or `epoch-0003-step-000012`.
     pub fn name(&self) -> String {
         match self.step {

@@ -152,15 +152,12 @@ pub fn train(
     let mut optim = optimizer(config);
     let mut metrics: Vec<EpochMetrics> = Vec::new();
     let mut start = Position::default();
-    if opts.resume {
-        if let Some(ckpt) = run.latest_checkpoint()? {
-            (net, optim) = load_checkpoint(&ckpt, net, optim)?;
-            metrics = run.read_metrics()?;
-            start = run.latest_position()?;
-            manifest.resumed_from = Some(metrics.len());
-        }
+    if let Some(ckpt) = run.latest_checkpoint()?.filter(|_| opts.resume) {
+        (net, optim) = load_checkpoint(&ckpt, net, optim)?;
+        metrics = run.read_metrics()?;
+        start = run.latest_position()?;
+        manifest.resumed_from = Some(metrics.len());
     }
-    let stop_asked = || opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
 
     let n = data.train.len();
     let steps_per_epoch = n.div_ceil(t.batch_size);
@@ -170,11 +167,7 @@ pub fn train(
 
     for epoch in metrics.len()..t.epochs {
         let started = Instant::now();
-        let first = if epoch == start.epochs { start.step } else { 0 };
-        let at = Position {
-            epochs: epoch,
-            step: first,
-        };
+        let at = Position::new(epoch, if epoch == start.epochs { start.step } else { 0 });
         let step = (net, &train_device);
         let stop = opts.stop.as_deref();
         let (trained, lr, stopped) = train_epoch(
@@ -182,10 +175,7 @@ pub fn train(
         )?;
         net = trained;
         if let Some(step) = stopped {
-            let at = Position {
-                epochs: epoch,
-                step,
-            };
+            let at = Position::new(epoch, step);
             run.write_checkpoint_at(at, &net, &optim, &metrics)?;
             return Ok(halted(&bar, &net, metrics));
         }
@@ -197,18 +187,11 @@ pub fn train(
             bar.abandon();
             return Err(e);
         }
-        let line = format!(
-            "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
-            row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
-        );
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-        }
+        print_epoch(&bar, &row);
         metrics.push(row);
         run.write_checkpoint(epoch + 1, &net, &optim, &metrics)?;
-        let halt = opts.halt_after_epoch == Some(epoch + 1) || stop_asked();
+        let stop_asked = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        let halt = opts.halt_after_epoch == Some(epoch + 1) || stop_asked;
         if halt && epoch + 1 < t.epochs {
             return Ok(halted(&bar, &net, metrics));
         }
@@ -223,6 +206,19 @@ pub fn train(
         network: final_net,
         completed: true,
     })
+}
+
+/// One line per epoch, above the progress bar (or on stderr without one).
+fn print_epoch(bar: &ProgressBar, row: &EpochMetrics) {
+    let line = format!(
+        "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
+        row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
+    );
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 /// The outcome of a run stopped before its last epoch (its checkpoint is written).
