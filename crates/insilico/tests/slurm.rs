@@ -329,22 +329,16 @@ fn held_tasks_show_as_pending_and_cancel_removes_them() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let file = write(tmp.path(), "sweep.toml", SWEEP);
+    // Held jobs stay pending: nothing runs, so the test costs no training. The hold
+    // comes from the file's [slurm] table.
+    let held = format!("{SWEEP}\n[slurm]\nsbatch_args = [\"--hold\"]\n");
+    let file = write(tmp.path(), "sweep.toml", &held);
     let out = tmp.path().join("slurm");
-    // Held jobs stay pending: nothing runs, so the test costs no training.
-    ok(sweep(
-        &file,
-        &out,
-        &["--executor", "slurm", "--sbatch-arg=--hold"],
-    ));
+    ok(sweep(&file, &out, &["--executor", "slurm"]));
     let status = ok(sweep(&file, &out, &["--status"]));
     assert!(status.contains("0 done, 0 running, 2 pending"), "{status}");
     // Queued points are not submitted twice.
-    let again = ok(sweep(
-        &file,
-        &out,
-        &["--executor", "slurm", "--sbatch-arg=--hold"],
-    ));
+    let again = ok(sweep(&file, &out, &["--executor", "slurm"]));
     assert!(again.contains("2 grid point(s) already queued"), "{again}");
     let cancelled = ok(sweep(&file, &out, &["--cancel"]));
     assert!(
@@ -357,11 +351,7 @@ fn held_tasks_show_as_pending_and_cancel_removes_them() {
         "{status}"
     );
     // A cancelled sweep is submitted again (its points are neither done nor queued).
-    let resubmitted = ok(sweep(
-        &file,
-        &out,
-        &["--executor", "slurm", "--sbatch-arg=--hold"],
-    ));
+    let resubmitted = ok(sweep(&file, &out, &["--executor", "slurm"]));
     assert!(resubmitted.contains("submitted job array"), "{resubmitted}");
     ok(sweep(&file, &out, &["--cancel"]));
 }
