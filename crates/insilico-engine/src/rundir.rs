@@ -5,6 +5,8 @@
 //! RUN/manifest.json               seed, versions, backend, dataset checksum, timings, status
 //! RUN/metrics.csv, metrics.json   one row per epoch
 //! RUN/checkpoints/epoch-NNNN/     model.bpk, optim.bpk (complete directories only)
+//! RUN/checkpoints/epoch-NNNN-step-SSSSSS/  the same, SSSSSS steps into epoch NNNN+1
+//!                                 (written when a run is told to stop mid-epoch)
 //! RUN/checkpoints/latest          name of the newest complete checkpoint
 //! RUN/snapshots/step-NNNNNNNN/    model.bpk at a training step (`training.snapshots`)
 //! RUN/snapshots/index.csv         step,epoch of every complete snapshot
@@ -137,7 +139,20 @@ impl RunDir {
         optim: &ModuleOptimizer,
         metrics: &[EpochMetrics],
     ) -> Result<()> {
-        let name = format!("epoch-{epoch:04}");
+        self.write_checkpoint_at(Position::new(epoch, 0), net, optim, metrics)?;
+        self.prune_checkpoints(epoch)
+    }
+
+    /// Writes the checkpoint at `at` (mid-epoch when a run is stopped by a signal), with
+    /// the metrics of the complete epochs; prunes nothing.
+    pub fn write_checkpoint_at(
+        &self,
+        at: Position,
+        net: &Network,
+        optim: &ModuleOptimizer,
+        metrics: &[EpochMetrics],
+    ) -> Result<()> {
+        let name = at.name();
         replace_with(&self.checkpoints().join(&name), |tmp| {
             std::fs::create_dir_all(tmp)?;
             net.clone()
@@ -150,15 +165,35 @@ impl RunDir {
         // Metrics first: a checkpoint is only used once `latest` names it, and resume reads
         // as many metric rows as complete epochs.
         self.write_metrics(metrics)?;
-        write_atomic(&self.checkpoints().join("latest"), name.as_bytes())?;
-        self.prune_checkpoints(epoch)
+        write_atomic(&self.checkpoints().join("latest"), name.as_bytes())
     }
 
+    /// Where the latest checkpoint stands (zero epochs and steps without one).
+    pub fn latest_position(&self) -> Result<Position> {
+        match self.latest_checkpoint()? {
+            None => Ok(Position::default()),
+            Some(dir) => dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(Position::parse)
+                .with_context(|| format!("bad checkpoint name {}", dir.display())),
+        }
+    }
+
+    /// Removes epoch checkpoints beyond the newest few, and every mid-epoch one (all are
+    /// older than a new epoch checkpoint).
     fn prune_checkpoints(&self, newest: usize) -> Result<()> {
-        for e in 1..=newest.saturating_sub(KEEP_CHECKPOINTS) {
-            let old = self.checkpoints().join(format!("epoch-{e:04}"));
-            if old.exists() {
-                std::fs::remove_dir_all(old)?;
+        for entry in std::fs::read_dir(self.checkpoints())? {
+            let path = entry?.path();
+            let Some(at) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(Position::parse)
+            else {
+                continue;
+            };
+            if at.step > 0 || at.epochs + KEEP_CHECKPOINTS <= newest {
+                std::fs::remove_dir_all(path)?;
             }
         }
         Ok(())
@@ -203,14 +238,8 @@ impl RunDir {
         let mut metrics: Vec<EpochMetrics> = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid metrics JSON", path.display()))?;
         // The checkpoint named by `latest` is authoritative.
-        if let Some(dir) = self.latest_checkpoint()? {
-            let done: usize = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("epoch-"))
-                .and_then(|n| n.parse().ok())
-                .with_context(|| format!("bad checkpoint name {}", dir.display()))?;
-            metrics.truncate(done);
+        if self.latest_checkpoint()?.is_some() {
+            metrics.truncate(self.latest_position()?.epochs);
         }
         Ok(metrics)
     }
@@ -307,6 +336,36 @@ impl RunDir {
                 .with_context(|| format!("writing {}", tmp.display()))
         })?;
         crate::export::write_safetensors(net, &self.root.join("weights.safetensors"))
+    }
+}
+
+/// Where training stands: complete epochs, and optimizer steps into the next one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub epochs: usize,
+    pub step: usize,
+}
+
+impl Position {
+    pub fn new(epochs: usize, step: usize) -> Self {
+        Self { epochs, step }
+    }
+
+    /// The checkpoint directory's name: `epoch-0003`, or `epoch-0003-step-000012`.
+    pub fn name(&self) -> String {
+        match self.step {
+            0 => format!("epoch-{:04}", self.epochs),
+            s => format!("epoch-{:04}-step-{s:06}", self.epochs),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        let rest = name.strip_prefix("epoch-")?;
+        let (epochs, step) = match rest.split_once("-step-") {
+            Some((e, s)) => (e.parse().ok()?, s.parse().ok()?),
+            None => (rest.parse().ok()?, 0),
+        };
+        Some(Self { epochs, step })
     }
 }
 
@@ -518,4 +577,34 @@ fn load_network(
             .with_context(|| format!("loading {}", weights.display()))?
             .valid(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Position;
+
+    #[test]
+    fn checkpoint_names_round_trip_and_others_are_not_positions() {
+        for at in [
+            Position { epochs: 3, step: 0 },
+            Position {
+                epochs: 0,
+                step: 17,
+            },
+            Position {
+                epochs: 12,
+                step: 123456,
+            },
+        ] {
+            assert_eq!(Position::parse(&at.name()), Some(at));
+        }
+        assert_eq!(Position::parse("epoch-0002").unwrap().epochs, 2);
+        assert_eq!(
+            Position::parse("epoch-0002-step-000005"),
+            Some(Position { epochs: 2, step: 5 })
+        );
+        for other in ["latest", ".epoch-0002.tmp-1", "epoch-", "epoch-2-step-x"] {
+            assert_eq!(Position::parse(other), None, "{other}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Training: SGD (PyTorch-style momentum) or Adam, learning-rate schedules, evaluation
-//! each epoch, atomic checkpoints every epoch, exact resume, snapshots of the weights at
+//! each epoch, atomic checkpoints every epoch (and at the step where a stop is asked
+//! for, e.g. by a cluster's preemption signal), exact resume, snapshots of the weights at
 //! chosen steps (`training.snapshots`), and a stop on a non-finite loss that keeps the last
 //! good checkpoint.
 
@@ -10,7 +11,7 @@ use crate::examples::{label_tensor, RunData};
 use crate::memory::{available_memory, MemoryEstimate, EVAL_BATCH};
 use crate::network::Network;
 use crate::plan::Plan;
-use crate::rundir::{Manifest, RunDir};
+use crate::rundir::{Manifest, Position, RunDir};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
@@ -23,6 +24,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One row of `metrics.csv`.
@@ -45,6 +48,10 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Stop (as if killed) after this many epochs: used by tests of resume.
     pub halt_after_epoch: Option<usize>,
+    /// Checked after every optimizer step (set by a signal handler): once set, training
+    /// writes a checkpoint at that step and returns uncompleted; a resume continues from
+    /// the same step and ends with the same weights.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 pub struct TrainOutcome {
@@ -113,6 +120,12 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
         ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
+/// A seed for one step's dropout: reseeding at every step lets a run resumed in the
+/// middle of an epoch draw the same masks as one that never stopped.
+fn step_seed(epoch_seed: u64, step: usize) -> u64 {
+    epoch_seed ^ (step as u64 + 1).wrapping_mul(0x94D0_49BB_1331_11EB)
+}
+
 /// Everything that can be refused before a run directory is touched: shapes, an output
 /// narrower than the classes, nothing to train, the step count, and memory. Returns the
 /// total number of training steps.
@@ -157,33 +170,40 @@ pub fn train(
     let mut net = Network::new(&config.model, shape, &train_device)?;
     let mut optim = optimizer(config);
     let mut metrics: Vec<EpochMetrics> = Vec::new();
-    if opts.resume {
-        if let Some(ckpt) = run.latest_checkpoint()? {
-            (net, optim) = load_checkpoint(&ckpt, net, optim)?;
-            metrics = run.read_metrics()?;
-            manifest.resumed_from = Some(metrics.len());
-        }
+    let mut start = Position::default();
+    if let Some(ckpt) = run.latest_checkpoint()?.filter(|_| opts.resume) {
+        (net, optim) = load_checkpoint(&ckpt, net, optim)?;
+        metrics = run.read_metrics()?;
+        start = run.latest_position()?;
+        manifest.resumed_from = Some(metrics.len());
     }
 
     let n = data.train.len();
     let steps_per_epoch = n.div_ceil(t.batch_size);
     let eval_train = data.train.head(t.eval_train_limit);
     let bar = progress_bar(opts.progress, total_steps as u64);
-    bar.set_position((metrics.len() * steps_per_epoch) as u64);
+    bar.set_position((metrics.len() * steps_per_epoch + start.step) as u64);
     let snapshots = Snapshots {
         run,
         steps: t.snapshots.steps(t.epochs, steps_per_epoch),
         steps_per_epoch,
     };
-    snapshots.keep(metrics.len() * steps_per_epoch, &net)?;
+    snapshots.keep(metrics.len() * steps_per_epoch + start.step, &net)?;
 
     for epoch in metrics.len()..t.epochs {
         let started = Instant::now();
+        let at = Position::new(epoch, if epoch == start.epochs { start.step } else { 0 });
         let step = (net, &train_device);
-        let (trained, lr) = train_epoch(
-            config, data, epoch, step, &mut optim, &bar, &metrics, &snapshots,
+        let stop = opts.stop.as_deref();
+        let (trained, lr, stopped) = train_epoch(
+            config, data, at, step, &mut optim, &bar, &metrics, &snapshots, stop,
         )?;
         net = trained;
+        if let Some(step) = stopped {
+            let at = Position::new(epoch, step);
+            run.write_checkpoint_at(at, &net, &optim, &metrics)?;
+            return Ok(halted(&bar, &net, metrics));
+        }
         let valid = net.valid();
         let train_score = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
         let test_score = evaluate(&valid, &data.test, EVAL_BATCH, &device);
@@ -192,25 +212,14 @@ pub fn train(
             bar.abandon();
             return Err(e);
         }
-        let line = format!(
-            "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
-            row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
-        );
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-        }
+        print_epoch(&bar, &row);
         metrics.push(row);
         snapshots.keep((epoch + 1) * steps_per_epoch, &net)?;
         run.write_checkpoint(epoch + 1, &net, &optim, &metrics)?;
-        if opts.halt_after_epoch == Some(epoch + 1) && epoch + 1 < t.epochs {
-            bar.abandon();
-            return Ok(TrainOutcome {
-                metrics,
-                network: net.valid(),
-                completed: false,
-            });
+        let stop_asked = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        let halt = opts.halt_after_epoch == Some(epoch + 1) || stop_asked;
+        if halt && epoch + 1 < t.epochs {
+            return Ok(halted(&bar, &net, metrics));
         }
     }
     bar.finish_and_clear();
@@ -223,6 +232,29 @@ pub fn train(
         network: final_net,
         completed: true,
     })
+}
+
+/// One line per epoch, above the progress bar (or on stderr without one).
+fn print_epoch(bar: &ProgressBar, row: &EpochMetrics) {
+    let line = format!(
+        "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
+        row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
+    );
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// The outcome of a run stopped before its last epoch (its checkpoint is written).
+fn halted(bar: &ProgressBar, net: &Network, metrics: Vec<EpochMetrics>) -> TrainOutcome {
+    bar.abandon();
+    TrainOutcome {
+        metrics,
+        network: net.valid(),
+        completed: false,
+    }
 }
 
 /// The network and optimizer state of a checkpoint directory.
@@ -240,29 +272,33 @@ fn load_checkpoint(
     Ok((net, optim))
 }
 
-/// One epoch of optimizer steps over the training set in the epoch's seeded order;
-/// returns the network and the last learning rate. A non-finite loss stops training with
-/// the epoch and step, keeping the last good checkpoint.
+/// One epoch of optimizer steps over the training set in the epoch's seeded order,
+/// from step `at.step` (of epoch `at.epochs`); returns the network, the last learning
+/// rate, and the number of steps done if `stop` was set before the epoch's last step.
+/// A non-finite loss stops training with the epoch and step, keeping the last good
+/// checkpoint.
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     config: &RunConfig,
     data: &RunData,
-    epoch: usize,
+    at: Position,
     (mut net, device): (Network, &Device),
     optim: &mut ModuleOptimizer,
     bar: &ProgressBar,
     done: &[EpochMetrics],
     snapshots: &Snapshots,
-) -> Result<(Network, f64)> {
+    stop: Option<&AtomicBool>,
+) -> Result<(Network, f64, Option<usize>)> {
     let t = &config.training;
+    let epoch = at.epochs;
     let n = data.train.len();
     let steps_per_epoch = n.div_ceil(t.batch_size);
     let seed = epoch_seed(t.seed, epoch);
-    device.seed(seed);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut lr = t.lr;
-    for (step, idx) in order.chunks(t.batch_size).enumerate() {
+    for (step, idx) in order.chunks(t.batch_size).enumerate().skip(at.step) {
+        device.seed(step_seed(seed, step));
         lr = learning_rate(config, epoch, step, steps_per_epoch);
         let (x, labels) = data.train.batch(idx, device);
         let loss = cross_entropy(net.forward(x), label_tensor(&labels, device)).mean();
@@ -286,8 +322,11 @@ fn train_epoch(
             snapshots.keep(epoch * steps_per_epoch + step + 1, &net)?;
         }
         bar.inc(1);
+        if step + 1 < steps_per_epoch && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok((net, lr, Some(step + 1)));
+        }
     }
-    Ok((net, lr))
+    Ok((net, lr, None))
 }
 
 /// Refuses to commit an epoch whose losses or weights are not finite (a blow-up on an

@@ -47,6 +47,7 @@ fn opts() -> TrainOptions {
         resume: false,
         progress: false,
         halt_after_epoch: None,
+        stop: None,
     }
 }
 

@@ -4,6 +4,8 @@ use insilico_data::Locator;
 use insilico_engine::train::{train, TrainOptions};
 use insilico_engine::{Compute, RunConfig, RunData, RunDir, TrainedRun};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 const TINY: &str = r#"
 [model]
@@ -50,6 +52,7 @@ fn opts(halt: Option<usize>, resume: bool) -> TrainOptions {
         resume,
         progress: false,
         halt_after_epoch: halt,
+        stop: None,
     }
 }
 
@@ -93,6 +96,45 @@ fn resume_matches(overrides: &[&str]) {
     assert_eq!(rest.metrics.len(), 3);
     assert_eq!(weights(&whole.root), weights(&split.root));
     // The epochs' accuracies agree too (timings differ).
+    for (a, b) in full.metrics.iter().zip(&rest.metrics) {
+        assert_eq!((a.train_acc, a.test_acc), (b.train_acc, b.test_acc));
+    }
+}
+
+/// A preemption signal sets the stop flag: training checkpoints at the next step, in the
+/// middle of an epoch, and the resumed run (skipping the epoch's first batches, drawing
+/// the same dropout masks) ends exactly where an uninterrupted run ends.
+#[test]
+fn a_run_stopped_mid_epoch_resumes_to_the_same_weights() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    // TINY has dropout, so the resumed steps must also draw the same masks; a cosine
+    // schedule makes the learning rate depend on the step within the epoch.
+    let c = config(&["training.schedule=\"cosine\""]);
+    let d = data(&c);
+    let whole = RunDir::new(tmp.path().join("whole"));
+    let full = train(&c, &d, &whole, &opts(None, false)).unwrap();
+
+    let split = RunDir::new(tmp.path().join("split"));
+    let stopped = || TrainOptions {
+        stop: Some(Arc::new(AtomicBool::new(true))),
+        ..opts(None, true)
+    };
+    // Stopped after the first step of epoch 1, then of epoch 2 (after a resume that
+    // halts at the epoch's end and removes the mid-epoch checkpoint).
+    let a = train(&c, &d, &split, &stopped()).unwrap();
+    assert!(!a.completed && a.metrics.is_empty());
+    let at = split.latest_checkpoint().unwrap().unwrap();
+    assert!(at.ends_with("epoch-0000-step-000001"), "{}", at.display());
+    train(&c, &d, &split, &opts(Some(1), true)).unwrap();
+    assert!(!at.exists(), "the mid-epoch checkpoint is pruned");
+    let b = train(&c, &d, &split, &stopped()).unwrap();
+    assert!(!b.completed && b.metrics.len() == 1);
+    let at = split.latest_checkpoint().unwrap().unwrap();
+    assert!(at.ends_with("epoch-0001-step-000001"), "{}", at.display());
+    let rest = train(&c, &d, &split, &opts(None, true)).unwrap();
+    assert!(rest.completed && split.is_complete());
+    assert_eq!(weights(&whole.root), weights(&split.root));
     for (a, b) in full.metrics.iter().zip(&rest.metrics) {
         assert_eq!((a.train_acc, a.test_acc), (b.train_acc, b.test_acc));
     }

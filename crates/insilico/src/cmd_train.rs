@@ -104,6 +104,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             resume: args.resume,
             progress: args.env.progress(),
             halt_after_epoch: None,
+            stop: None,
         },
     )?;
     let last = outcome.metrics.last().expect("at least one epoch");

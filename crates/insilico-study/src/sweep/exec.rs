@@ -14,6 +14,8 @@ use insilico_engine::{Compute, RunData, RunDir, TrainedRun};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Written as `assays/<name>/done.json` once an assay's outputs are all in place.
@@ -51,7 +53,16 @@ fn clean_partials(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Trains one point (unless complete) and runs its assays (unless done).
+/// How a grid point's run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointRun {
+    Finished,
+    /// Told to stop (a signal): training checkpointed, finished assays kept.
+    Stopped,
+}
+
+/// Trains one point (unless complete) and runs its assays (unless done); once `stop` is
+/// set, training checkpoints at its next step and no further assay starts.
 pub fn run_point(
     out: &Path,
     point: &Point,
@@ -59,7 +70,9 @@ pub fn run_point(
     compute: &Compute,
     locator: &Locator,
     progress: bool,
-) -> Result<()> {
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<PointRun> {
+    let stopped = || stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
     let run = run_dir(out, point);
     clean_partials(&run.root)?;
     if !run.is_complete() {
@@ -70,7 +83,7 @@ pub fn run_point(
             point.id,
             if resume { " (resuming)" } else { "" }
         );
-        train(
+        let outcome = train(
             &point.config,
             &data,
             &run,
@@ -79,9 +92,13 @@ pub fn run_point(
                 resume,
                 progress,
                 halt_after_epoch: None,
+                stop: stop.clone(),
             },
         )
         .with_context(|| format!("training grid point {}", point.id))?;
+        if !outcome.completed {
+            return Ok(PointRun::Stopped);
+        }
     }
     let pending: Vec<AssayKind> = assays
         .kinds()
@@ -89,11 +106,14 @@ pub fn run_point(
         .filter(|k| !k.done(&run))
         .collect();
     if pending.is_empty() {
-        return Ok(());
+        return Ok(PointRun::Finished);
     }
     let trained = TrainedRun::open(&run.root, compute.clone(), locator)?;
     let study = Study::new(trained, &assays.study)?;
     for kind in pending {
+        if stopped() {
+            return Ok(PointRun::Stopped);
+        }
         eprintln!("[{}] {kind}", point.id);
         let started = Instant::now();
         kind.run(&study, &assays.assays[&kind])
@@ -107,7 +127,7 @@ pub fn run_point(
             serde_json::to_string_pretty(&done)?.as_bytes(),
         )?;
     }
-    Ok(())
+    Ok(PointRun::Finished)
 }
 
 /// Whether a point needs no more work.

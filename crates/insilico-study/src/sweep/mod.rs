@@ -4,6 +4,7 @@
 
 pub mod exec;
 pub mod report;
+pub mod slurm;
 pub mod spec;
 pub mod summary;
 
@@ -13,6 +14,8 @@ use insilico_data::Locator;
 use insilico_engine::Compute;
 use spec::{Point, SweepFile};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// A loaded sweep: its file, the expanded grid and where it writes.
 pub struct Sweep {
@@ -73,25 +76,42 @@ impl Sweep {
         self.spec.validate(&self.points, locator)
     }
 
-    /// Trains one grid point (unless complete) and runs its assays (unless done).
+    /// Trains one grid point (unless complete) and runs its assays (unless done); stops
+    /// early, with a checkpoint, once `stop` is set.
     pub fn run_point(
         &self,
         id: &str,
         compute: &Compute,
         locator: &Locator,
-        progress: bool,
-    ) -> Result<()> {
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<exec::PointRun> {
         let Some(p) = self.points.iter().find(|p| p.id == id) else {
             bail!("no grid point `{id}` in {}", self.file.display());
         };
-        exec::run_point(&self.out, p, &self.spec.assays, compute, locator, progress)
+        exec::run_point(
+            &self.out,
+            p,
+            &self.spec.assays,
+            compute,
+            locator,
+            false,
+            stop,
+        )
     }
 
     /// Runs every unfinished point, one after another in this process.
     pub fn run_serial(&self, compute: &Compute, locator: &Locator, progress: bool) -> Result<()> {
         self.begin()?;
         for p in self.todo() {
-            exec::run_point(&self.out, p, &self.spec.assays, compute, locator, progress)?;
+            exec::run_point(
+                &self.out,
+                p,
+                &self.spec.assays,
+                compute,
+                locator,
+                progress,
+                None,
+            )?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! trained network, and named scales. Expanded into grid points and validated whole
 //! before anything runs.
 
+use super::slurm::SlurmOptions;
 use crate::options::Options;
 use crate::registry::AssayKind;
 use crate::study::StudyOptions;
@@ -35,6 +36,9 @@ pub struct SweepFile {
     /// Alternative scales (`--scale full`): tables merged over `base`, `grid` and `models`.
     #[serde(default)]
     pub scales: BTreeMap<String, Scale>,
+    /// How `--executor slurm` submits the grid (flags win over this table).
+    #[serde(default)]
+    pub slurm: SlurmOptions,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -197,6 +201,10 @@ impl SweepFile {
             .with_context(|| format!("cannot read sweep file {}", path.display()))?;
         let mut sweep: SweepFile =
             toml::from_str(&text).with_context(|| format!("in sweep file {}", path.display()))?;
+        sweep
+            .slurm
+            .validate()
+            .with_context(|| format!("in sweep file {}: [slurm]", path.display()))?;
         if let Some(name) = scale {
             let s = sweep.scales.get(name).cloned().with_context(|| {
                 format!(
