@@ -123,6 +123,12 @@ pub struct ReceptiveOptions {
     /// Adam learning rate.
     #[arg(long, default_value_t = ReceptiveOptions::default().lr)]
     pub lr: f32,
+    /// Random transforms (jitter, pad, scale, rotate) for vector sites and channel
+    /// objectives. Off by default: measured by the criterion (README), they lower the
+    /// untransformed objective without bringing the images closer to the units'
+    /// reverse-correlation maps.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = ReceptiveOptions::default().transforms)]
+    pub transforms: bool,
     /// Roll by up to this many pixels each step.
     #[arg(long, default_value_t = ReceptiveOptions::default().jitter)]
     pub jitter: usize,
@@ -144,9 +150,8 @@ pub struct ReceptiveOptions {
     /// Weight of the pull towards the blurred image.
     #[arg(long, default_value_t = ReceptiveOptions::default().blur)]
     pub blur: f32,
-    /// Parameterization for neuron objectives on feature maps. A neuron's receptive field
-    /// is small and fixed in place (5x5 pixels at conv1): the Fourier basis spreads energy
-    /// over pixels it never sees, so pixels are the default there.
+    /// Parameterization for neuron objectives on feature maps (pixel or fourier; fourier
+    /// by the criterion measured in the README, by a small margin over pixels).
     #[arg(long, default_value_t = ReceptiveOptions::default().neuron_param)]
     pub neuron_param: Param,
     /// Random transforms for neuron objectives on feature maps (off by default: a shift
@@ -179,7 +184,8 @@ pub struct ReceptiveOptions {
     /// times the ascent; the scores go to criterion.csv.
     #[arg(long, action = clap::ArgAction::Set, default_value_t = ReceptiveOptions::default().select)]
     pub select: bool,
-    /// Units per site in the overview figure (the first ones mapped).
+    /// Units per site in the overview figure (those whose best dataset patch drives them
+    /// hardest).
     #[arg(long, default_value_t = ReceptiveOptions::default().overview_units)]
     pub overview_units: usize,
 }
@@ -193,6 +199,7 @@ impl Default for ReceptiveOptions {
             objective: UnitObjective::Neuron,
             steps: s.steps,
             param: s.param,
+            transforms: false,
             lr: s.lr,
             jitter: s.transforms.jitter,
             pad: s.transforms.pad,
@@ -201,7 +208,7 @@ impl Default for ReceptiveOptions {
             l2: s.l2,
             tv: s.tv,
             blur: s.blur,
-            neuron_param: Param::Pixel,
+            neuron_param: Param::Fourier,
             neuron_transforms: false,
             decorrelate: s.decorrelate,
             init_std: s.init_std,
@@ -261,7 +268,7 @@ impl ReceptiveOptions {
         match neuron_on_map {
             false => Candidate {
                 param: self.param,
-                transforms: true,
+                transforms: self.transforms,
             },
             true => Candidate {
                 param: self.neuron_param,
@@ -427,9 +434,15 @@ impl Assay for ReceptiveFields {
         its top-k dataset exemplars by the same objective (by default the centre neuron of a \
         channel; --objective channel for its spatial mean), and its reverse-correlation map \
         (spike-triggered average of white noise, for the centre neuron of a channel). All units \
-        of a site are optimized in one batch. Writes RUN/assays/receptive_fields/: <site>.png \
-        (montage), <site>/unit_NNN.png, <site>_exemplars.png, <site>_revcorr.png, <site>.npy \
-        (images) and summary.json.";
+        of a site are optimized in one batch; with --select true every parameterization \
+        (pixel, fourier) with and without transforms is tried and the best kept by the \
+        criterion (units whose synthesized image beats their best dataset image, then the \
+        correlation with the reverse-correlation map inside the receptive field). Every tile is \
+        cropped to the unit's theoretical receptive field (from the plan) with a margin. \
+        Writes RUN/assays/receptive_fields/: overview.png (one row per layer: synthesized \
+        image, top dataset patch, reverse correlation), <site>.png (montage), \
+        <site>/unit_NNN.png, <site>_exemplars.png (synthesized image and top patches), \
+        <site>_revcorr.png, <site>.npy (whole images), criterion.csv and summary.json.";
     const EXAMPLES: &'static str = "Example:\n  insilico receptive-fields --run runs/demo --sites conv1,conv2,logits --param fourier";
     const RESULT_FILE: &'static str = "summary.json";
     type Options = ReceptiveOptions;
@@ -914,17 +927,28 @@ fn draw_site(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> Result<()>
     Ok(())
 }
 
-/// A site's row of the overview: its first few units, three ways.
+/// The `k` units the dataset drives hardest (by their best patch; ties: lower index),
+/// in unit order: a unit no image excites shows nothing worth a row.
+fn strongest_units(patches: &[Vec<Patch>], k: usize) -> Vec<usize> {
+    let best = |i: usize| patches[i].first().map_or(f32::NEG_INFINITY, |p| p.value);
+    let mut order: Vec<usize> = (0..patches.len()).collect();
+    order.sort_by(|&a, &b| best(b).total_cmp(&best(a)).then(a.cmp(&b)));
+    order.truncate(k);
+    order.sort_unstable();
+    order
+}
+
+/// A site's row of the overview: its strongest few units, three ways.
 fn overview_row(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> OverviewRow {
     let tiles = site_tiles(study, opts, m);
-    let k = opts.overview_units.min(m.units.len());
-    let top: Vec<Tile> = tiles
-        .patches
+    let chosen = strongest_units(&m.patches, opts.overview_units);
+    let pick =
+        |v: &[Tile]| -> Vec<Tile> { chosen.iter().filter_map(|&i| v.get(i).cloned()).collect() };
+    let top: Vec<Tile> = chosen
         .iter()
-        .take(k)
-        .filter_map(|p| p.first().cloned())
+        .filter_map(|&i| tiles.patches[i].first().cloned())
         .collect();
-    let mut revcorr: Vec<Tile> = tiles.revcorr.into_iter().take(k).collect();
+    let mut revcorr = pick(&tiles.revcorr);
     for t in &mut revcorr {
         t.label.clear();
     }
@@ -934,11 +958,7 @@ fn overview_row(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> Overvie
             m.site,
             field_label(Some(m.field), m.clipped)
         ),
-        blocks: vec![
-            tiles.synthesized.into_iter().take(k).collect(),
-            top,
-            revcorr,
-        ],
+        blocks: vec![pick(&tiles.synthesized), top, revcorr],
     }
 }
 
@@ -1228,6 +1248,24 @@ mod tests {
             width: 4,
         };
         assert!(window_correlations(&a, &b, [1, 4, 4], all)[0] < 0.0);
+    }
+
+    #[test]
+    fn the_overview_shows_the_units_the_dataset_drives_hardest() {
+        let p = |v: f32| Patch {
+            example: 0,
+            position: (0, 0),
+            value: v,
+        };
+        let patches = vec![
+            vec![p(0.5)],
+            vec![p(3.0)],
+            vec![],
+            vec![p(2.0)],
+            vec![p(3.0)],
+        ];
+        assert_eq!(strongest_units(&patches, 3), vec![1, 3, 4]);
+        assert_eq!(strongest_units(&patches, 9), vec![0, 1, 2, 3, 4]);
     }
 
     #[test]
