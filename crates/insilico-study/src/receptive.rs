@@ -870,7 +870,7 @@ fn draw_site(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> Result<()>
     let cols = ((m.units.len() as f64).sqrt().ceil() as usize).max(4);
     let field = field_label(Some(m.field), m.clipped);
     let title = format!(
-        "{} {site}: activation maximization ({}, {}, {} steps); receptive field {field}",
+        "{} {site}: activation maximization, {}, {}, {} steps; field {field}",
         study.run.config.model.name,
         if m.neuron_on_map {
             "centre neuron"
@@ -907,7 +907,7 @@ fn draw_site(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> Result<()>
     )?;
     if let Some(sta) = &m.sta {
         let title = format!(
-            "{site}: reverse correlation ({} noise images); receptive field {field}",
+            "{site}: reverse correlation, {} noise images; field {field}",
             sta.samples
         );
         let png = montage(
