@@ -3,8 +3,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use insilico_assays::receptive::{
-    correlation, exemplars, objective_values, spike_triggered_average, synthesize, ImageSpace,
-    Objective, Param, Range, Settings, Transforms,
+    correlation, exemplars, objective_values, spike_triggered_average, synthesize, top_patches,
+    ImageSpace, Objective, Param, Range, Settings, Transforms,
 };
 use insilico_engine::eval::to_vec;
 use insilico_engine::network::Layer;
@@ -287,5 +287,77 @@ fn objectives_combine_linearly() {
             "{} vs {expected}",
             whole[i]
         );
+    }
+}
+
+/// Activation maximization sees the network in eval mode even when it is handed one in
+/// training mode (a fresh cnn-bn: batch norm and dropout flags on). With a step too small
+/// to move the image, the objective traced during the (autodiff) step must equal the
+/// objective of the final image evaluated without autodiff, and two runs must agree:
+/// training-mode batch norm would normalize by the batch's own statistics and dropout
+/// would zero random units of fc1.
+#[test]
+fn activation_maximization_runs_the_network_in_eval_mode() {
+    let cfg = load_config("cnn-bn", &[]).unwrap();
+    device().seed(3);
+    let net = Network::new(&cfg.model, [1, 28, 28], &device()).unwrap();
+    let space = ImageSpace::standard([1, 28, 28]);
+    let objectives: Vec<Objective> = (0..10).map(|u| Objective::channel("logits", u)).collect();
+    let settings = Settings {
+        steps: 1,
+        lr: 1e-9,
+        init_std: 0.5,
+        transforms: Transforms::none(),
+        ..Settings::default()
+    };
+    let run = || synthesize(&net, &space, &objectives, None, &settings, 7, &device()).unwrap();
+    let (a, b) = (run(), run());
+    assert_eq!(a.trace, b.trace, "two runs differ: dropout is active");
+    let mean = a.objective.iter().sum::<f32>() / a.objective.len() as f32;
+    let scale = a.objective.iter().map(|v| v.abs()).fold(1e-3f32, f32::max);
+    assert!(
+        (a.trace[0] - mean).abs() <= 1e-4 * scale,
+        "objective during ascent {} vs in eval mode {mean}",
+        a.trace[0]
+    );
+}
+
+/// Each top patch's value is the unit's activation at that example and position, read
+/// back through a separate path (a neuron objective on that one image), and no example
+/// drives the channel harder at any position than the best patch.
+#[test]
+fn top_patches_are_the_strongest_positions_of_each_channel() {
+    let net = cnn_small(5);
+    let (examples, _) = shapes_examples(40);
+    let units = [0, 3, 7];
+    let patches = top_patches(&net, &examples, "conv2", &units, 4, &device()).unwrap();
+    let all: Vec<Objective> = (0..14 * 14)
+        .flat_map(|p| {
+            units
+                .iter()
+                .map(move |&u| Objective::neuron_at("conv2", u, p / 14, p % 14))
+        })
+        .collect();
+    let values = objective_values(&net, &all, examples.range(0, 40, &device()), &device()).unwrap();
+    for (i, &u) in units.iter().enumerate() {
+        let p = &patches[i];
+        assert_eq!(p.len(), 4);
+        let mut examples_seen: Vec<usize> = p.iter().map(|q| q.example).collect();
+        examples_seen.dedup();
+        assert_eq!(examples_seen.len(), 4, "unit {u}: one patch per example");
+        for q in p {
+            let (y, x) = q.position;
+            let at = values[q.example * all.len() + (y * 14 + x) * units.len() + i];
+            assert!(
+                (at - q.value).abs() <= 1e-4 * at.abs().max(1.0),
+                "unit {u}: {at} vs {}",
+                q.value
+            );
+        }
+        let strongest = (0..40 * 14 * 14)
+            .map(|j| values[(j / 196) * all.len() + (j % 196) * units.len() + i])
+            .fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(strongest, p[0].value, "unit {u}");
+        assert!(p.windows(2).all(|w| w[0].value >= w[1].value));
     }
 }

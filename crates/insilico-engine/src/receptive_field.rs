@@ -19,10 +19,10 @@
 use crate::config::LayerSpec;
 use crate::plan::{Plan, Shape};
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The theoretical receptive field of the units at one site.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReceptiveField {
     /// Position `(y, x)` of a feature map sees the `size` x `size` input pixels whose top
@@ -38,7 +38,7 @@ pub enum ReceptiveField {
 }
 
 /// A rectangle of input pixels: rows `y0..y0 + height`, columns `x0..x0 + width`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub y0: usize,
     pub x0: usize,

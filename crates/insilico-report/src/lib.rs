@@ -23,8 +23,8 @@ pub use color::{categorical, palette, sequential, PALETTE_LEN};
 pub use html::HtmlReport;
 pub use io::{write_csv, write_json, write_npy};
 pub use montage::{
-    montage, save_png, side_by_side, tile_to_image, Scaling, Tile, LABEL_HEIGHT, MONTAGE_GAP,
-    TITLE_HEIGHT,
+    montage, overview, save_png, side_by_side, tile_to_image, Block, OverviewRow, Scaling, Tile,
+    LABEL_HEIGHT, MONTAGE_GAP, TITLE_HEIGHT,
 };
 pub use plot::{Heatmap, Histogram, LinePlot, Scatter, Series, FIGURE_HEIGHT, FIGURE_WIDTH};
 /// Re-exported so callers can name the colour type returned by [`palette`].

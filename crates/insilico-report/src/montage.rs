@@ -48,6 +48,25 @@ impl Tile {
             label: label.into(),
         }
     }
+
+    /// The rectangle of rows `y0..y0 + height` and columns `x0..x0 + width` of every
+    /// channel, clipped to the tile (a window reaching past the edge keeps what lies
+    /// inside).
+    pub fn crop(&self, y0: usize, x0: usize, height: usize, width: usize) -> Tile {
+        let (y1, x1) = ((y0 + height).min(self.height), (x0 + width).min(self.width));
+        let (y0, x0) = (y0.min(y1), x0.min(x1));
+        let plane = self.height * self.width;
+        let mut pixels = Vec::with_capacity(self.channels * (y1 - y0) * (x1 - x0));
+        for c in 0..self.channels {
+            for y in y0..y1 {
+                let row = c * plane + y * self.width;
+                pixels.extend(
+                    (x0..x1).map(|x| self.pixels.get(row + x).copied().unwrap_or(f32::NAN)),
+                );
+            }
+        }
+        Tile::new(pixels, self.channels, y1 - y0, x1 - x0, self.label.clone())
+    }
 }
 
 /// How tile values map to 0..=255.
@@ -132,8 +151,6 @@ fn cell_size(tiles: &[&Tile], scale: u32) -> (u32, u32) {
     (w, h)
 }
 
-/// Paste a tile centred in the cell whose top-left is (x, y), then its label
-/// centred in the strip below the cell.
 /// Shared geometry of the cells of one montage.
 struct Cells {
     scaling: Scaling,
@@ -143,6 +160,8 @@ struct Cells {
     label_h: u32,
 }
 
+/// Paste a tile centred in the cell whose top-left is (x, y), then its label
+/// centred in the strip below the cell.
 fn paste_cell(canvas: &mut RgbImage, tile: &Tile, cells: &Cells, x: u32, y: u32) {
     let Cells {
         scaling,
@@ -267,6 +286,146 @@ pub fn side_by_side(rows: &[(String, Vec<Tile>)], scaling: Scaling, scale: u32) 
     canvas
 }
 
+/// A block of columns of an [`overview`]: its heading and how its tiles map to grey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub heading: String,
+    pub scaling: Scaling,
+}
+
+/// One row of an [`overview`]: a label (lines separated by `\n`) and, per block, its
+/// tiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverviewRow {
+    pub label: String,
+    pub blocks: Vec<Vec<Tile>>,
+}
+
+/// Extra space between two blocks of an overview, so that they read as separate panels.
+const BLOCK_GAP: u32 = 4 * MONTAGE_GAP;
+/// Grey of the one-pixel frame around each overview tile (a white image on the white
+/// page still shows its extent).
+const FRAME: Rgb<u8> = Rgb([150, 150, 150]);
+
+/// The upscaled width of the widest tile of each block, and its most tiles in a row.
+fn block_slots(blocks: usize, rows: &[OverviewRow], s: u32) -> Vec<(u32, usize)> {
+    (0..blocks)
+        .map(|b| {
+            let tiles = rows.iter().filter_map(|r| r.blocks.get(b));
+            tiles.fold((0, 0), |(w, n), t| {
+                let tw = t.iter().map(|t| t.width as u32 * s).max().unwrap_or(0);
+                (w.max(tw), n.max(t.len()))
+            })
+        })
+        .collect()
+}
+
+fn draw_frame(canvas: &mut RgbImage, x: u32, y: u32, w: u32, h: u32) {
+    let (x0, y0) = (x.saturating_sub(1), y.saturating_sub(1));
+    for xx in x0..=(x + w).min(canvas.width() - 1) {
+        canvas.put_pixel(xx, y0, FRAME);
+        canvas.put_pixel(xx, (y + h).min(canvas.height() - 1), FRAME);
+    }
+    for yy in y0..=(y + h).min(canvas.height() - 1) {
+        canvas.put_pixel(x0, yy, FRAME);
+        canvas.put_pixel((x + w).min(canvas.width() - 1), yy, FRAME);
+    }
+}
+
+/// One figure of several rows (e.g. one per layer) and blocks of columns (e.g. synthesized
+/// images, dataset exemplars, reverse correlation), every tile at the same `scale`, so
+/// that tiles of different sizes keep their relative size (a receptive field growing
+/// with depth shows as growing tiles). Each block has a heading on top; each row its
+/// label at the left; each tile its label underneath and a thin grey frame.
+pub fn overview(title: &str, blocks: &[Block], rows: &[OverviewRow], scale: u32) -> RgbImage {
+    let s = scale.max(1);
+    let g = MONTAGE_GAP;
+    let slots = block_slots(blocks.len(), rows, s);
+    let label_lines = |l: &str| l.lines().map(str::to_string).collect::<Vec<_>>();
+    let label_w = rows
+        .iter()
+        .flat_map(|r| label_lines(&r.label))
+        .map(|l| text_width(&l, ROW_LABEL_PX).ceil() as u32)
+        .max()
+        .unwrap_or(0);
+    let label_col = label_w + 2 * g;
+    let block_w: Vec<u32> = slots.iter().map(|&(w, n)| n as u32 * (w + g)).collect();
+    let width = label_col + block_w.iter().sum::<u32>() + blocks.len() as u32 * BLOCK_GAP;
+    let heading_h = LABEL_HEIGHT + g;
+    let row_h: Vec<u32> = rows
+        .iter()
+        .map(|r| {
+            let tiles = r.blocks.iter().flatten();
+            tiles.map(|t| t.height as u32 * s).max().unwrap_or(0) + LABEL_HEIGHT + 2 * g
+        })
+        .collect();
+    let height = TITLE_HEIGHT + heading_h + row_h.iter().sum::<u32>() + g;
+    let mut canvas = RgbImage::from_pixel(width.max(1), height.max(1), BACKGROUND);
+    draw_title(&mut canvas, title);
+    let mut x = label_col;
+    let mut block_x = Vec::with_capacity(blocks.len());
+    for (b, block) in blocks.iter().enumerate() {
+        let px = fit_px(&block.heading, ROW_LABEL_PX, 8.0, block_w[b] as f32);
+        let tx = x as f32 + (block_w[b] as f32 - text_width(&block.heading, px)) / 2.0;
+        draw_text(
+            &mut canvas,
+            &block.heading,
+            tx,
+            TITLE_HEIGHT as f32,
+            px,
+            TEXT,
+        );
+        block_x.push(x);
+        x += block_w[b] + BLOCK_GAP;
+    }
+    let mut y = TITLE_HEIGHT + heading_h;
+    for (r, row) in rows.iter().enumerate() {
+        draw_row_label(
+            &mut canvas,
+            &label_lines(&row.label),
+            g,
+            y,
+            row_h[r] - LABEL_HEIGHT,
+        );
+        for (b, tiles) in row.blocks.iter().enumerate().take(blocks.len()) {
+            let cells = Cells {
+                scaling: blocks[b].scaling,
+                scale: s,
+                cell: (slots[b].0, row_h[r] - LABEL_HEIGHT - 2 * g),
+                label_h: LABEL_HEIGHT,
+            };
+            for (i, tile) in tiles.iter().enumerate() {
+                let cx = block_x[b] + i as u32 * (slots[b].0 + g);
+                paste_cell(&mut canvas, tile, &cells, cx, y + g);
+                let (tw, th) = (tile.width as u32 * s, tile.height as u32 * s);
+                let (ox, oy) = (
+                    cx + (cells.cell.0 - tw) / 2,
+                    y + g + (cells.cell.1 - th) / 2,
+                );
+                draw_frame(&mut canvas, ox, oy, tw, th);
+            }
+        }
+        y += row_h[r];
+    }
+    canvas
+}
+
+/// A row label of several lines, centred vertically in a band `height` high at `y`.
+fn draw_row_label(canvas: &mut RgbImage, lines: &[String], x: u32, y: u32, height: u32) {
+    let lh = line_height(ROW_LABEL_PX);
+    let top = y as f32 + (height as f32 - lh * lines.len() as f32) / 2.0;
+    for (k, line) in lines.iter().enumerate() {
+        draw_text(
+            canvas,
+            line,
+            x as f32,
+            top + lh * k as f32,
+            ROW_LABEL_PX,
+            TEXT,
+        );
+    }
+}
+
 /// Encode `img` as PNG and write it atomically.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
     crate::write_atomic(path, &encode_png(img)?)
@@ -383,6 +542,72 @@ mod tests {
         assert_eq!(img.height(), 2 * (30 + LABEL_HEIGHT + g) + g);
         let label_w = text_width("unit 12", ROW_LABEL_PX).ceil() as u32;
         assert_eq!(img.width(), label_w + 2 * g + 4 * (30 + g) + g);
+    }
+
+    #[test]
+    fn crop_takes_the_window_of_every_channel_and_clips_at_the_edge() {
+        // 2 channels of 3x4, value = 100 c + 10 y + x.
+        let px: Vec<f32> = (0..2)
+            .flat_map(|c| {
+                (0..3).flat_map(move |y| (0..4).map(move |x| (100 * c + 10 * y + x) as f32))
+            })
+            .collect();
+        let t = tile(px, 2, 3, 4, "u");
+        let c = t.crop(1, 2, 2, 2);
+        assert_eq!((c.channels, c.height, c.width), (2, 2, 2));
+        assert_eq!(
+            c.pixels,
+            vec![12.0, 13.0, 22.0, 23.0, 112.0, 113.0, 122.0, 123.0]
+        );
+        // rows 2..6 and columns 3..8 clip to row 2 and column 3
+        let c = t.crop(2, 3, 4, 5);
+        assert_eq!(
+            (c.height, c.width, c.pixels.clone()),
+            (1, 1, vec![23.0, 123.0])
+        );
+        assert_eq!(c.label, "u");
+    }
+
+    #[test]
+    fn overview_keeps_tiles_at_one_scale() {
+        let g = MONTAGE_GAP;
+        let small = tile(vec![0.0; 9], 1, 3, 3, "a");
+        let large = tile(vec![1.0; 36], 1, 6, 6, "b");
+        let blocks = vec![
+            Block {
+                heading: "synthesized".into(),
+                scaling: Scaling::Fixed(0.0, 1.0),
+            },
+            Block {
+                heading: "noise".into(),
+                scaling: Scaling::Symmetric,
+            },
+        ];
+        let rows = vec![
+            OverviewRow {
+                label: "conv1\n3 px".into(),
+                blocks: vec![vec![small.clone(); 2], vec![small.clone()]],
+            },
+            OverviewRow {
+                label: "conv2\n6 px".into(),
+                blocks: vec![vec![large.clone(); 2], vec![large.clone()]],
+            },
+        ];
+        let img = overview("t", &blocks, &rows, 4);
+        // rows: each as high as its own largest tile, labels and gaps
+        let rows_h = (12 + LABEL_HEIGHT + 2 * g) + (24 + LABEL_HEIGHT + 2 * g);
+        assert_eq!(img.height(), TITLE_HEIGHT + LABEL_HEIGHT + g + rows_h + g);
+        // the small (black) tile of the first row is 12 px wide: count its black pixels
+        // on its middle line
+        let y = TITLE_HEIGHT + LABEL_HEIGHT + g + g + 6;
+        let black = (0..img.width())
+            .filter(|&x| img.get_pixel(x, y).0 == [0, 0, 0])
+            .count();
+        assert_eq!(
+            black,
+            2 * 12,
+            "two 3-pixel tiles at scale 4 in the first block"
+        );
     }
 
     #[test]

@@ -1486,31 +1486,28 @@ impl Scatter {
     }
 }
 
-/// A boxed note in the corner of the plot that covers the fewest points (not `taken`).
+/// Height of the strip under a figure that holds a note of `lines` lines.
+fn note_height(lines: usize, s: f64) -> i32 {
+    if lines == 0 {
+        0
+    } else {
+        px(s, LEGEND_SIZE * 1.4) * lines as i32 + px(s, 10.0)
+    }
+}
+
+/// A note in its own strip under the axes, aligned with the plot's left edge: outside
+/// the data whatever the data are (a corner box inside the axes covers points whenever
+/// every corner holds some).
 fn draw_note<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     note: &str,
-    plot: &(Range<i32>, Range<i32>),
-    pix: &[(i32, i32)],
+    left: i32,
     s: f64,
-    taken: Option<usize>,
 ) -> Result<()> {
     let f = font(LEGEND_SIZE, s).pos(Pos::new(HPos::Left, VPos::Top));
-    let lines: Vec<&str> = note.lines().collect();
     let line_h = px(s, LEGEND_SIZE * 1.4);
-    let mut tw = 0;
-    for l in &lines {
-        tw = tw.max(area.estimate_text_size(l, &f).plot()?.0 as i32);
-    }
-    let (bw, bh) = (tw + px(s, 20.0), line_h * lines.len() as i32 + px(s, 12.0));
-    let (_, (nx, ny)) = best_corner(plot, bw, bh, pix, s, taken);
-    area.draw(&Rectangle::new(
-        [(nx, ny), (nx + bw, ny + bh)],
-        WHITE.mix(0.92).filled(),
-    ))
-    .plot()?;
-    for (k, l) in lines.iter().enumerate() {
-        let pos = (nx + px(s, 10.0), ny + px(s, 8.0) + line_h * k as i32);
+    for (k, l) in note.lines().enumerate() {
+        let pos = (left, px(s, 2.0) + line_h * k as i32);
         area.draw(&Text::new(l.to_string(), pos, f.clone()))
             .plot()?;
     }
@@ -1558,8 +1555,11 @@ impl Figure for Scatter {
         } else {
             0
         };
-        let (w, _) = root.dim_in_pixel();
-        let (left, right) = root.split_horizontally(w as i32 - legend_w);
+        let note = self.note.as_deref().filter(|n| !n.is_empty());
+        let (w, h) = root.dim_in_pixel();
+        let note_h = note_height(note.map_or(0, |n| n.lines().count()), s);
+        let (upper, strip) = root.split_vertically(h as i32 - note_h);
+        let (left, right) = upper.split_horizontally(w as i32 - legend_w);
         let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
         let r = px(
             s,
@@ -1578,17 +1578,15 @@ impl Figure for Scatter {
         let occupied: Vec<(f64, f64)> = pts.iter().flatten().copied().collect();
         let plot = chart.plotting_area().get_pixel_range();
         let pix = to_pixels(&chart, &occupied);
-        let mut taken = None;
         if outside {
             draw_legend(&right, &entries, (px(s, 10.0), plot.1.start), s)?;
         } else if !entries.is_empty() {
             let (lw, lh) = legend_size(root, &entries, s)?;
-            let (corner, at) = best_corner(&plot, lw, lh, &pix, s, None);
+            let (_, at) = best_corner(&plot, lw, lh, &pix, s, None);
             draw_legend(&left, &entries, at, s)?;
-            taken = Some(corner);
         }
-        if let Some(note) = self.note.as_deref().filter(|n| !n.is_empty()) {
-            draw_note(&left, note, &plot, &pix, s, taken)?;
+        if let Some(note) = note {
+            draw_note(&strip, note, plot.0.start, s)?;
         }
         Ok(())
     }
@@ -1770,6 +1768,50 @@ mod tests {
                 "Spearman ρ = 0.12 (n=128)",
             ],
         );
+    }
+
+    /// Numbers of an SVG attribute `name="..."` in order of appearance.
+    fn svg_attr(svg: &str, element: &str, name: &str) -> Vec<f64> {
+        svg.split(&format!("<{element}"))
+            .skip(1)
+            .filter_map(|e| {
+                let rest = e.split(&format!(" {name}=\"")).nth(1)?;
+                rest.split('"').next()?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Points in every corner and along the top edge: a note inside the axes would cover
+    /// some. It must lie below every point (its own strip under the axes).
+    #[test]
+    fn a_scatter_note_stays_off_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let grid: Vec<(f64, f64)> = (0..21)
+            .flat_map(|i| (0..21).map(move |j| (i as f64, j as f64)))
+            .collect();
+        let paths = Scatter::new("full", "x", "y")
+            .group("grid", grid)
+            .note("NOTE line one\nNOTE line two")
+            .save(&dir.path().join("full"))
+            .unwrap();
+        let svg = std::fs::read_to_string(&paths[1]).unwrap();
+        let lowest_point = svg_attr(&svg, "circle", "cy")
+            .into_iter()
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(lowest_point.is_finite(), "no points drawn");
+        let note_tops: Vec<f64> = svg
+            .split("<text")
+            .skip(1)
+            .filter(|t| t.contains("NOTE line"))
+            .filter_map(|t| t.split(" y=\"").nth(1)?.split('"').next()?.parse().ok())
+            .collect();
+        assert_eq!(note_tops.len(), 2, "both note lines drawn");
+        for y in note_tops {
+            assert!(
+                y > lowest_point + 5.0,
+                "note at y {y}, a point at {lowest_point}"
+            );
+        }
     }
 
     #[test]

@@ -10,12 +10,15 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::{Tensor, TensorData};
 use clap::{Args, ValueEnum};
 use insilico_assays::receptive::{
-    default_sites, exemplars, objective_values, spike_triggered_average, synthesize,
-    unit_objectives, Exemplars, ImageSpace, Objective, Param, Range, Settings, Sta, Transforms,
+    correlation, default_sites, exemplars, objective_values, spike_triggered_average, synthesize,
+    top_patches, unit_objectives, Exemplars, ImageSpace, Objective, Param, Patch, Range, Settings,
+    Sta, Transforms,
 };
-use insilico_engine::{Plan, RunDir, Shape};
+use insilico_engine::receptive_field::centre_position;
+use insilico_engine::{receptive_field, Plan, ReceptiveField, RunDir, Shape, Window};
 use insilico_report::{
-    montage, save_png, side_by_side, tile_to_image, write_json, write_npy, Scaling, Tile,
+    montage, overview, save_png, side_by_side, tile_to_image, write_csv, write_json, write_npy,
+    Block, OverviewRow, Scaling, Tile,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -120,6 +123,12 @@ pub struct ReceptiveOptions {
     /// Adam learning rate.
     #[arg(long, default_value_t = ReceptiveOptions::default().lr)]
     pub lr: f32,
+    /// Random transforms (jitter, pad, scale, rotate) for vector sites and channel
+    /// objectives. Off by default: measured by the criterion (README), they lower the
+    /// untransformed objective without bringing the images closer to the units'
+    /// reverse-correlation maps.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = ReceptiveOptions::default().transforms)]
+    pub transforms: bool,
     /// Roll by up to this many pixels each step.
     #[arg(long, default_value_t = ReceptiveOptions::default().jitter)]
     pub jitter: usize,
@@ -141,9 +150,8 @@ pub struct ReceptiveOptions {
     /// Weight of the pull towards the blurred image.
     #[arg(long, default_value_t = ReceptiveOptions::default().blur)]
     pub blur: f32,
-    /// Parameterization for neuron objectives on feature maps. A neuron's receptive field
-    /// is small and fixed in place (5x5 pixels at conv1): the Fourier basis spreads energy
-    /// over pixels it never sees, so pixels are the default there.
+    /// Parameterization for neuron objectives on feature maps (pixel or fourier; fourier
+    /// by the criterion measured in the README, by a small margin over pixels).
     #[arg(long, default_value_t = ReceptiveOptions::default().neuron_param)]
     pub neuron_param: Param,
     /// Random transforms for neuron objectives on feature maps (off by default: a shift
@@ -165,6 +173,21 @@ pub struct ReceptiveOptions {
     /// White-noise images for reverse correlation (0 skips it).
     #[arg(long, default_value_t = ReceptiveOptions::default().revcorr_samples)]
     pub revcorr_samples: usize,
+    /// Pixels of context drawn around each unit's theoretical receptive field in the
+    /// cropped tiles.
+    #[arg(long, default_value_t = ReceptiveOptions::default().margin)]
+    pub margin: usize,
+    /// Try every parameterization (pixel, fourier) with and without the random
+    /// transforms at every site, score each by the criterion (the fraction of units whose
+    /// synthesized image beats their best dataset image, then the mean correlation with
+    /// the reverse-correlation map inside the receptive field) and keep the best. Four
+    /// times the ascent; the scores go to criterion.csv.
+    #[arg(long, action = clap::ArgAction::Set, default_value_t = ReceptiveOptions::default().select)]
+    pub select: bool,
+    /// Units per site in the overview figure (those whose best dataset patch drives them
+    /// hardest).
+    #[arg(long, default_value_t = ReceptiveOptions::default().overview_units)]
+    pub overview_units: usize,
 }
 
 impl Default for ReceptiveOptions {
@@ -176,6 +199,7 @@ impl Default for ReceptiveOptions {
             objective: UnitObjective::Neuron,
             steps: s.steps,
             param: s.param,
+            transforms: false,
             lr: s.lr,
             jitter: s.transforms.jitter,
             pad: s.transforms.pad,
@@ -184,13 +208,16 @@ impl Default for ReceptiveOptions {
             l2: s.l2,
             tv: s.tv,
             blur: s.blur,
-            neuron_param: Param::Pixel,
+            neuron_param: Param::Fourier,
             neuron_transforms: false,
             decorrelate: s.decorrelate,
             init_std: s.init_std,
             batch: 256,
             exemplars: 8,
             revcorr_samples: 20_000,
+            margin: 2,
+            select: false,
+            overview_units: 4,
         }
     }
 }
@@ -220,6 +247,7 @@ impl Options for ReceptiveOptions {
         }
         at_least(S, "batch", self.batch, 1)?;
         at_least(S, "exemplars", self.exemplars, 1)?;
+        at_least(S, "overview_units", self.overview_units, 1)?;
         if let Units::Named(n) = &self.units {
             if n != "all"
                 && n.strip_prefix("first:")
@@ -234,24 +262,47 @@ impl Options for ReceptiveOptions {
 }
 
 impl ReceptiveOptions {
-    /// The synthesis settings for a site: neuron objectives on feature maps take their
-    /// own parameterization and transforms.
-    pub fn settings(&self, neuron_on_map: bool) -> Settings {
-        let transforms = Transforms {
-            jitter: self.jitter,
-            pad: self.pad,
-            scale: self.scale,
-            rotate: self.rotate,
-        };
-        let (param, transforms) = match (neuron_on_map, self.neuron_transforms) {
-            (false, _) => (self.param, transforms),
-            (true, true) => (self.neuron_param, transforms),
-            (true, false) => (self.neuron_param, Transforms::none()),
+    /// The parameterization and transforms a site gets without `select`: neuron objectives
+    /// on feature maps take their own.
+    pub fn candidate(&self, neuron_on_map: bool) -> Candidate {
+        match neuron_on_map {
+            false => Candidate {
+                param: self.param,
+                transforms: self.transforms,
+            },
+            true => Candidate {
+                param: self.neuron_param,
+                transforms: self.neuron_transforms,
+            },
+        }
+    }
+
+    /// What a site's ascent tries: the default candidate, or with `select` all four.
+    pub fn candidates(&self, neuron_on_map: bool) -> Vec<Candidate> {
+        if !self.select {
+            return vec![self.candidate(neuron_on_map)];
+        }
+        [Param::Pixel, Param::Fourier]
+            .into_iter()
+            .flat_map(|param| [false, true].map(|transforms| Candidate { param, transforms }))
+            .collect()
+    }
+
+    /// The synthesis settings of one candidate.
+    pub fn settings(&self, candidate: Candidate) -> Settings {
+        let transforms = match candidate.transforms {
+            true => Transforms {
+                jitter: self.jitter,
+                pad: self.pad,
+                scale: self.scale,
+                rotate: self.rotate,
+            },
+            false => Transforms::none(),
         };
         Settings {
             steps: self.steps,
             lr: self.lr,
-            param,
+            param: candidate.param,
             range: Range::Sigmoid,
             decorrelate: self.decorrelate,
             init_std: self.init_std,
@@ -275,6 +326,39 @@ impl ReceptiveOptions {
     }
 }
 
+/// A parameterization and transform choice for the ascent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub param: Param,
+    /// The random jitter, pad, scale and rotation of the options, or none.
+    pub transforms: bool,
+}
+
+impl fmt::Display for Candidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = if self.transforms {
+            "transforms"
+        } else {
+            "no transforms"
+        };
+        write!(f, "{}, {t}", self.param)
+    }
+}
+
+/// How one candidate scored at a site (the criterion of `select`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CandidateScore {
+    pub candidate: Candidate,
+    /// Fraction of units whose synthesized image beats their best dataset image.
+    pub beats_fraction: f64,
+    /// Mean over units of the correlation between the synthesized image and the unit's
+    /// reverse-correlation map inside its theoretical receptive field (no margin);
+    /// `None` without reverse correlation.
+    pub mean_correlation: Option<f64>,
+    pub seconds: f64,
+    pub chosen: bool,
+}
+
 /// One unit's result.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UnitResult {
@@ -287,17 +371,42 @@ pub struct UnitResult {
     pub best_dataset_index: Option<usize>,
     /// Top-k dataset examples (indices into the study's examples), best first.
     pub exemplars: Vec<usize>,
+    /// Correlation of the synthesized image with the reverse-correlation map inside the
+    /// receptive field.
+    #[serde(default)]
+    pub revcorr_correlation: Option<f64>,
+    /// The top-k image patches of the unit's channel, at any position (feature maps).
+    #[serde(default)]
+    pub patches: Vec<Patch>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SiteResult {
     pub site: String,
     pub shape: String,
+    /// The site's theoretical receptive field, from the plan.
+    #[serde(default)]
+    pub receptive_field: Option<ReceptiveField>,
+    /// The pixels the tiles show: the mapped unit's field with the margin, clipped.
+    #[serde(default)]
+    pub window: Option<Window>,
+    /// The field reaches past the image, so the tiles show less than its full size.
+    #[serde(default)]
+    pub clipped: bool,
     pub units: Vec<UnitResult>,
     /// Units whose synthesized image beats their best dataset image.
     pub beats_dataset: usize,
+    /// The chosen candidate's scores, and every candidate tried (one without `select`).
+    #[serde(default)]
+    pub candidates: Vec<CandidateScore>,
     pub synthesis_seconds: f64,
     pub revcorr_seconds: f64,
+}
+
+impl SiteResult {
+    pub fn chosen(&self) -> Option<&CandidateScore> {
+        self.candidates.iter().find(|c| c.chosen)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -325,9 +434,15 @@ impl Assay for ReceptiveFields {
         its top-k dataset exemplars by the same objective (by default the centre neuron of a \
         channel; --objective channel for its spatial mean), and its reverse-correlation map \
         (spike-triggered average of white noise, for the centre neuron of a channel). All units \
-        of a site are optimized in one batch. Writes RUN/assays/receptive_fields/: <site>.png \
-        (montage), <site>/unit_NNN.png, <site>_exemplars.png, <site>_revcorr.png, <site>.npy \
-        (images) and summary.json.";
+        of a site are optimized in one batch; with --select true every parameterization \
+        (pixel, fourier) with and without transforms is tried and the best kept by the \
+        criterion (units whose synthesized image beats their best dataset image, then the \
+        correlation with the reverse-correlation map inside the receptive field). Every tile is \
+        cropped to the unit's theoretical receptive field (from the plan) with a margin. \
+        Writes RUN/assays/receptive_fields/: overview.png (one row per layer: synthesized \
+        image, top dataset patch, reverse correlation), <site>.png (montage), \
+        <site>/unit_NNN.png, <site>_exemplars.png (synthesized image and top patches), \
+        <site>_revcorr.png, <site>.npy (whole images), criterion.csv and summary.json.";
     const EXAMPLES: &'static str = "Example:\n  insilico receptive-fields --run runs/demo --sites conv1,conv2,logits --param fourier";
     const RESULT_FILE: &'static str = "summary.json";
     type Options = ReceptiveOptions;
@@ -338,21 +453,7 @@ impl Assay for ReceptiveFields {
     }
 
     fn describe(summary: &ReceptiveSummary) -> Vec<String> {
-        summary
-            .sites
-            .iter()
-            .map(|s| {
-                format!(
-                    "{:<10} {:>4} units  synthesized beats best dataset image for {}/{}  ({:.1} s ascent, {:.1} s reverse correlation)",
-                    s.site,
-                    s.units.len(),
-                    s.beats_dataset,
-                    s.units.len(),
-                    s.synthesis_seconds,
-                    s.revcorr_seconds
-                )
-            })
-            .collect()
+        summary.sites.iter().map(describe_site).collect()
     }
 
     fn check(options: &ReceptiveOptions, plan: &Plan, study: &StudyOptions) -> Result<()> {
@@ -371,15 +472,20 @@ impl Assay for ReceptiveFields {
             return Vec::new();
         };
         let dir = run.assay_dir(Self::KIND.name());
-        summary
-            .sites
-            .iter()
-            .map(|s| {
-                (
-                    dir.join(format!("{}.png", s.site)),
-                    format!("{}: receptive fields (activation maximization)", s.site),
-                )
-            })
+        let overview = (
+            dir.join("overview.png"),
+            "overview: synthesized images, top patches and reverse correlation per layer, \
+             cropped to the receptive field"
+                .to_string(),
+        );
+        let sites = summary.sites.iter().map(|s| {
+            (
+                dir.join(format!("{}.png", s.site)),
+                format!("{}: receptive fields (activation maximization)", s.site),
+            )
+        });
+        std::iter::once(overview)
+            .chain(sites)
             .filter(|(p, _)| p.exists())
             .collect()
     }
@@ -397,21 +503,102 @@ fn unit_label(site: &str, unit: usize, class_names: &[String]) -> String {
     format!("unit {unit}")
 }
 
-/// One site's three maps, before they are drawn.
+/// How a receptive field reads in a printout: its side in pixels, or the whole image.
+fn field_label(field: Option<ReceptiveField>, clipped: bool) -> String {
+    match field {
+        Some(ReceptiveField::Local { size, .. }) if clipped => format!("{size} px, clipped"),
+        Some(ReceptiveField::Local { size, .. }) => format!("{size} px"),
+        Some(ReceptiveField::Whole) => "whole image".into(),
+        None => "-".into(),
+    }
+}
+
+/// One printed line per site: field, criterion, timings.
+fn describe_site(s: &SiteResult) -> String {
+    let chosen = s.chosen();
+    let r = chosen
+        .and_then(|c| c.mean_correlation)
+        .map_or("-".to_string(), |r| format!("{r:.2}"));
+    let how = chosen.map_or("-".to_string(), |c| c.candidate.to_string());
+    format!(
+        "{:<10} {:>4} units  rf {:<15} synthesized beats best dataset image {}/{}  r(synthesized, revcorr) {r}  [{how}]  ({:.1} s ascent, {:.1} s reverse correlation)",
+        s.site,
+        s.units.len(),
+        field_label(s.receptive_field, s.clipped),
+        s.beats_dataset,
+        s.units.len(),
+        s.synthesis_seconds,
+        s.revcorr_seconds
+    )
+}
+
+/// The pixels a tile of a unit of a site shows: the field of the position its objective
+/// reads (the centre of the map for a neuron; everything for a channel mean or a vector
+/// unit), widened by `margin` and clipped to the `[h, w]` image; and whether the clipping
+/// cut into the field itself (not just its margin).
+pub fn unit_window(
+    field: ReceptiveField,
+    shape: Shape,
+    neuron: bool,
+    margin: usize,
+    image: [usize; 2],
+) -> (Window, bool) {
+    let field = match (shape, neuron) {
+        (Shape::Map { .. }, true) => field,
+        _ => ReceptiveField::Whole,
+    };
+    let position = centre_position(shape);
+    let bare = field.window(position, 0, image);
+    let size = field.size(image);
+    let clipped =
+        matches!(field, ReceptiveField::Local { .. }) && (bare.height < size || bare.width < size);
+    (field.window(position, margin, image), clipped)
+}
+
+/// The values of a `[c, h, w]` image inside a window, channel by channel.
+fn window_values(image: &[f32], shape: [usize; 3], win: Window) -> Vec<f32> {
+    let [c, h, w] = shape;
+    let tile = Tile::new(image.to_vec(), c, h, w, "");
+    tile.crop(win.y0, win.x0, win.height, win.width).pixels
+}
+
+/// Per row, the correlation of two stacks of `[c, h, w]` images inside a window.
+fn window_correlations(a: &[f32], b: &[f32], shape: [usize; 3], win: Window) -> Vec<f64> {
+    let n: usize = shape.iter().product();
+    a.chunks(n)
+        .zip(b.chunks(n))
+        .map(|(x, y)| correlation(&window_values(x, shape, win), &window_values(y, shape, win)))
+        .collect()
+}
+
+/// One site's maps, before they are drawn.
 struct SiteMaps {
     site: String,
     shape: Shape,
     units: Vec<usize>,
     labels: Vec<String>,
     neuron_on_map: bool,
-    settings: Settings,
-    /// Synthesized images `[units, c, h, w]` in [0, 1], and their objective values.
-    pixels: Vec<f32>,
-    synthesized: Vec<f32>,
+    field: ReceptiveField,
+    /// The tiles' window (the mapped unit's field and margin) and whether it is clipped.
+    window: Window,
+    clipped: bool,
+    ascent: Ascent,
+    scores: Vec<CandidateScore>,
+    correlations: Vec<Option<f64>>,
     exemplars: Exemplars,
+    patches: Vec<Vec<Patch>>,
     sta: Option<Sta>,
-    synthesis_seconds: f64,
     revcorr_seconds: f64,
+}
+
+/// The images of one candidate's ascent.
+struct Ascent {
+    candidate: Candidate,
+    /// Pixels `[units, c, h, w]` in [0, 1], the normalized inputs, and objective values.
+    pixels: Vec<f32>,
+    inputs: Vec<f32>,
+    synthesized: Vec<f32>,
+    seconds: f64,
 }
 
 /// Maps the receptive fields of the sites [`ReceptiveOptions::resolve_sites`] names and
@@ -420,11 +607,16 @@ pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions) -> Result<Recept
     opts.validate()?;
     let sites = opts.resolve_sites(study.run.network.plan(), &study.options);
     let mut results = Vec::new();
+    let mut rows = Vec::new();
     for site in &sites {
         let maps = map_site(study, opts, site)?;
         draw_site(study, opts, &maps)?;
+        rows.push(overview_row(study, opts, &maps));
         results.push(site_result(&maps));
     }
+    let dir = study.out_dir("receptive_fields");
+    draw_overview(study, &rows, &dir.join("overview.png"))?;
+    write_criterion(&results, &dir.join("criterion.csv"))?;
     let summary = ReceptiveSummary {
         options: ReceptiveOptions {
             sites: Some(sites),
@@ -435,56 +627,132 @@ pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions) -> Result<Recept
         examples: study.examples.len(),
         sites: results,
     };
-    write_json(
-        &study.out_dir("receptive_fields").join("summary.json"),
-        &summary,
-    )?;
+    write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
 }
 
-/// Activation maximization, `batch` units at a time; dataset exemplars by the same
-/// objective; reverse correlation of the centre neuron (the unit itself for a vector).
+/// Activation maximization of every objective with one candidate, `batch` at a time.
+fn ascend(
+    study: &Study,
+    opts: &ReceptiveOptions,
+    objectives: &[Objective],
+    candidate: Candidate,
+) -> Result<Ascent> {
+    let space = ImageSpace::of(&study.run.data.dataset);
+    let settings = opts.settings(candidate);
+    let t0 = Instant::now();
+    let (mut pixels, mut inputs, mut synthesized) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, chunk) in objectives.chunks(opts.batch).enumerate() {
+        let seed = study.seed().wrapping_add(i as u64);
+        let device = &study.run.compute.device;
+        let s = synthesize(
+            &study.run.network,
+            &space,
+            chunk,
+            None,
+            &settings,
+            seed,
+            device,
+        )?;
+        pixels.extend(s.pixels);
+        inputs.extend(s.inputs);
+        synthesized.extend(s.objective);
+    }
+    Ok(Ascent {
+        candidate,
+        pixels,
+        inputs,
+        synthesized,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Scores an ascent by the criterion; returns the score and each unit's correlation.
+fn score(
+    ascent: &Ascent,
+    best: &[f32],
+    sta: Option<&Sta>,
+    shape: [usize; 3],
+    inner: Window,
+) -> (CandidateScore, Vec<Option<f64>>) {
+    let units = best.len().max(1) as f64;
+    let beats = ascent
+        .synthesized
+        .iter()
+        .zip(best)
+        .filter(|(s, b)| s > b)
+        .count();
+    let correlations: Vec<Option<f64>> = match sta {
+        Some(sta) => window_correlations(&ascent.inputs, &sta.maps, shape, inner)
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None; best.len()],
+    };
+    let defined: Vec<f64> = correlations.iter().flatten().copied().collect();
+    let mean_correlation =
+        (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64);
+    let score = CandidateScore {
+        candidate: ascent.candidate,
+        beats_fraction: beats as f64 / units,
+        mean_correlation,
+        seconds: ascent.seconds,
+        chosen: false,
+    };
+    (score, correlations)
+}
+
+/// The criterion's order: more units beating the dataset first, then a higher mean
+/// correlation with the reverse-correlation map.
+fn better(a: &CandidateScore, b: &CandidateScore) -> bool {
+    let r = |c: &CandidateScore| c.mean_correlation.unwrap_or(f64::NEG_INFINITY);
+    (a.beats_fraction, r(a)) > (b.beats_fraction, r(b))
+}
+
+/// Dataset exemplars and top patches, reverse correlation, then the ascent of every
+/// candidate, keeping the best by the criterion.
 fn map_site(study: &Study, opts: &ReceptiveOptions, site: &str) -> Result<SiteMaps> {
     let net = &study.run.network;
     let device = &study.run.compute.device;
     let dataset = &study.run.data.dataset;
-    let space = ImageSpace::of(dataset);
-    let seed = study.seed();
     let shape = net.plan().shape_at(site)?;
     let units = opts.units.resolve(site, shape.units())?;
     let neuron = opts.objective == UnitObjective::Neuron;
     let objectives = unit_objectives(site, shape, &units, neuron);
     let neuron_on_map = neuron && matches!(shape, Shape::Map { .. });
-    let settings = opts.settings(neuron_on_map);
-    let t0 = Instant::now();
-    let (mut pixels, mut synthesized) = (Vec::new(), Vec::new());
-    for (i, chunk) in objectives.chunks(opts.batch).enumerate() {
-        let s = synthesize(
-            net,
-            &space,
-            chunk,
-            None,
-            &settings,
-            seed.wrapping_add(i as u64),
-            device,
-        )?;
-        pixels.extend(s.pixels);
-        synthesized.extend(s.objective);
-    }
-    let synthesis_seconds = t0.elapsed().as_secs_f64();
+    let field = receptive_field(net.plan(), site)?;
+    let image_shape = ImageSpace::of(dataset).shape;
+    let hw = [image_shape[1], image_shape[2]];
+    let (window, clipped) = unit_window(field, shape, neuron, opts.margin, hw);
+    let (inner, _) = unit_window(field, shape, neuron, 0, hw);
     let exemplars = exemplars(net, &study.examples, &objectives, opts.exemplars, device)?;
+    let patches = top_patches(net, &study.examples, site, &units, opts.exemplars, device)?;
     let t1 = Instant::now();
     let sta = if opts.revcorr_samples > 0 {
         let centre = unit_objectives(site, shape, &units, true);
         Some(reverse_correlation(
             study,
             &centre,
-            space.shape,
+            image_shape,
             opts.revcorr_samples,
         )?)
     } else {
         None
     };
+    let revcorr_seconds = t1.elapsed().as_secs_f64();
+    let best = exemplars.best();
+    let mut scores = Vec::new();
+    let mut kept: Option<(Ascent, Vec<Option<f64>>, usize)> = None;
+    for candidate in opts.candidates(neuron_on_map) {
+        let ascent = ascend(study, opts, &objectives, candidate)?;
+        let (sc, correlations) = score(&ascent, &best, sta.as_ref(), image_shape, inner);
+        if kept.as_ref().is_none_or(|k| better(&sc, &scores[k.2])) {
+            kept = Some((ascent, correlations, scores.len()));
+        }
+        scores.push(sc);
+    }
+    let (ascent, correlations, chosen) = kept.context("no candidate parameterization")?;
+    scores[chosen].chosen = true;
     Ok(SiteMaps {
         site: site.to_string(),
         shape,
@@ -494,13 +762,16 @@ fn map_site(study: &Study, opts: &ReceptiveOptions, site: &str) -> Result<SiteMa
             .collect(),
         units,
         neuron_on_map,
-        settings,
-        pixels,
-        synthesized,
+        field,
+        window,
+        clipped,
+        ascent,
+        scores,
+        correlations,
         exemplars,
+        patches,
         sta,
-        synthesis_seconds,
-        revcorr_seconds: t1.elapsed().as_secs_f64(),
+        revcorr_seconds,
     })
 }
 
@@ -531,79 +802,121 @@ fn reverse_correlation(
     }
 }
 
+/// The tiles of one site, cropped to the receptive fields: synthesized images, each
+/// unit's top patches (each at its own position's field) and reverse-correlation maps.
+struct SiteTiles {
+    synthesized: Vec<Tile>,
+    patches: Vec<Vec<Tile>>,
+    revcorr: Vec<Tile>,
+}
+
+fn site_tiles(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> SiteTiles {
+    let [c, h, w] = ImageSpace::of(&study.run.data.dataset).shape;
+    let n = c * h * w;
+    let win = m.window;
+    let crop = |t: Tile| t.crop(win.y0, win.x0, win.height, win.width);
+    let synthesized = (0..m.units.len())
+        .map(|i| {
+            let px = m.ascent.pixels[i * n..(i + 1) * n].to_vec();
+            crop(Tile::new(px, c, h, w, m.labels[i].clone()))
+        })
+        .collect();
+    let pixel_values = ImageSpace::of(&study.run.data.dataset).denormalize(&study.examples.images);
+    let patch_field = match m.shape {
+        Shape::Map { .. } => m.field,
+        Shape::Flat(_) => ReceptiveField::Whole,
+    };
+    let patches = m
+        .patches
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|p| {
+                    let e = p.example;
+                    let px = pixel_values[e * n..(e + 1) * n].to_vec();
+                    let pw = patch_field.window(p.position, opts.margin, [h, w]);
+                    let t = Tile::new(px, c, h, w, format!("{:.2}", p.value));
+                    t.crop(pw.y0, pw.x0, pw.height, pw.width)
+                })
+                .collect()
+        })
+        .collect();
+    let revcorr = match &m.sta {
+        Some(sta) => (0..m.units.len())
+            .map(|i| crop(Tile::new(sta.map(i).to_vec(), c, h, w, m.labels[i].clone())))
+            .collect(),
+        None => Vec::new(),
+    };
+    SiteTiles {
+        synthesized,
+        patches,
+        revcorr,
+    }
+}
+
+/// Nearest-neighbour scale that draws a `side`-pixel crop about 112 pixels wide.
+fn crop_scale(side: usize) -> u32 {
+    (112 / side.max(1)).clamp(2, 24) as u32
+}
+
 /// The montage, one PNG per unit, the exemplar rows, the reverse-correlation montage
-/// and the NPY arrays of one site.
+/// and the NPY arrays of one site, every tile cropped to the receptive field.
 fn draw_site(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> Result<()> {
     let dir = study.out_dir("receptive_fields");
     let site = &m.site;
     let [c, h, w] = ImageSpace::of(&study.run.data.dataset).shape;
-    let n = c * h * w;
-    let image = |i: usize| m.pixels[i * n..(i + 1) * n].to_vec();
-    let tiles: Vec<Tile> = (0..m.units.len())
-        .map(|i| Tile::new(image(i), c, h, w, m.labels[i].clone()))
-        .collect();
+    let tiles = site_tiles(study, opts, m);
+    let scale = crop_scale(m.window.height.max(m.window.width));
     let cols = ((m.units.len() as f64).sqrt().ceil() as usize).max(4);
+    let field = field_label(Some(m.field), m.clipped);
     let title = format!(
-        "{} {site}: activation maximization ({}, {:?}, {} steps)",
+        "{} {site}: activation maximization, {}, {}, {} steps; field {field}",
         study.run.config.model.name,
         if m.neuron_on_map {
             "centre neuron"
         } else {
             "unit"
         },
-        m.settings.param,
+        m.ascent.candidate,
         opts.steps
-    )
-    .to_lowercase();
+    );
     let fixed = Scaling::Fixed(0.0, 1.0);
-    save_png(
-        &montage(&tiles, cols, fixed, 4, Some(&title)),
-        &dir.join(format!("{site}.png")),
-    )?;
-    for (tile, &u) in tiles.iter().zip(&m.units) {
-        save_png(
-            &tile_to_image(tile, fixed, 8),
-            &dir.join(site).join(format!("unit_{u:03}.png")),
-        )?;
+    let png = montage(&tiles.synthesized, cols, fixed, scale, Some(&title));
+    save_png(&png, &dir.join(format!("{site}.png")))?;
+    for (tile, &u) in tiles.synthesized.iter().zip(&m.units) {
+        let path = dir.join(site).join(format!("unit_{u:03}.png"));
+        save_png(&tile_to_image(tile, fixed, scale.max(8)), &path)?;
     }
     write_npy(
         &dir.join(format!("{site}.npy")),
         &[m.units.len(), c, h, w],
-        &m.pixels,
+        &m.ascent.pixels,
     )?;
-    let pixel_values = ImageSpace::of(&study.run.data.dataset).denormalize(&study.examples.images);
     let rows: Vec<(String, Vec<Tile>)> = (0..m.units.len())
         .map(|i| {
-            let mut row = vec![Tile::new(
-                image(i),
-                c,
-                h,
-                w,
-                format!("{:.2}", m.synthesized[i]),
-            )];
-            for (k, &e) in m.exemplars.index[i].iter().enumerate() {
-                let px = pixel_values[e * n..(e + 1) * n].to_vec();
-                row.push(Tile::new(
-                    px,
-                    c,
-                    h,
-                    w,
-                    format!("{:.2}", m.exemplars.value[i][k]),
-                ));
-            }
+            let mut synth = tiles.synthesized[i].clone();
+            synth.label = format!("{:.2}", m.ascent.synthesized[i]);
+            let mut row = vec![synth];
+            row.extend(tiles.patches[i].iter().cloned());
             (m.labels[i].clone(), row)
         })
         .collect();
     save_png(
-        &side_by_side(&rows, fixed, 3),
+        &side_by_side(&rows, fixed, scale),
         &dir.join(format!("{site}_exemplars.png")),
     )?;
     if let Some(sta) = &m.sta {
-        let maps: Vec<Tile> = (0..m.units.len())
-            .map(|i| Tile::new(sta.map(i).to_vec(), c, h, w, m.labels[i].clone()))
-            .collect();
-        let title = format!("{site}: reverse correlation ({} noise images)", sta.samples);
-        let png = montage(&maps, cols, Scaling::Symmetric, 4, Some(&title));
+        let title = format!(
+            "{site}: reverse correlation, {} noise images; field {field}",
+            sta.samples
+        );
+        let png = montage(
+            &tiles.revcorr,
+            cols,
+            Scaling::Symmetric,
+            scale,
+            Some(&title),
+        );
         save_png(&png, &dir.join(format!("{site}_revcorr.png")))?;
         write_npy(
             &dir.join(format!("{site}_revcorr.npy")),
@@ -612,6 +925,93 @@ fn draw_site(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> Result<()>
         )?;
     }
     Ok(())
+}
+
+/// The `k` units the dataset drives hardest (by their best patch; ties: lower index),
+/// in unit order: a unit no image excites shows nothing worth a row.
+fn strongest_units(patches: &[Vec<Patch>], k: usize) -> Vec<usize> {
+    let best = |i: usize| patches[i].first().map_or(f32::NEG_INFINITY, |p| p.value);
+    let mut order: Vec<usize> = (0..patches.len()).collect();
+    order.sort_by(|&a, &b| best(b).total_cmp(&best(a)).then(a.cmp(&b)));
+    order.truncate(k);
+    order.sort_unstable();
+    order
+}
+
+/// A site's row of the overview: its strongest few units, three ways.
+fn overview_row(study: &Study, opts: &ReceptiveOptions, m: &SiteMaps) -> OverviewRow {
+    let tiles = site_tiles(study, opts, m);
+    let chosen = strongest_units(&m.patches, opts.overview_units);
+    let pick =
+        |v: &[Tile]| -> Vec<Tile> { chosen.iter().filter_map(|&i| v.get(i).cloned()).collect() };
+    let top: Vec<Tile> = chosen
+        .iter()
+        .filter_map(|&i| tiles.patches[i].first().cloned())
+        .collect();
+    let mut revcorr = pick(&tiles.revcorr);
+    for t in &mut revcorr {
+        t.label.clear();
+    }
+    OverviewRow {
+        label: format!(
+            "{}\nfield {}",
+            m.site,
+            field_label(Some(m.field), m.clipped)
+        ),
+        blocks: vec![pick(&tiles.synthesized), top, revcorr],
+    }
+}
+
+/// One figure per network: a row per site, one scale for every tile (a growing field
+/// shows as a growing tile).
+fn draw_overview(study: &Study, rows: &[OverviewRow], path: &std::path::Path) -> Result<()> {
+    let [_, h, w] = ImageSpace::of(&study.run.data.dataset).shape;
+    let blocks = [
+        ("activation maximization", Scaling::Fixed(0.0, 1.0)),
+        ("top dataset patch (activation)", Scaling::Fixed(0.0, 1.0)),
+        ("reverse correlation", Scaling::Symmetric),
+    ]
+    .map(|(heading, scaling)| Block {
+        heading: heading.into(),
+        scaling,
+    });
+    let title = format!(
+        "{}: receptive fields by layer, cropped to each unit's theoretical field",
+        study.run.config.model.name
+    );
+    let scale = (120 / h.max(w).max(1)).max(1) as u32;
+    save_png(&overview(&title, &blocks, rows, scale), path)
+}
+
+/// Every candidate's scores per site (`select` tries four; otherwise one row per site).
+fn write_criterion(sites: &[SiteResult], path: &std::path::Path) -> Result<()> {
+    let rows: Vec<Vec<String>> = sites
+        .iter()
+        .flat_map(|s| {
+            s.candidates.iter().map(move |c| {
+                vec![
+                    s.site.clone(),
+                    c.candidate.param.to_string(),
+                    c.candidate.transforms.to_string(),
+                    format!("{:.4}", c.beats_fraction),
+                    c.mean_correlation
+                        .map_or(String::new(), |r| format!("{r:.4}")),
+                    format!("{:.2}", c.seconds),
+                    c.chosen.to_string(),
+                ]
+            })
+        })
+        .collect();
+    let header = [
+        "site",
+        "param",
+        "transforms",
+        "beats_dataset_fraction",
+        "mean_revcorr_correlation",
+        "seconds",
+        "chosen",
+    ];
+    write_csv(path, &header, &rows)
 }
 
 fn site_result(m: &SiteMaps) -> SiteResult {
@@ -623,21 +1023,27 @@ fn site_result(m: &SiteMaps) -> SiteResult {
         .map(|(i, &u)| UnitResult {
             unit: u,
             label: m.labels[i].clone(),
-            synthesized: m.synthesized[i],
+            synthesized: m.ascent.synthesized[i],
             best_dataset: best[i],
             best_dataset_index: m.exemplars.index[i].first().copied(),
             exemplars: m.exemplars.index[i].clone(),
+            revcorr_correlation: m.correlations[i],
+            patches: m.patches[i].clone(),
         })
         .collect();
     SiteResult {
         site: m.site.clone(),
         shape: m.shape.to_string(),
+        receptive_field: Some(m.field),
+        window: Some(m.window),
+        clipped: m.clipped,
         beats_dataset: units
             .iter()
             .filter(|u| u.synthesized > u.best_dataset)
             .count(),
         units,
-        synthesis_seconds: m.synthesis_seconds,
+        candidates: m.scores.clone(),
+        synthesis_seconds: m.scores.iter().map(|s| s.seconds).sum(),
         revcorr_seconds: m.revcorr_seconds,
     }
 }
@@ -710,6 +1116,156 @@ mod tests {
             "units",
         );
         d.validate().unwrap();
+    }
+
+    fn window_of(config: &str, input: [usize; 3], site: &str, margin: usize) -> (Window, bool) {
+        let model = insilico_engine::load_config(config, &[]).unwrap().model;
+        let plan = Plan::new(&model, input).unwrap();
+        let field = receptive_field(&plan, site).unwrap();
+        let shape = plan.shape_at(site).unwrap();
+        unit_window(field, shape, true, margin, [input[1], input[2]])
+    }
+
+    /// The crops of cnn-small's centre neurons, from the plan arithmetic by hand (size r,
+    /// jump j, first pixel f; the centre position p = map side / 2 sees f + p j ..= f + p j
+    /// + r - 1), widened by the margin of 2.
+    #[test]
+    fn cropped_tiles_contain_the_whole_receptive_field() {
+        let w = |y0, h| Window {
+            y0,
+            x0: y0,
+            height: h,
+            width: h,
+        };
+        // conv1: r 5, j 1, f -2, p 14: 12..=16, with the margin 10..=18.
+        // pool1: r 6, j 2, f -2, p 7: 12..=17 -> 10..=19.
+        // conv2: r 14, j 2, f -6, p 7: 8..=21 -> 6..=23.
+        // pool2: r 16, j 4, f -6, p 3: 6..=21 -> 4..=23.
+        for (site, want) in [
+            ("conv1", w(10, 9)),
+            ("pool1", w(10, 10)),
+            ("conv2", w(6, 18)),
+            ("pool2", w(4, 20)),
+            ("fc1", w(0, 28)),
+            ("logits", w(0, 28)),
+        ] {
+            assert_eq!(
+                window_of("cnn-small", [1, 28, 28], site, 2),
+                (want, false),
+                "{site}"
+            );
+        }
+        // On an 8x8 image conv2's map is 4x4; the centre (2, 2) sees -6 + 4 = -2 ..= 11,
+        // which the image clips to 0..=7: all of it, and said to be clipped.
+        assert_eq!(
+            window_of("cnn-small", [1, 8, 8], "conv2", 1),
+            (w(0, 8), true)
+        );
+        // Channel objectives read every position: the whole image.
+        let model = insilico_engine::load_config("cnn-small", &[])
+            .unwrap()
+            .model;
+        let plan = Plan::new(&model, [1, 28, 28]).unwrap();
+        let field = receptive_field(&plan, "conv1").unwrap();
+        let shape = plan.shape_at("conv1").unwrap();
+        assert_eq!(
+            unit_window(field, shape, false, 2, [28, 28]),
+            (w(0, 28), false)
+        );
+    }
+
+    /// Property: for every site of every shipped config, the crop holds every pixel of
+    /// the field that lies in the image, and at most the margin more on each side.
+    #[test]
+    fn crops_hold_the_field_and_at_most_the_margin() {
+        for (config, input) in [("cnn-small", [1, 28, 28]), ("cnn-bn", [3, 32, 32])] {
+            let model = insilico_engine::load_config(config, &[]).unwrap().model;
+            let plan = Plan::new(&model, input).unwrap();
+            for (site, field) in insilico_engine::receptive_fields(&plan) {
+                let shape = plan.shape_at(&site).unwrap();
+                let (win, _) = unit_window(field, shape, true, 3, [input[1], input[2]]);
+                let ReceptiveField::Local { size, jump, first } = field else {
+                    assert_eq!((win.height, win.width), (input[1], input[2]), "{site}");
+                    continue;
+                };
+                let (p, _) = centre_position(shape);
+                let lo = (first + (p * jump) as i64).max(0) as usize;
+                let hi = ((first + (p * jump + size) as i64) as usize).min(input[1]);
+                assert!(win.y0 <= lo && win.y0 + win.height >= hi, "{config} {site}");
+                assert!(
+                    lo - win.y0 <= 3 && win.y0 + win.height - hi <= 3,
+                    "{config} {site}"
+                );
+                assert_eq!((win.y0, win.height), (win.x0, win.width), "{config} {site}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_criterion_ranks_beating_the_dataset_first() {
+        let c = |beats: f64, r: Option<f64>| CandidateScore {
+            candidate: Candidate {
+                param: Param::Pixel,
+                transforms: false,
+            },
+            beats_fraction: beats,
+            mean_correlation: r,
+            seconds: 0.0,
+            chosen: false,
+        };
+        assert!(better(&c(1.0, Some(0.1)), &c(0.9, Some(0.9))));
+        assert!(better(&c(1.0, Some(0.5)), &c(1.0, Some(0.4))));
+        assert!(better(&c(1.0, Some(0.0)), &c(1.0, None)));
+        assert!(!better(&c(1.0, Some(0.4)), &c(1.0, Some(0.4))));
+    }
+
+    #[test]
+    fn window_correlation_reads_only_the_window() {
+        // Two 1x4x4 images equal inside rows/columns 1..=2 and opposite outside.
+        let a: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        let b: Vec<f32> = (0..16)
+            .map(|i| {
+                let (y, x) = (i / 4, i % 4);
+                if (1..=2).contains(&y) && (1..=2).contains(&x) {
+                    i as f32
+                } else {
+                    -(i as f32)
+                }
+            })
+            .collect();
+        let inner = Window {
+            y0: 1,
+            x0: 1,
+            height: 2,
+            width: 2,
+        };
+        let r = window_correlations(&a, &b, [1, 4, 4], inner);
+        assert!((r[0] - 1.0).abs() < 1e-12, "{r:?}");
+        let all = Window {
+            y0: 0,
+            x0: 0,
+            height: 4,
+            width: 4,
+        };
+        assert!(window_correlations(&a, &b, [1, 4, 4], all)[0] < 0.0);
+    }
+
+    #[test]
+    fn the_overview_shows_the_units_the_dataset_drives_hardest() {
+        let p = |v: f32| Patch {
+            example: 0,
+            position: (0, 0),
+            value: v,
+        };
+        let patches = vec![
+            vec![p(0.5)],
+            vec![p(3.0)],
+            vec![],
+            vec![p(2.0)],
+            vec![p(3.0)],
+        ];
+        assert_eq!(strongest_units(&patches, 3), vec![1, 3, 4]);
+        assert_eq!(strongest_units(&patches, 9), vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

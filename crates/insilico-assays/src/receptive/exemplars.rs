@@ -72,3 +72,63 @@ pub fn exemplars(
     let values = responses(net, examples, objectives, 500, device)?;
     Ok(top_k(&values, objectives.len(), k))
 }
+
+/// One image patch that drives a unit: example `example` at the site's position
+/// `position` (`(0, 0)` for a vector site), with the unit's value there.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Patch {
+    pub example: usize,
+    pub position: (usize, usize),
+    pub value: f32,
+}
+
+/// Per listed channel of `site`, its top-`k` patches over every example and every
+/// position of the map, best first, at most one per example (its best position there),
+/// so that one image cannot fill the row (Zeiler and Fergus's top-9 patches). For a
+/// vector site a patch is a whole image at `(0, 0)`. Ties go to the lower example index.
+pub fn top_patches(
+    net: &Network,
+    examples: &Examples,
+    site: &str,
+    units: &[usize],
+    k: usize,
+    device: &Device,
+) -> Result<Vec<Vec<Patch>>> {
+    let mut best: Vec<Vec<Patch>> = vec![Vec::with_capacity(examples.len()); units.len()];
+    const BATCH: usize = 500;
+    for start in (0..examples.len()).step_by(BATCH) {
+        let len = BATCH.min(examples.len() - start);
+        let rec = net.run_with_cache(examples.range(start, len, device), &[site])?;
+        let act = rec.get(site);
+        let dims = act.dims();
+        let (channels, h, w) = match dims[..] {
+            [_, c, h, w] => (c, h, w),
+            [_, c] => (c, 1, 1),
+            _ => unreachable!("activations are maps or vectors"),
+        };
+        let values = act.to_vec();
+        for b in 0..len {
+            for (i, &u) in units.iter().enumerate() {
+                let plane = &values[(b * channels + u) * h * w..(b * channels + u + 1) * h * w];
+                let (arg, value) =
+                    plane
+                        .iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::NEG_INFINITY),
+                            |m, (j, &v)| if v > m.1 { (j, v) } else { m },
+                        );
+                best[i].push(Patch {
+                    example: start + b,
+                    position: (arg / w, arg % w),
+                    value,
+                });
+            }
+        }
+    }
+    for patches in &mut best {
+        patches.sort_by(|a, b| b.value.total_cmp(&a.value).then(a.example.cmp(&b.example)));
+        patches.truncate(k);
+    }
+    Ok(best)
+}

@@ -17,7 +17,7 @@ pub mod revcorr;
 pub mod synth;
 pub mod transform;
 
-pub use exemplars::{exemplars, responses, top_k, Exemplars};
+pub use exemplars::{exemplars, responses, top_k, top_patches, Exemplars, Patch};
 pub use objective::{BatchObjective, Objective};
 pub use param::{ImageParam, ImageSpace, Param, Range};
 pub use revcorr::{spike_triggered_average, Sta};

@@ -11,6 +11,7 @@ use super::param::{ImageParam, ImageSpace, Param, Range};
 use super::regularize::{blur_pull, l2, total_variation};
 use super::transform::Transforms;
 use anyhow::{bail, Result};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use insilico_engine::eval::to_vec;
 use insilico_engine::{Activation, Network};
@@ -216,7 +217,10 @@ fn add_penalties(
 /// Optimizes one image per objective, all in one batch. `groups` (one id per row) says
 /// which rows the diversity term keeps apart; `None`: all rows in one group.
 /// `net` may live on a plain device: its parameters act as constants and gradients reach
-/// only the image.
+/// only the image. It runs in eval mode whatever mode it comes in: the image is an
+/// autodiff tensor, and Burn's batch norm and dropout take their training path for any
+/// autodiff input of a layer whose training flag is on (batch statistics of the
+/// synthesized images, random units dropped), which is not the unit being visualized.
 pub fn synthesize(
     net: &Network,
     space: &ImageSpace,
@@ -226,6 +230,7 @@ pub fn synthesize(
     seed: u64,
     device: &Device,
 ) -> Result<Synthesis> {
+    let net = &net.valid();
     let rows = objectives.len();
     if let Some(g) = groups {
         if g.len() != rows {
