@@ -28,10 +28,15 @@ pub struct SweepFile {
     #[serde(default)]
     pub models: BTreeMap<String, toml::Table>,
     /// Axes: `model` (built-in names or config files) and any config field, by dotted path
-    /// or by the short names `label_noise`, `seed`, `epochs`, `lr`, `train_limit`, `dataset`.
+    /// or by the short names `label_noise`, `seed`, `epochs`, `lr`, `weight_decay`,
+    /// `train_limit`, `dataset`, `width`, `dropout`, `batch_norm`.
     pub grid: toml::Table,
     #[serde(default)]
     pub assays: AssaySpec,
+    /// A claim of Morcos et al. 2018 to check on the results (`check = "generalization"`):
+    /// its figure and its printed check in the summary and the report.
+    #[serde(default)]
+    pub check: Option<super::claims::Claim>,
     /// Alternative scales (`--scale full`): tables merged over `base`, `grid` and `models`.
     #[serde(default)]
     pub scales: BTreeMap<String, Scale>,
@@ -123,7 +128,8 @@ pub struct Point {
 }
 
 impl Point {
-    /// The value of a grid axis at this point, as a number where it is one.
+    /// The value of a grid axis at this point, as a number where it is one (a boolean
+    /// as 0 or 1, so that `batch_norm = [false, true]` can be an x axis).
     pub fn coord_f64(&self, axis: &str) -> Option<f64> {
         self.coords
             .iter()
@@ -131,12 +137,13 @@ impl Point {
             .and_then(|(_, v)| match v {
                 toml::Value::Float(f) => Some(*f),
                 toml::Value::Integer(i) => Some(*i as f64),
+                toml::Value::Boolean(b) => Some(f64::from(u8::from(*b))),
                 _ => None,
             })
     }
 }
 
-/// Short names for the axes a memorization study varies.
+/// Short names for the axes the studies of Morcos et al. 2018 vary.
 fn alias(axis: &str) -> &str {
     match axis {
         "label_noise" => "data.label_noise",
@@ -146,6 +153,10 @@ fn alias(axis: &str) -> &str {
         "seed" => "training.seed",
         "epochs" => "training.epochs",
         "lr" => "training.lr",
+        "weight_decay" => "training.weight_decay",
+        "width" => "model.width",
+        "dropout" => "model.dropout",
+        "batch_norm" => "model.batch_norm",
         other => other,
     }
 }
