@@ -89,9 +89,19 @@ impl CheckpointSelection {
     }
 }
 
-/// The directory of one snapshot's results under `base` (`base/checkpoints/step-NNNNNNNN`).
+/// The directory of one snapshot's results of an assay whose directory is `base`
+/// (`base/checkpoints/step-NNNNNNNN`).
 pub fn step_dir(base: &Path, step: usize) -> PathBuf {
-    base.join("checkpoints").join(format!("step-{step:08}"))
+    base.join("checkpoints").join(step_name(step))
+}
+
+fn step_name(step: usize) -> String {
+    format!("step-{step:08}")
+}
+
+/// A snapshot's score on the test set: `RUN/assays/checkpoints/step-NNNNNNNN/eval.json`.
+fn eval_path(run: &RunDir, step: usize) -> PathBuf {
+    summary_dir(run).join(step_name(step)).join("eval.json")
 }
 
 /// Where the summary over training is written: `RUN/assays/checkpoints/`.
@@ -134,7 +144,7 @@ fn over_snapshots<A: Assay>(
     for s in snapshots {
         study.snapshot_step = Some(s.step);
         let result = study.out_dir(A::KIND.name()).join(A::RESULT_FILE);
-        let eval = step_dir(&summary_dir(&study.run.dir), s.step).join("eval.json");
+        let eval = eval_path(&study.run.dir, s.step);
         if !result.exists() || !eval.exists() {
             study.run.network = study.run.load_weights(&s.weights)?;
         }
@@ -251,7 +261,7 @@ impl CheckpointSummary {
     pub fn write(run: &RunDir, snapshots: &[Snapshot]) -> Result<Self> {
         let mut rows = Vec::new();
         for s in snapshots {
-            let eval = step_dir(&summary_dir(run), s.step).join("eval.json");
+            let eval = eval_path(run, s.step);
             let Some(score) = crate::registry::read_json::<TestScore>(&eval)? else {
                 continue;
             };

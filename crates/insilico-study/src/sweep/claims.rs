@@ -2,10 +2,12 @@
 //! file): each reads the sweep's finished runs, draws the paper's figure and states its
 //! check in numbers, with whether it agrees with the paper.
 
+use super::spec::SweepFile;
 use super::summary::{headline_curve, PointResult};
 use crate::checkpoints::CheckpointSummary;
+use crate::registry::AssayKind;
 use crate::registry::Figure;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use insilico_assays::stats::{mean, spearman, std};
 use insilico_report::{LinePlot, Scatter, Series};
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,45 @@ impl Claim {
 impl fmt::Display for Claim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.title())
+    }
+}
+
+impl Claim {
+    /// What the claim needs of the sweep (assays, grid axes, snapshots), checked before
+    /// anything is trained; errors say what to add.
+    pub fn check_sweep(self, sweep: &SweepFile) -> Result<()> {
+        let has = |k: AssayKind| sweep.assays.assays.contains_key(&k);
+        let axis = |names: &[&str]| names.iter().any(|n| sweep.grid.contains_key(*n));
+        let name = serde_json::to_value(self)?;
+        let need = |ok: bool, what: &str| -> Result<()> {
+            if !ok {
+                bail!("check = {name}: {what}");
+            }
+            Ok(())
+        };
+        need(has(AssayKind::Ablation), "needs an [assays.ablation] table")?;
+        match self {
+            Claim::Generalization => Ok(()),
+            // Snapshots at every point are checked with the checkpoints option itself.
+            Claim::TrainingTime => need(
+                sweep.assays.study.checkpoints.is_some(),
+                "needs checkpoints = \"all\" (or \"every:N\") in [assays]",
+            ),
+            Claim::Dropout => need(
+                axis(&["dropout", "model.dropout"]),
+                "needs a dropout axis in [grid], e.g. dropout = [0.0, 0.2, 0.5]",
+            ),
+            Claim::BatchNorm => {
+                need(
+                    has(AssayKind::Selectivity),
+                    "needs an [assays.selectivity] table",
+                )?;
+                need(
+                    axis(&["batch_norm", "model.batch_norm"]),
+                    "needs batch_norm = [false, true] in [grid]",
+                )
+            }
+        }
     }
 }
 
@@ -209,11 +250,20 @@ fn training_time(results: &[PointResult], dir: &Path) -> Result<Checked> {
         .with_color(0),
     )
     .save(&stem)?;
-    let figure = (
+    let mut figures = vec![(
         stem.with_extension("png"),
         "Epoch of peak ablation AUC against the epoch of minimum test loss, one point per network; on the diagonal they coincide (the paper's Figure 4).".into(),
-    );
-    Ok((lines, agrees, vec![figure]))
+    )];
+    for r in results {
+        let png = crate::checkpoints::summary_dir(&r.run).join("auc_loss.png");
+        if png.exists() {
+            figures.push((
+                png,
+                format!("{}: ablation AUC (left axis) and test loss (right axis, dashed) at every snapshot.", r.point.id),
+            ));
+        }
+    }
+    Ok((lines, agrees, figures))
 }
 
 /// The fraction ablated at which `accuracy` (one value per fraction, the first

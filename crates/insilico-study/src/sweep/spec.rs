@@ -301,6 +301,21 @@ impl SweepFile {
     /// (fields and shapes against its dataset) and the assay options and sites.
     pub fn validate(&self, points: &[Point], locator: &insilico_data::Locator) -> Result<()> {
         let a = &self.assays;
+        if let Some(claim) = self.check {
+            claim.check_sweep(self)?;
+        }
+        if a.study.checkpoints.is_some() {
+            if let Some(p) = points
+                .iter()
+                .find(|p| p.config.training.snapshots == insilico_engine::SnapshotSchedule::None)
+            {
+                bail!(
+                    "assays.checkpoints = \"{}\" but grid point {} keeps no snapshots: set training.snapshots (e.g. \"epochs\") in [base.training]",
+                    a.study.checkpoints.map(|c| c.to_string()).unwrap_or_default(),
+                    p.id
+                );
+            }
+        }
         // Shape and class count per dataset.
         let mut datasets: BTreeMap<String, ([usize; 3], usize)> = BTreeMap::new();
         for p in points {
@@ -397,6 +412,48 @@ repeats = 2
             "model settings stay with their model"
         );
         assert_eq!(p.coord_f64("label_noise"), Some(0.5));
+    }
+
+    #[test]
+    fn the_axes_of_morcos_et_al_reach_the_config() {
+        let file = r#"
+name = "t"
+[base.data]
+dataset = "shapes"
+[grid]
+model = ["mlp-2x128"]
+lr = [0.01]
+weight_decay = [0.001]
+width = [0.5]
+dropout = [0.25]
+batch_norm = [true]
+train_limit = [100]
+"#;
+        let points = parse(file).expand().unwrap();
+        assert_eq!(points.len(), 1);
+        let (c, p) = (&points[0].config, &points[0]);
+        assert_eq!(c.training.lr, 0.01);
+        assert_eq!(c.training.weight_decay, 0.001);
+        assert_eq!(c.data.train_limit, Some(100));
+        let plan = Plan::new(&c.model, [1, 28, 28]).unwrap();
+        // 128 units halved; batch norm and dropout around each hidden relu.
+        assert_eq!(plan.shape_at("fc1").unwrap().units(), 64);
+        for site in ["fc1.bn", "fc1.dropout", "fc2.bn", "fc2.dropout"] {
+            plan.site_index(site).unwrap();
+        }
+        assert_eq!(
+            p.coord_f64("batch_norm"),
+            Some(1.0),
+            "booleans are axes too"
+        );
+        assert_eq!(p.coord_f64("dropout"), Some(0.25));
+        let err = parse(&file.replace("[0.25]", "[1.5]"))
+            .expand()
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("model.dropout = 1.5"),
+            "{err:#}"
+        );
     }
 
     #[test]
