@@ -197,6 +197,12 @@ pub struct CheckpointRow {
     pub mean_selectivity: Option<f64>,
 }
 
+/// Optima are sought from the end of the first epoch on: a network near chance has a
+/// normalized AUC above 1 (ablating units of a network at chance cannot lower its
+/// accuracy much and often raises it), so the initialization would otherwise always be
+/// the "most robust" snapshot.
+pub const FIRST_EPOCH: f64 = 1.0;
+
 /// The summary over training (`RUN/assays/checkpoints/summary.json`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CheckpointSummary {
@@ -249,10 +255,15 @@ fn arg_best(
 impl CheckpointSummary {
     /// The summary of the rows, with the epochs of the optima.
     pub fn new(rows: Vec<CheckpointRow>) -> Self {
+        let trained: Vec<CheckpointRow> = rows
+            .iter()
+            .filter(|r| r.epoch >= FIRST_EPOCH)
+            .cloned()
+            .collect();
         Self {
-            peak_auc_epoch: arg_best(&rows, |r| r.auc, |a, b| a > b),
-            min_test_loss_epoch: arg_best(&rows, |r| Some(r.test_loss), |a, b| a < b),
-            peak_test_acc_epoch: arg_best(&rows, |r| Some(r.test_acc), |a, b| a > b),
+            peak_auc_epoch: arg_best(&trained, |r| r.auc, |a, b| a > b),
+            min_test_loss_epoch: arg_best(&trained, |r| Some(r.test_loss), |a, b| a < b),
+            peak_test_acc_epoch: arg_best(&trained, |r| Some(r.test_acc), |a, b| a > b),
             rows,
         }
     }
@@ -287,7 +298,8 @@ impl CheckpointSummary {
         Ok(summary)
     }
 
-    fn save(&self, dir: &Path) -> Result<()> {
+    /// Writes the table (CSV, JSON) and the figure into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
         let rows: Vec<Vec<String>> = self
             .rows
@@ -319,10 +331,16 @@ impl CheckpointSummary {
         self.figure(dir)
     }
 
-    /// AUC (left axis) and test loss (right axis) against epoch, the optima marked in
-    /// the legend.
+    /// AUC (left axis) and test loss (right axis) against epoch from the end of the
+    /// first epoch (the initialization's values would squash the rest), the optima
+    /// marked in the legend.
     fn figure(&self, dir: &Path) -> Result<()> {
-        let epochs: Vec<f64> = self.rows.iter().map(|r| r.epoch).collect();
+        let rows: Vec<&CheckpointRow> = self
+            .rows
+            .iter()
+            .filter(|r| r.epoch >= FIRST_EPOCH)
+            .collect();
+        let epochs: Vec<f64> = rows.iter().map(|r| r.epoch).collect();
         let fmt = |e: Option<f64>| e.map_or("none".into(), |e| format!("{e:.2}"));
         LinePlot::new(
             "robustness and test loss over training",
@@ -334,10 +352,7 @@ impl CheckpointSummary {
             Series::new(
                 format!("ablation AUC (peak at epoch {})", fmt(self.peak_auc_epoch)),
                 epochs.clone(),
-                self.rows
-                    .iter()
-                    .map(|r| r.auc.unwrap_or(f64::NAN))
-                    .collect(),
+                rows.iter().map(|r| r.auc.unwrap_or(f64::NAN)).collect(),
             )
             .with_markers(true)
             .with_color(0),
@@ -349,7 +364,7 @@ impl CheckpointSummary {
                     fmt(self.min_test_loss_epoch)
                 ),
                 epochs,
-                self.rows.iter().map(|r| r.test_loss).collect(),
+                rows.iter().map(|r| r.test_loss).collect(),
             )
             .with_markers(true)
             .with_color(1)
@@ -414,13 +429,16 @@ mod tests {
     #[test]
     fn optima_are_the_earliest_extreme_rows() {
         let s = CheckpointSummary::new(vec![
-            row(0.0, Some(0.2), 2.3),
+            // The initialization: above every later AUC, and excluded from the optima.
+            row(0.0, Some(1.2), 2.3),
+            row(0.5, Some(1.1), 2.0),
             row(1.0, Some(0.6), 0.4),
             row(2.0, Some(0.7), 0.3),
             row(3.0, Some(0.7), 0.35),
             row(4.0, None, 0.5),
         ]);
         assert_eq!(s.peak_auc_epoch, Some(2.0), "ties go to the earliest");
+        assert_eq!(s.rows.len(), 6, "every row is kept in the table");
         assert_eq!(s.min_test_loss_epoch, Some(2.0));
         assert_eq!(s.peak_test_acc_epoch, Some(2.0));
         assert_eq!(CheckpointSummary::new(vec![]).peak_auc_epoch, None);

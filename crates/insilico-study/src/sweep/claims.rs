@@ -201,9 +201,12 @@ fn training_time(results: &[PointResult], dir: &Path) -> Result<Checked> {
     let mut lines = Vec::new();
     let mut pts = Vec::new();
     for r in results {
-        let Some(s) = CheckpointSummary::read(&r.run)? else {
+        let Some(saved) = CheckpointSummary::read(&r.run)? else {
             continue;
         };
+        // The optima by the current rule, whatever version of it wrote the file.
+        let s = CheckpointSummary::new(saved.rows);
+        s.save(&crate::checkpoints::summary_dir(&r.run))?;
         let (Some(peak), Some(low)) = (s.peak_auc_epoch, s.min_test_loss_epoch) else {
             continue;
         };
