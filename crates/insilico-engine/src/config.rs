@@ -30,6 +30,93 @@ pub struct ModelConfig {
     #[serde(default)]
     pub description: String,
     pub layers: Vec<LayerSpec>,
+    /// Multiplies the size of every hidden conv2d and linear layer (not the output layer),
+    /// rounded, at least 1: `model.width = 2` doubles a network's channels and units.
+    #[serde(default = "unit_width", skip_serializing_if = "is_unit_width")]
+    pub width: f64,
+    /// Dropout with this rate after every relu (`fc1.relu` is followed by `fc1.dropout`);
+    /// replaces any dropout layers the config lists, and 0 removes them all. Unset: the
+    /// layers as listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+    /// `true`: batch norm right after every hidden conv2d and linear layer (`fc1.bn`,
+    /// before `fc1.relu`) where there is none; `false`: every batch norm layer removed.
+    /// Unset: the layers as listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_norm: Option<bool>,
+}
+
+fn unit_width() -> f64 {
+    1.0
+}
+
+fn is_unit_width(w: &f64) -> bool {
+    *w == 1.0
+}
+
+impl ModelConfig {
+    /// Checks the model-level knobs; errors name the field and the value.
+    fn validate_knobs(&self) -> Result<()> {
+        check(
+            self.width > 0.0 && self.width.is_finite(),
+            "model.width",
+            self.width,
+            "must be a positive finite multiplier",
+        )?;
+        if let Some(p) = self.dropout {
+            check(
+                (0.0..1.0).contains(&p),
+                "model.dropout",
+                p,
+                "must be in [0, 1)",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The layers with the knobs applied, and the knobs reset, so that the result is an
+    /// ordinary layer list (saved as such in a run's `config.toml`) and applying it
+    /// again changes nothing. Inserted layers are unnamed, so they take the site names of
+    /// the layer they follow (`fc1.bn`, `fc1.dropout`).
+    pub fn with_knobs_applied(&self) -> ModelConfig {
+        let last_linear = self
+            .layers
+            .iter()
+            .rposition(|l| matches!(l, LayerSpec::Linear { .. }));
+        let mut layers = Vec::with_capacity(self.layers.len() * 2);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let hidden = Some(i) != last_linear && layer.kind().is_weighted();
+            match layer {
+                LayerSpec::Batchnorm { .. } if self.batch_norm == Some(false) => continue,
+                LayerSpec::Dropout { .. } if self.dropout.is_some() => continue,
+                _ => {}
+            }
+            // Under a width change every explicit input size is stale, the output layer's too.
+            layers.push(match (self.width == 1.0, hidden) {
+                (true, _) => layer.clone(),
+                (false, true) => layer.scaled(self.width),
+                (false, false) => layer.scaled(1.0),
+            });
+            let next_is_bn = matches!(self.layers.get(i + 1), Some(LayerSpec::Batchnorm { .. }));
+            if hidden && self.batch_norm == Some(true) && !next_is_bn {
+                layers.push(LayerSpec::Batchnorm { name: None });
+            }
+            match (layer, self.dropout) {
+                (LayerSpec::Relu { .. }, Some(p)) if p > 0.0 => {
+                    layers.push(LayerSpec::Dropout { name: None, p })
+                }
+                _ => {}
+            }
+        }
+        ModelConfig {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            layers,
+            width: 1.0,
+            dropout: None,
+            batch_norm: None,
+        }
+    }
 }
 
 /// One layer. `name` is optional: by default convolutions are `conv1, conv2, ...`, linear
@@ -107,6 +194,37 @@ impl LayerSpec {
             | LayerSpec::Batchnorm { name }
             | LayerSpec::Dropout { name, .. }
             | LayerSpec::Flatten { name } => name.as_deref(),
+        }
+    }
+
+    /// The layer with its output size multiplied by `factor` (rounded, at least 1) and its
+    /// explicit input size dropped (the plan infers it); other layers unchanged.
+    fn scaled(&self, factor: f64) -> LayerSpec {
+        let scale = |n: usize| ((n as f64 * factor).round() as usize).max(1);
+        match self.clone() {
+            LayerSpec::Conv2d {
+                name,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                ..
+            } => LayerSpec::Conv2d {
+                name,
+                in_channels: None,
+                out_channels: scale(out_channels),
+                kernel,
+                stride,
+                padding,
+            },
+            LayerSpec::Linear {
+                name, out_features, ..
+            } => LayerSpec::Linear {
+                name,
+                in_features: None,
+                out_features: scale(out_features),
+            },
+            other => other,
         }
     }
 
@@ -238,7 +356,9 @@ impl RunConfig {
             apply_override(&mut value, o)?;
         }
         check_layers(&value)?;
-        let config: RunConfig = value.try_into()?;
+        let mut config: RunConfig = value.try_into()?;
+        config.model.validate_knobs()?;
+        config.model = config.model.with_knobs_applied();
         config.validate()?;
         Ok(config)
     }
@@ -651,5 +771,77 @@ layers = [
         let c = RunConfig::from_toml(SMALL, &["data.train_limit=100".into()]).unwrap();
         let again = RunConfig::from_toml(&c.to_toml(), &[]).unwrap();
         assert_eq!(c, again);
+    }
+
+    fn sites(name: &str, overrides: &[&str]) -> Vec<String> {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let config = crate::load_config(name, &o).unwrap();
+        crate::Plan::new(&config.model, [1, 28, 28])
+            .unwrap()
+            .site_names()
+    }
+
+    #[test]
+    fn dropout_and_batch_norm_toggles_insert_named_layers() {
+        assert_eq!(
+            sites("mlp-2x128", &["model.dropout=0.5", "model.batch_norm=true"]),
+            [
+                "flatten",
+                "fc1",
+                "fc1.bn",
+                "fc1.relu",
+                "fc1.dropout",
+                "fc2",
+                "fc2.bn",
+                "fc2.relu",
+                "fc2.dropout",
+                "logits"
+            ]
+        );
+        // cnn-bn lists batch norm and one dropout; the toggles remove them all, and the
+        // names of the remaining sites do not change.
+        let plain = sites("cnn-bn", &["model.dropout=0", "model.batch_norm=false"]);
+        let listed = sites("cnn-bn", &[]);
+        assert!(plain.iter().all(|s| listed.contains(s)), "{plain:?}");
+        assert!(
+            plain
+                .iter()
+                .all(|s| !s.ends_with(".bn") && !s.ends_with(".dropout")),
+            "{plain:?}"
+        );
+        assert_eq!(plain.len(), listed.len() - 5);
+        // Turning batch norm on where it is listed adds it only after fc1.
+        let on = sites("cnn-bn", &["model.batch_norm=true"]);
+        assert_eq!(on.len(), listed.len() + 1);
+        assert!(on.contains(&"fc1.bn".to_string()));
+    }
+
+    #[test]
+    fn width_scales_hidden_layers_only() {
+        let o = ["model.width=0.5".to_string()];
+        let c = crate::load_config("cnn-small", &o).unwrap();
+        let plan = crate::Plan::new(&c.model, [1, 28, 28]).unwrap();
+        // 16 and 32 channels, 128 hidden units, halved; the 10 class scores stay.
+        assert_eq!(plan.shape_at("conv1").unwrap().dims()[0], 8);
+        assert_eq!(plan.shape_at("conv2").unwrap().dims()[0], 16);
+        assert_eq!(plan.shape_at("fc1").unwrap().units(), 64);
+        assert_eq!(plan.num_classes(), 10);
+        // The knobs are applied once: the saved config reads back to the same layers.
+        let again = RunConfig::from_toml(&c.to_toml(), &[]).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn bad_knob_values_name_the_field() {
+        for (set, needle) in [
+            ("model.width=0", "model.width = 0"),
+            ("model.width=nan", "model.width = NaN"),
+            ("model.dropout=1.0", "model.dropout = 1"),
+            ("model.dropout=-0.1", "model.dropout = -0.1"),
+        ] {
+            let err = err_of(&[set]);
+            assert!(err.contains(needle), "{set}: {err}");
+        }
+        assert!(err_of(&["model.batch_norm=3"]).contains("batch_norm"));
     }
 }

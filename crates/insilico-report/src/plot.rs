@@ -813,6 +813,8 @@ pub struct Series {
     pub color: Option<usize>,
     /// Draw a marker at every point.
     pub markers: bool,
+    /// Plot against the second y axis, at the right (see [`LinePlot::y2_label`]).
+    pub right: bool,
 }
 
 impl Series {
@@ -845,6 +847,11 @@ impl Series {
         self.markers = on;
         self
     }
+    /// Plot against the second y axis (dashed, so the two axes' lines differ in print).
+    pub fn on_right(mut self) -> Self {
+        self.right = true;
+        self
+    }
 }
 
 /// A line plot with optional error bands / bars, log-x axis and legend.
@@ -869,6 +876,9 @@ pub struct LinePlot {
     /// of `n` gets the colour of value `min + i/(n-1) * (max - min)`, so add
     /// series in order of that value (e.g. label-noise level).
     pub colorbar: Option<(String, f64, f64)>,
+    /// Label of a second y axis at the right, for the series marked `right` (two
+    /// quantities of different units against the same x, e.g. AUC and loss by epoch).
+    pub y2_label: Option<String>,
 }
 
 impl LinePlot {
@@ -884,6 +894,7 @@ impl LinePlot {
             x_range: None,
             legend: true,
             colorbar: None,
+            y2_label: None,
         }
     }
     /// Append a series.
@@ -916,6 +927,11 @@ impl LinePlot {
         self.colorbar = Some((label.to_string(), min, max));
         self
     }
+    /// A second y axis at the right with this label, for the series marked `right`.
+    pub fn y2_label(mut self, label: &str) -> Self {
+        self.y2_label = Some(label.to_string());
+        self
+    }
     /// Write `stem.png` (1200×800) and `stem.svg`; returns both paths.
     pub fn save(&self, stem: &Path) -> Result<Vec<PathBuf>> {
         save_figure(self, stem)
@@ -932,9 +948,34 @@ impl LinePlot {
             (sequential(t * SEQ_SPAN), 0)
         } else {
             let idx = self.series[i].color.unwrap_or(i);
-            (palette(idx), ((idx / PALETTE_LEN) % 3) as u8)
+            let dash = ((idx / PALETTE_LEN) % 3) as u8;
+            (palette(idx), if self.series[i].right { 1 } else { dash })
         }
     }
+}
+
+/// Every y a prepared series occupies: its lines, bands and error bars.
+fn y_extent(p: &Prepared) -> impl Iterator<Item = f64> + '_ {
+    p.lines
+        .iter()
+        .flatten()
+        .map(|q| q.1)
+        .chain(p.bands.iter().flatten().flat_map(|q| [q.1, q.2]))
+        .chain(p.errs.iter().flat_map(|q| [q.1 - q.2, q.1 + q.2]))
+}
+
+/// Maps a series on the second axis `from` into the coordinates of the first, `to`.
+fn rescale(p: &mut Prepared, from: &Axis, to: &Axis) {
+    let k = (to.hi - to.lo) / (from.hi - from.lo);
+    let y = |v: f64| to.lo + (v - from.lo) * k;
+    p.lines.iter_mut().flatten().for_each(|q| q.1 = y(q.1));
+    p.bands
+        .iter_mut()
+        .flatten()
+        .for_each(|q| (q.1, q.2) = (y(q.1), y(q.2)));
+    p.errs
+        .iter_mut()
+        .for_each(|q| (q.1, q.2) = (y(q.1), q.2 * k));
 }
 
 /// A series converted to plotting space.
@@ -999,6 +1040,20 @@ fn draw_colorbar<DB: DrawingBackend>(
         BLACK.stroke_width(px(s, 1.0) as u32),
     ))
     .plot()?;
+    draw_scale(area, (label, vmin, vmax), y0, y1, x0 + bw, s)
+}
+
+/// A vertical scale: ticks to the right of `x0` for values `vmin` (at `y1`) to `vmax`
+/// (at `y0`), their labels, and the rotated label beyond them (the colour bar's, and the
+/// second y axis of a line plot).
+fn draw_scale<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (label, vmin, vmax): (&str, f64, f64),
+    y0: i32,
+    y1: i32,
+    x0: i32,
+    s: f64,
+) -> Result<()> {
     let (lo, hi) = if vmin < vmax {
         (vmin, vmax)
     } else if vmin > vmax {
@@ -1014,11 +1069,11 @@ fn draw_colorbar<DB: DrawingBackend>(
         let frac = if frac.is_finite() { frac } else { 0.5 };
         let y = y1 - ((y1 - y0) as f64 * frac).round() as i32;
         area.draw(&PathElement::new(
-            vec![(x0 + bw, y), (x0 + bw + px(s, 7.0), y)],
+            vec![(x0, y), (x0 + px(s, 7.0), y)],
             BLACK.stroke_width(px(s, 1.5) as u32),
         ))
         .plot()?;
-        area.draw(&Text::new(l.clone(), (x0 + bw + px(s, 11.0), y), f.clone()))
+        area.draw(&Text::new(l.clone(), (x0 + px(s, 11.0), y), f.clone()))
             .plot()?;
         max_w = max_w.max(area.estimate_text_size(l, &f).plot()?.0 as i32);
     }
@@ -1026,7 +1081,7 @@ fn draw_colorbar<DB: DrawingBackend>(
         let lf = font(AXIS_LABEL_SIZE, s)
             .transform(FontTransform::Rotate90)
             .pos(Pos::new(HPos::Center, VPos::Top));
-        let x = x0 + bw + px(s, 20.0) + max_w;
+        let x = x0 + px(s, 20.0) + max_w;
         area.draw(&Text::new(
             label.to_string(),
             (x + px(s, AXIS_LABEL_SIZE * 1.2), (y0 + y1) / 2),
@@ -1042,18 +1097,41 @@ fn colorbar_width<DB: DrawingBackend>(
     cb: (&str, f64, f64),
     s: f64,
 ) -> Result<i32> {
-    let (lo, hi) = (cb.1.min(cb.2), cb.1.max(cb.2));
+    Ok(px(s, 24.0) + scale_width(root, cb.1, cb.2, s)?)
+}
+
+/// The width [`draw_scale`] takes, with the margin before it.
+fn scale_width<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    a: f64,
+    b: f64,
+    s: f64,
+) -> Result<i32> {
+    let (lo, hi) = (a.min(b), a.max(b));
     let ax = Axis::linear(lo, if hi > lo { hi } else { lo + 1.0 }, 6);
     let f = font(TICK_SIZE, s);
     let mut w = 0;
     for l in &ax.labels {
         w = w.max(root.estimate_text_size(l, &f).plot()?.0 as i32);
     }
-    Ok(px(s, 24.0 + 24.0 + 11.0 + 20.0 + AXIS_LABEL_SIZE * 1.4 + 16.0) + w)
+    Ok(px(s, 24.0 + 11.0 + 20.0 + AXIS_LABEL_SIZE * 1.4 + 16.0) + w)
 }
 
 impl LinePlot {
-    /// The axes that hold every line, band and error bar (or the fixed ranges).
+    /// The second y axis, from the series marked `right`, where there is one.
+    fn right_axis(&self, prepared: &[Prepared]) -> Option<Axis> {
+        self.y2_label.as_ref()?;
+        let ys = prepared
+            .iter()
+            .zip(&self.series)
+            .filter(|(_, s)| s.right)
+            .flat_map(|(p, _)| y_extent(p));
+        let (y0, y1) = limits(ys, 0.05, None, false);
+        Some(Axis::linear(y0, y1, 7))
+    }
+
+    /// The axes that hold every line, band and error bar (or the fixed ranges); y of the
+    /// series on the first axis only.
     fn axes(&self, prepared: &[Prepared]) -> (Axis, Axis) {
         let xs = prepared.iter().flat_map(|p| {
             p.lines
@@ -1063,14 +1141,12 @@ impl LinePlot {
                 .chain(p.bands.iter().flatten().map(|q| q.0))
         });
         let (x0, x1) = limits(xs, 0.03, self.x_range, self.log_x);
-        let ys = prepared.iter().flat_map(|p| {
-            p.lines
-                .iter()
-                .flatten()
-                .map(|q| q.1)
-                .chain(p.bands.iter().flatten().flat_map(|q| [q.1, q.2]))
-                .chain(p.errs.iter().flat_map(|q| [q.1 - q.2, q.1 + q.2]))
-        });
+        let two_axes = self.y2_label.is_some();
+        let ys = prepared
+            .iter()
+            .zip(&self.series)
+            .filter(|(_, s)| !(two_axes && s.right))
+            .flat_map(|(p, _)| y_extent(p));
         let (y0, y1) = limits(ys, 0.05, self.y_range, false);
         let xa = if self.log_x {
             Axis::log(x0, x1, 8)
@@ -1220,12 +1296,26 @@ fn draw_error_bars<DB: DrawingBackend>(
 
 impl Figure for LinePlot {
     fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
-        let prepared: Vec<Prepared> = self
+        let mut prepared: Vec<Prepared> = self
             .series
             .iter()
             .map(|se| prepare(se, self.log_x))
             .collect();
         let (xa, ya) = self.axes(&prepared);
+        let y2 = self.right_axis(&prepared);
+        if let Some(y2) = &y2 {
+            for (p, _) in prepared
+                .iter_mut()
+                .zip(&self.series)
+                .filter(|(_, s)| s.right)
+            {
+                rescale(p, y2, &ya);
+            }
+        }
+        let y2_w = match &y2 {
+            Some(a) => scale_width(root, a.lo, a.hi, s)?,
+            None => 0,
+        };
         let entries = self.legend_entries();
         let outside = entries.len() > MAX_INSIDE_LEGEND;
         let cb = self.colorbar.as_ref().map(|(l, a, b)| (l.as_str(), *a, *b));
@@ -1239,7 +1329,7 @@ impl Figure for LinePlot {
             None => 0,
         };
         let (w, _) = root.dim_in_pixel();
-        let (left, right) = root.split_horizontally(w as i32 - legend_w - cb_w);
+        let (left, right) = root.split_horizontally(w as i32 - legend_w - cb_w - y2_w);
         let frame = Frame {
             title: &self.title,
             x_label: &self.x_label,
@@ -1265,8 +1355,18 @@ impl Figure for LinePlot {
             legend_inside(&left, &chart, &entries, &occupied, s)?;
         }
         if let Some(c) = cb {
-            let offset = legend_w + px(s, 24.0);
+            let offset = legend_w + y2_w + px(s, 24.0);
             draw_colorbar(&right, c, plot_y.start, plot_y.end, offset, s)?;
+        }
+        if let (Some(a), Some(label)) = (&y2, &self.y2_label) {
+            // The second axis runs along the plot's right edge, on the whole figure.
+            let x = plot_x.end;
+            root.draw(&PathElement::new(
+                vec![(x, plot_y.start), (x, plot_y.end)],
+                BLACK.stroke_width(px(s, 1.5) as u32),
+            ))
+            .plot()?;
+            draw_scale(root, (label, a.lo, a.hi), plot_y.start, plot_y.end, x, s)?;
         }
         Ok(())
     }
@@ -1683,6 +1783,38 @@ mod tests {
             .x_range(0.0, 1.0)
             .series(Series::new("a", vec![], vec![]));
         p.save(&dir.path().join("emptylog")).unwrap();
+    }
+
+    #[test]
+    fn a_second_axis_is_labelled_and_holds_its_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let x: Vec<f64> = (0..20).map(f64::from).collect();
+        let p = LinePlot::new("Over training", "epoch", "AUC")
+            .y2_label("test loss")
+            .series(Series::new(
+                "AUC",
+                x.clone(),
+                x.iter().map(|e| e / 20.0).collect(),
+            ))
+            .series(
+                Series::new("loss", x.clone(), x.iter().map(|e| 100.0 + e).collect()).on_right(),
+            );
+        let prepared: Vec<Prepared> = p.series.iter().map(|s| prepare(s, false)).collect();
+        // The first axis is sized by the AUC alone (0 to 0.95), the second by the loss.
+        let (_, ya) = p.axes(&prepared);
+        assert!(ya.hi < 2.0, "{}", ya.hi);
+        let y2 = p.right_axis(&prepared).unwrap();
+        assert!(y2.lo <= 100.0 && y2.hi >= 119.0 && y2.lo > 50.0);
+        // Rescaled, the loss spans the first axis as it spans the second.
+        let mut loss = prepare(&p.series[1], false);
+        rescale(&mut loss, &y2, &ya);
+        let first = loss.lines[0][0].1;
+        let expected = ya.lo + (100.0 - y2.lo) / (y2.hi - y2.lo) * (ya.hi - ya.lo);
+        assert!((first - expected).abs() < 1e-9);
+        check_outputs(
+            &p.save(&dir.path().join("two")).unwrap(),
+            &["test loss", "AUC"],
+        );
     }
 
     #[test]

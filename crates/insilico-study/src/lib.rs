@@ -23,6 +23,7 @@
 
 pub mod ablation;
 pub mod bench;
+pub mod checkpoints;
 pub mod compare;
 pub mod erf;
 pub mod noise;

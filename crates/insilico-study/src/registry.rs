@@ -56,7 +56,15 @@ pub fn read<A: Assay>(run: &RunDir) -> Result<Option<A::Output>>
 where
     A::Output: DeserializeOwned,
 {
-    let path = run.assay_dir(A::KIND.name()).join(A::RESULT_FILE);
+    read_in::<A>(&run.assay_dir(A::KIND.name()))
+}
+
+/// The result of assay `A` in directory `dir` (a run's or a snapshot's), if there is one.
+pub fn read_in<A: Assay>(dir: &Path) -> Result<Option<A::Output>>
+where
+    A::Output: DeserializeOwned,
+{
+    let path = dir.join(A::RESULT_FILE);
     if !path.exists() {
         return Ok(None);
     }
@@ -176,11 +184,12 @@ impl AssayKind {
         })
     }
 
-    /// Runs the assay with options from a table (a sweep's) and writes its outputs.
-    pub fn run(self, study: &Study, table: &toml::Table) -> Result<()> {
+    /// Runs the assay with options from a table (a sweep's) and writes its outputs, on
+    /// the study's snapshots too where it asks for checkpoints.
+    pub fn run(self, study: &mut Study, table: &toml::Table) -> Result<()> {
         with_assay!(self, A => {
             let options = <A as Assay>::Options::from_table(table.clone())?;
-            A::run(study, &options).map(|_| ())
+            crate::checkpoints::run_assay::<A>(study, &options).map(|_| ())
         })
     }
 

@@ -1,5 +1,6 @@
 //! Opening a trained run for study, and the options every assay shares.
 
+use crate::checkpoints::CheckpointSelection;
 use crate::options::{at_least, Options};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
@@ -47,6 +48,13 @@ pub struct StudyOptions {
     /// Seed for random orders, noise and initial images.
     #[arg(long, default_value_t = StudyOptions::default().seed)]
     pub seed: u64,
+    /// Also run on the run's snapshots (model states saved through training, see
+    /// training.snapshots): `all`, or `every:N` (every N-th, first and last always).
+    /// Results per snapshot in RUN/assays/<assay>/checkpoints/step-NNNNNNNN/, the summary
+    /// over training (AUC, test loss, selectivity by epoch) in RUN/assays/checkpoints/.
+    #[arg(long, value_name = "all|every:N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointSelection>,
 }
 
 impl Default for StudyOptions {
@@ -56,6 +64,7 @@ impl Default for StudyOptions {
             split: Subset::Train,
             images: 10_000,
             seed: 0,
+            checkpoints: None,
         }
     }
 }
@@ -74,6 +83,9 @@ pub struct Study {
     /// The sites every assay records from (resolved: never empty).
     pub sites: Vec<String>,
     pub options: StudyOptions,
+    /// The snapshot the network is at while an assay runs over checkpoints: results go
+    /// to that snapshot's directory. `None`: the final network.
+    pub snapshot_step: Option<usize>,
 }
 
 impl Study {
@@ -112,6 +124,7 @@ impl Study {
             examples,
             sites,
             options: options.clone(),
+            snapshot_step: None,
         })
     }
 
@@ -139,7 +152,11 @@ impl Study {
     }
 
     pub fn out_dir(&self, assay: &str) -> PathBuf {
-        self.run.dir.assay_dir(assay)
+        let dir = self.run.dir.assay_dir(assay);
+        match self.snapshot_step {
+            Some(step) => crate::checkpoints::step_dir(&dir, step),
+            None => dir,
+        }
     }
 
     /// "model on dataset" for figure titles.

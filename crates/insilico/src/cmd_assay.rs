@@ -44,13 +44,13 @@ pub fn run<A: Assay>(matches: &ArgMatches) -> Result<()> {
         .map(|id| id.to_string())
         .collect();
     let options = merge_with_file(&args.options, &given, args.options_file.as_deref())?;
-    let study = Study::open(
+    let mut study = Study::open(
         &args.run,
         args.env.compute()?,
         &args.env.locator(),
         &args.study,
     )?;
-    let output = A::run(&study, &options)?;
+    let output = insilico_study::checkpoints::run_assay::<A>(&mut study, &options)?;
     for line in A::describe(&output) {
         println!("{line}");
     }

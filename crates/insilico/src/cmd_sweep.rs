@@ -280,6 +280,12 @@ fn print_summary(sweep: &Sweep, wall: Option<f64>) -> Result<()> {
             h.spearman_x_auc
         );
     }
+    if let Some(c) = &s.claim {
+        println!("{}", c.claim.title());
+        for line in &c.lines {
+            println!("  {line}");
+        }
+    }
     for (m, (rho, rho_drop)) in &s.selectivity_importance {
         println!("{m}: selectivity vs importance, mean Spearman {rho:.3} (loss increase), {rho_drop:.3} (accuracy drop)");
     }

@@ -109,14 +109,14 @@ pub fn run_point(
         return Ok(PointRun::Finished);
     }
     let trained = TrainedRun::open(&run.root, compute.clone(), locator)?;
-    let study = Study::new(trained, &assays.study)?;
+    let mut study = Study::new(trained, &assays.study)?;
     for kind in pending {
         if stopped() {
             return Ok(PointRun::Stopped);
         }
         eprintln!("[{}] {kind}", point.id);
         let started = Instant::now();
-        kind.run(&study, &assays.assays[&kind])
+        kind.run(&mut study, &assays.assays[&kind])
             .with_context(|| format!("{kind} on grid point {}", point.id))?;
         let done = AssayDone {
             assay: kind.name().to_string(),

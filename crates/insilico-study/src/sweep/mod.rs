@@ -2,6 +2,7 @@
 //! run on each); one call runs it, resumes it after an interruption, and writes the
 //! summary figures and the report.
 
+pub mod claims;
 pub mod exec;
 pub mod report;
 pub mod slurm;

@@ -35,6 +35,12 @@ pub fn write_report(
 }
 
 fn findings(html: &mut HtmlReport, summary: &Summary, wall_seconds: Option<f64>) {
+    if let Some(c) = &summary.claim {
+        html.paragraph(&format!("{}:", c.claim.title()));
+        for line in &c.lines {
+            html.paragraph(line);
+        }
+    }
     let axis = summary.x_axis.as_deref();
     for h in &summary.headlines {
         let levels: Vec<String> = h

@@ -29,10 +29,15 @@ pub struct SweepFile {
     #[serde(default)]
     pub models: BTreeMap<String, toml::Table>,
     /// Axes: `model` (built-in names or config files) and any config field, by dotted path
-    /// or by the short names `label_noise`, `seed`, `epochs`, `lr`, `train_limit`, `dataset`.
+    /// or by the short names `label_noise`, `seed`, `epochs`, `lr`, `weight_decay`,
+    /// `train_limit`, `dataset`, `width`, `dropout`, `batch_norm`.
     pub grid: toml::Table,
     #[serde(default)]
     pub assays: AssaySpec,
+    /// A claim of Morcos et al. 2018 to check on the results (`check = "generalization"`):
+    /// its figure and its printed check in the summary and the report.
+    #[serde(default)]
+    pub check: Option<super::claims::Claim>,
     /// Alternative scales (`--scale full`): tables merged over `base`, `grid` and `models`.
     #[serde(default)]
     pub scales: BTreeMap<String, Scale>,
@@ -127,7 +132,8 @@ pub struct Point {
 }
 
 impl Point {
-    /// The value of a grid axis at this point, as a number where it is one.
+    /// The value of a grid axis at this point, as a number where it is one (a boolean
+    /// as 0 or 1, so that `batch_norm = [false, true]` can be an x axis).
     pub fn coord_f64(&self, axis: &str) -> Option<f64> {
         self.coords
             .iter()
@@ -135,12 +141,13 @@ impl Point {
             .and_then(|(_, v)| match v {
                 toml::Value::Float(f) => Some(*f),
                 toml::Value::Integer(i) => Some(*i as f64),
+                toml::Value::Boolean(b) => Some(f64::from(u8::from(*b))),
                 _ => None,
             })
     }
 }
 
-/// Short names for the axes a memorization study varies.
+/// Short names for the axes the studies of Morcos et al. 2018 vary.
 fn alias(axis: &str) -> &str {
     match axis {
         "label_noise" => "data.label_noise",
@@ -150,6 +157,10 @@ fn alias(axis: &str) -> &str {
         "seed" => "training.seed",
         "epochs" => "training.epochs",
         "lr" => "training.lr",
+        "weight_decay" => "training.weight_decay",
+        "width" => "model.width",
+        "dropout" => "model.dropout",
+        "batch_norm" => "model.batch_norm",
         other => other,
     }
 }
@@ -298,6 +309,21 @@ impl SweepFile {
     /// (fields and shapes against its dataset) and the assay options and sites.
     pub fn validate(&self, points: &[Point], locator: &insilico_data::Locator) -> Result<()> {
         let a = &self.assays;
+        if let Some(claim) = self.check {
+            claim.check_sweep(self)?;
+        }
+        if a.study.checkpoints.is_some() {
+            if let Some(p) = points
+                .iter()
+                .find(|p| p.config.training.snapshots == insilico_engine::SnapshotSchedule::None)
+            {
+                bail!(
+                    "assays.checkpoints = \"{}\" but grid point {} keeps no snapshots: set training.snapshots (e.g. \"epochs\") in [base.training]",
+                    a.study.checkpoints.map(|c| c.to_string()).unwrap_or_default(),
+                    p.id
+                );
+            }
+        }
         // Shape and class count per dataset.
         let mut datasets: BTreeMap<String, ([usize; 3], usize)> = BTreeMap::new();
         for p in points {
@@ -394,6 +420,48 @@ repeats = 2
             "model settings stay with their model"
         );
         assert_eq!(p.coord_f64("label_noise"), Some(0.5));
+    }
+
+    #[test]
+    fn the_axes_of_morcos_et_al_reach_the_config() {
+        let file = r#"
+name = "t"
+[base.data]
+dataset = "shapes"
+[grid]
+model = ["mlp-2x128"]
+lr = [0.01]
+weight_decay = [0.001]
+width = [0.5]
+dropout = [0.25]
+batch_norm = [true]
+train_limit = [100]
+"#;
+        let points = parse(file).expand().unwrap();
+        assert_eq!(points.len(), 1);
+        let (c, p) = (&points[0].config, &points[0]);
+        assert_eq!(c.training.lr, 0.01);
+        assert_eq!(c.training.weight_decay, 0.001);
+        assert_eq!(c.data.train_limit, Some(100));
+        let plan = Plan::new(&c.model, [1, 28, 28]).unwrap();
+        // 128 units halved; batch norm and dropout around each hidden relu.
+        assert_eq!(plan.shape_at("fc1").unwrap().units(), 64);
+        for site in ["fc1.bn", "fc1.dropout", "fc2.bn", "fc2.dropout"] {
+            plan.site_index(site).unwrap();
+        }
+        assert_eq!(
+            p.coord_f64("batch_norm"),
+            Some(1.0),
+            "booleans are axes too"
+        );
+        assert_eq!(p.coord_f64("dropout"), Some(0.25));
+        let err = parse(&file.replace("[0.25]", "[1.5]"))
+            .expand()
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("model.dropout = 1.5"),
+            "{err:#}"
+        );
     }
 
     #[test]

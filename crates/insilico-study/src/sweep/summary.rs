@@ -89,6 +89,8 @@ pub struct Summary {
     /// mean over runs and sites: (loss increase, accuracy drop). NaN where no single unit
     /// changes accuracy.
     pub selectivity_importance: BTreeMap<String, (f64, f64)>,
+    /// The claim of Morcos et al. 2018 the sweep file asks to check, checked.
+    pub claim: Option<super::claims::ClaimCheck>,
     pub train_seconds: f64,
     pub assay_seconds: f64,
 }
@@ -112,6 +114,13 @@ pub fn summarize(sweep: &Sweep, wall_seconds: Option<f64>) -> Result<Summary> {
     let mut figures: Figures = Vec::new();
     let mut headlines = Vec::new();
     let mut sel_imp = BTreeMap::new();
+    let mut claim = None;
+    if let Some(c) = sweep.spec.check {
+        // The claim's figure first: it is what the sweep was run for.
+        let (checked, figs) = super::claims::check(c, &results, &dir)?;
+        figures.extend(figs);
+        claim = Some(checked);
+    }
     for model in &models {
         let rs: Vec<&PointResult> = results.iter().filter(|r| &r.point.model == model).collect();
         let label = super::spec::model_label(model);
@@ -129,6 +138,7 @@ pub fn summarize(sweep: &Sweep, wall_seconds: Option<f64>) -> Result<Summary> {
         x_axis: axis.clone(),
         headlines,
         selectivity_importance: sel_imp,
+        claim,
         train_seconds: results.iter().map(|r| r.manifest.train_seconds).sum(),
         assay_seconds: results.iter().map(|r| r.assay_seconds).sum(),
     };
@@ -211,6 +221,12 @@ fn curve<'a>(r: &'a PointResult, site: &str) -> Option<&'a AblationCurve> {
         .curves
         .iter()
         .find(|c| c.site == site && c.order == Order::Random)
+}
+
+/// The curve that stands for a run's robustness in the claims: random ablation of all
+/// hidden sites at once where measured, else of the first site.
+pub(super) fn headline_curve<'a>(r: &'a PointResult) -> Option<&'a AblationCurve> {
+    crate::checkpoints::headline(&r.ablation.as_ref()?.curves)
 }
 
 fn ablation_figures(
