@@ -79,6 +79,9 @@ pub fn run(args: SweepArgs) -> Result<()> {
             )?;
         }
     }
+    if !args.summary_only {
+        sweep.compare(&args.env.compute()?, &locator)?;
+    }
     // The wall time of a run that only redraws the summary says nothing of the study.
     let wall = (!args.summary_only).then(|| started.elapsed().as_secs_f64());
     let s = sweep.summarize(wall)?;
@@ -99,6 +102,9 @@ pub fn run(args: SweepArgs) -> Result<()> {
     }
     for (m, (rho, rho_drop)) in &s.selectivity_importance {
         println!("{m}: selectivity vs importance, mean Spearman {rho:.3} (loss increase), {rho_drop:.3} (accuracy drop)");
+    }
+    for check in &s.compare_checks {
+        println!("{check}");
     }
     println!(
         "train {:.0}s, assays {:.0}s{}; report: {}",
