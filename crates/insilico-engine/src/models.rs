@@ -2,13 +2,7 @@
 //! from any directory and the quick start needs no files.
 
 /// Names of the built-in configs.
-pub const BUILTIN: [&str; 5] = [
-    "cnn-small",
-    "cnn-bn",
-    "mlp-2x128",
-    "mlp-2x512",
-    "mlp-6x128",
-];
+pub const BUILTIN: [&str; 5] = ["cnn-small", "cnn-bn", "mlp-2x128", "mlp-2x512", "mlp-6x128"];
 
 /// The TOML text of a built-in config.
 pub fn builtin(name: &str) -> Option<&'static str> {

@@ -173,11 +173,22 @@ fn a_fixed_data_seed_gives_every_training_seed_the_same_relabelling() {
         let d = data(&config(overrides));
         (d.train.labels.clone(), d.train_clean_labels.clone())
     };
-    let a = labels(&["data.shuffle_labels=true", "data.data_seed=7", "training.seed=1"]);
-    let b = labels(&["data.shuffle_labels=true", "data.data_seed=7", "training.seed=2"]);
+    let a = labels(&[
+        "data.shuffle_labels=true",
+        "data.data_seed=7",
+        "training.seed=1",
+    ]);
+    let b = labels(&[
+        "data.shuffle_labels=true",
+        "data.data_seed=7",
+        "training.seed=2",
+    ]);
     assert_eq!(a, b);
     assert_ne!(a.0, a.1, "the labels are shuffled");
     let c = labels(&["data.shuffle_labels=true", "training.seed=1"]);
     let d = labels(&["data.shuffle_labels=true", "training.seed=2"]);
-    assert_ne!(c.0, d.0, "without data_seed, the training seed picks the relabelling");
+    assert_ne!(
+        c.0, d.0,
+        "without data_seed, the training seed picks the relabelling"
+    );
 }

@@ -119,7 +119,13 @@ pub fn bench_population(
     };
     let options = ridge::RidgeOptions::default();
     let layers: Vec<Vec<Matrix>> = (0..HEATMAP_LAYERS as u64)
-        .map(|l| checkpoints(&synthetic_pair(rsa_stimuli, units, 9 + l)?.0, HEATMAP_CHECKPOINTS, l))
+        .map(|l| {
+            checkpoints(
+                &synthetic_pair(rsa_stimuli, units, 9 + l)?.0,
+                HEATMAP_CHECKPOINTS,
+                l,
+            )
+        })
         .collect::<Result<_>>()?;
     Ok(vec![
         timing(

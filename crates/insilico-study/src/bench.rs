@@ -283,8 +283,18 @@ pub struct PopulationSizes {
     pub rsa_stimuli: usize,
 }
 
-/// Threads our linear algebra uses (faer's global parallelism is rayon's pool).
-pub fn population_threads() -> usize {
+/// Runs our linear algebra on `threads` (0: rayon's pool) and returns how many that is.
+pub fn set_population_threads(threads: usize) -> usize {
+    insilico_population::set_threads(threads);
+    if threads > 0 {
+        threads
+    } else {
+        population_threads()
+    }
+}
+
+/// Threads in rayon's pool, which faer uses by default.
+fn population_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -311,18 +321,24 @@ pub fn population_ours(sizes: PopulationSizes, repeats: usize) -> Result<Value> 
     Ok(Value::Object(out))
 }
 
-/// The numpy/scipy reference script on the same sizes, with its BLAS limited to the
-/// threads ours uses (OpenBLAS otherwise starts one per core it sees, which on a shared
+/// The numpy/scipy reference script (with google/svcca's `cca_core.py` and `pwcca.py`
+/// from the checkout `svcca`) on the same sizes, with its BLAS limited to
+/// `threads`, as ours (OpenBLAS otherwise starts one per core it sees, which on a shared
 /// machine measures contention, not the library).
 pub fn population_reference(
     python: &Path,
     script: &Path,
+    svcca: &Path,
     sizes: PopulationSizes,
     repeats: usize,
+    threads: usize,
 ) -> Result<Value> {
-    let threads = population_threads().to_string();
+    let threads = threads.to_string();
     let out = Command::new(python)
         .arg(script)
+        .arg("--json")
+        .arg("--svcca")
+        .arg(svcca)
         .args(["--stimuli", &sizes.stimuli.to_string()])
         .args(["--units", &sizes.units.to_string()])
         .args(["--rsa-stimuli", &sizes.rsa_stimuli.to_string()])

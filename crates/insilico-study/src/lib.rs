@@ -28,6 +28,7 @@ pub mod erf;
 pub mod noise;
 pub mod options;
 pub mod population;
+pub mod progress;
 pub mod receptive;
 pub mod registry;
 pub mod selectivity;

@@ -8,8 +8,8 @@ use crate::common::Env;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use insilico_study::bench::{
-    bench_ablation, bench_actmax, bench_train, population_ours, population_reference,
-    population_threads, ratios, round1, run_torch, speedups, PopulationSizes,
+    bench_ablation, bench_actmax, bench_train, population_ours, population_reference, ratios,
+    round1, run_torch, set_population_threads, speedups, PopulationSizes,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -23,8 +23,8 @@ pub enum Which {
     /// Activation maximization: conv2's 32 channels, 256 steps, one batch.
     Actmax,
     /// Population measures: linear CKA, SVCCA, PWCCA, ridge on 10,000 x 512 pairs, RSA on
-    /// 2,000 stimuli, the 4-layer x 20-checkpoint heatmap; with --python, side by side
-    /// with bench/population_reference.py (numpy/scipy/scikit-learn).
+    /// 2,000 stimuli, the 4-layer x 20-checkpoint heatmap; with --python and --svcca, side
+    /// by side with the numpy/scipy/scikit-learn/google-svcca reference script.
     Population,
 }
 
@@ -52,8 +52,14 @@ pub struct BenchArgs {
     #[arg(long)]
     pub python: Option<PathBuf>,
     /// population: the numpy/scipy reference script.
-    #[arg(long, default_value = "bench/population_reference.py")]
+    #[arg(
+        long,
+        default_value = "crates/insilico-population/bench/population_reference.py"
+    )]
     pub reference: PathBuf,
+    /// population: a checkout of google/svcca (the reference's CCA, SVCCA and PWCCA).
+    #[arg(long)]
+    pub svcca: Option<PathBuf>,
     /// population: rounds of (ours, then the reference), for a range of ratios on a
     /// machine whose load varies.
     #[arg(long, default_value_t = 2)]
@@ -63,6 +69,10 @@ pub struct BenchArgs {
     pub stimuli: usize,
     #[arg(long, default_value_t = 512)]
     pub units: usize,
+    /// population: threads for ours and for the reference's BLAS (0: every core). On a
+    /// shared machine OpenBLAS's spinning threads measure the load more than the library.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// population: stimuli of the RSA and of each heatmap matrix.
     #[arg(long, default_value_t = 2_000)]
     pub rsa_stimuli: usize,
@@ -140,7 +150,7 @@ fn population(args: &BenchArgs) -> Result<()> {
         rsa_stimuli: args.rsa_stimuli,
     };
     let repeats = args.repeats.clamp(1, 3);
-    let threads = population_threads();
+    let threads = set_population_threads(args.threads);
     println!(
         "population measures, {} x {} (RSA and heatmap {} stimuli), best of {repeats}, {threads} thread(s)",
         sizes.stimuli, sizes.units, sizes.rsa_stimuli
@@ -151,7 +161,13 @@ fn population(args: &BenchArgs) -> Result<()> {
         println!("round {round} insilico: {ours}");
         let mut r = json!({ "insilico": ours });
         if let Some(python) = &args.python {
-            let reference = population_reference(python, &args.reference, sizes, repeats)?;
+            let Some(svcca) = &args.svcca else {
+                anyhow::bail!(
+                    "--python needs --svcca PATH, a checkout of google/svcca (the reference's CCA)"
+                );
+            };
+            let reference =
+                population_reference(python, &args.reference, svcca, sizes, repeats, threads)?;
             println!("round {round} numpy/scipy: {reference}");
             let s = speedups(&r["insilico"], &reference);
             println!("round {round} speed-up (reference s / insilico s): {s}");
@@ -166,7 +182,10 @@ fn population(args: &BenchArgs) -> Result<()> {
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
         for t in tasks {
-            let v: Vec<f64> = rounds.iter().filter_map(|r| r["speedup"][&t].as_f64()).collect();
+            let v: Vec<f64> = rounds
+                .iter()
+                .filter_map(|r| r["speedup"][&t].as_f64())
+                .collect();
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             println!("{t:<26} speed-up {lo:.2}x .. {hi:.2}x");

@@ -18,9 +18,7 @@ use insilico_data::fsx::write_atomic;
 use insilico_data::Locator;
 use insilico_engine::{Compute, RunDir};
 use insilico_population::Measure;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
 use std::path::Path;
 
 /// A reproduction's check, computed from the comparison matrices.
@@ -233,18 +231,6 @@ fn record_run(
         .collect()
 }
 
-/// A bar over ordered pairs of runs, on a terminal only.
-fn pair_bar(len: u64, label: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    ProgressBar::new(len).with_style(
-        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} pairs of runs (eta {eta})")
-            .expect("static template"),
-    )
-    .with_message(format!("comparing {label}"))
-}
-
 /// Every measure between every site of run `a` and every site of run `b`, for every
 /// ordered pair of runs (`reps[run][site]`).
 pub fn pair_matrices(
@@ -262,7 +248,8 @@ pub fn pair_matrices(
             values: Vec::new(),
         })
         .collect();
-    let bar = pair_bar((n * n.saturating_sub(1)) as u64, label);
+    let bar = crate::progress::bar((n * n.saturating_sub(1)) as u64, "pairs of runs")
+        .with_message(format!("comparing {label}"));
     // A symmetric measure of (b, a) is the transpose of (a, b): computed once per
     // unordered pair; the asymmetric ones (PWCCA, ridge) for every ordered pair.
     let (symmetric, asymmetric): (Vec<Measure>, Vec<Measure>) =
@@ -361,7 +348,9 @@ pub fn run_comparison(
 
 fn transpose(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let cols = m.first().map_or(0, Vec::len);
-    (0..cols).map(|j| m.iter().map(|r| r[j]).collect()).collect()
+    (0..cols)
+        .map(|j| m.iter().map(|r| r[j]).collect())
+        .collect()
 }
 
 /// The fraction of (pair, layer) cases where the most similar layer of the other run is
@@ -480,7 +469,10 @@ mod tests {
                             &reps[b][j].matrix,
                         )
                         .unwrap();
-                        assert!((v - direct).abs() < 1e-12, "{measure:?} ({a},{b}) [{i}][{j}]");
+                        assert!(
+                            (v - direct).abs() < 1e-12,
+                            "{measure:?} ({a},{b}) [{i}][{j}]"
+                        );
                     }
                 }
             }
@@ -507,14 +499,19 @@ mod tests {
             across: "epochs".into(),
             ..spec
         };
-        assert!(wrong.check_grid(&points).unwrap_err().to_string().contains("epochs"));
+        assert!(wrong
+            .check_grid(&points)
+            .unwrap_err()
+            .to_string()
+            .contains("epochs"));
     }
 
     #[test]
     fn measures_parse_from_names_and_unknown_ones_are_named() {
-        let spec: CompareSpec =
-            toml::from_str("measures = [\"cka-linear\", \"svcca-0.95\"]\nchecks = [\"memorization\"]")
-                .unwrap();
+        let spec: CompareSpec = toml::from_str(
+            "measures = [\"cka-linear\", \"svcca-0.95\"]\nchecks = [\"memorization\"]",
+        )
+        .unwrap();
         assert_eq!(
             spec.measures,
             vec![Measure::CkaLinear, Measure::Svcca { kept: 0.95 }]

@@ -53,21 +53,26 @@ pub fn corresponding_layers_check(g: &GroupComparison) -> String {
         .map(|(m, a, c, t)| format!("{m} {:.1} % ({c}/{t})", 100.0 * a))
         .collect();
     let cka = acc.iter().find(|(m, ..)| m == "cka-linear").map(|a| a.1);
-    let cca: Vec<f64> = acc.iter().filter(|(m, ..)| is_cca(m)).map(|a| a.1).collect();
-    let verdict = match cka {
-        None => "not checked: cka-linear is not among the measures".to_string(),
-        Some(k) => {
-            let near = k >= NEAR_PERFECT;
-            let lower = cca.iter().all(|&c| c < k);
-            format!(
+    let cca: Vec<f64> = acc
+        .iter()
+        .filter(|(m, ..)| is_cca(m))
+        .map(|a| a.1)
+        .collect();
+    let verdict =
+        match cka {
+            None => "not checked: cka-linear is not among the measures".to_string(),
+            Some(k) => {
+                let near = k >= NEAR_PERFECT;
+                let lower = cca.iter().all(|&c| c < k);
+                format!(
                 "linear CKA near 100 % (≥ {:.0} %): {}; every CCA-based measure below it: {} => {}",
                 100.0 * NEAR_PERFECT,
                 if near { "yes" } else { "NO" },
                 if lower { "yes" } else { "NO" },
                 if near && lower { "HOLDS" } else { "DOES NOT HOLD" }
             )
-        }
-    };
+            }
+        };
     format!(
         "Corresponding layers (Kornblith et al. 2019), {}: {} runs, {} sites, {} ordered pairs; \
          accuracy of identifying the same layer of the other run by maximum similarity: {}. \
@@ -113,7 +118,10 @@ pub fn memorization_check(groups: &[GroupComparison], measure: &str) -> (String,
         .collect();
     let diffs: Vec<f64> = t.iter().zip(&r).map(|(a, b)| a.0 - b.0).collect();
     let (Some(first), Some(last)) = (diffs.first(), diffs.last()) else {
-        return (format!("Memorization, {measure}: no layers compared."), (header, rows));
+        return (
+            format!("Memorization, {measure}: no layers compared."),
+            (header, rows),
+        );
     };
     let early = first.abs() <= EARLY_TOLERANCE;
     let late = *last > EARLY_TOLERANCE;
@@ -143,13 +151,22 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
     let stem = dir.join(format!("{}_{}", g.group, m.measure));
     let (lo, hi) = m.range;
     Heatmap {
-        title: format!("{}: {} (mean of {} pairs)", g.group, m.measure, m.pairs.len()),
+        title: format!(
+            "{}: {} (mean of {} pairs)",
+            g.group,
+            m.measure,
+            m.pairs.len()
+        ),
         x_label: "site of the second run".into(),
         y_label: "site of the first run".into(),
         rows: g.sites.clone(),
         columns: g.sites.clone(),
         values: mean_matrix(&m.values),
-        scale: (m.measure.clone(), if lo.is_finite() { lo } else { -1.0 }, hi),
+        scale: (
+            m.measure.clone(),
+            if lo.is_finite() { lo } else { -1.0 },
+            hi,
+        ),
     }
     .save(&stem)?;
     Ok((
@@ -169,10 +186,19 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
 /// line per group.
 fn layer_plot(dir: &Path, c: &Comparison, measure: &str) -> Result<Figure> {
     let stem = dir.join(format!("corresponding_{measure}"));
-    let sites = c.groups.first().map(|g| g.sites.clone()).unwrap_or_default();
+    let sites = c
+        .groups
+        .first()
+        .map(|g| g.sites.clone())
+        .unwrap_or_default();
     let mut plot = LinePlot::new(
         &format!("{measure} of corresponding layers across runs"),
-        &format!("layer (1 = {}, {} = {})", sites[0], sites.len(), sites[sites.len() - 1]),
+        &format!(
+            "layer (1 = {}, {} = {})",
+            sites[0],
+            sites.len(),
+            sites[sites.len() - 1]
+        ),
         measure,
     )
     .y_range(0.0, 1.02);
@@ -201,14 +227,15 @@ pub fn section(c: &Comparison, dir: &Path) -> Result<CompareSection> {
     let mut s = CompareSection::default();
     for check in &c.spec.checks {
         match check {
-            CompareCheck::CorrespondingLayers => {
-                s.checks.extend(c.groups.iter().map(corresponding_layers_check))
-            }
+            CompareCheck::CorrespondingLayers => s
+                .checks
+                .extend(c.groups.iter().map(corresponding_layers_check)),
             CompareCheck::Memorization => {
                 for m in &c.spec.measures {
                     let (text, table) = memorization_check(&c.groups, &m.name());
                     s.checks.push(text);
-                    s.tables.push((format!("{}: corresponding layers", m.name()), table));
+                    s.tables
+                        .push((format!("{}: corresponding layers", m.name()), table));
                 }
             }
         }
@@ -255,13 +282,18 @@ mod tests {
             group(false, [0.88, 0.6, 0.3], &["cka-linear"]),
         ];
         let (text, (_, rows)) = memorization_check(&groups, "cka-linear");
-        assert!(text.contains("HOLDS") && !text.contains("DOES NOT"), "{text}");
+        assert!(
+            text.contains("HOLDS") && !text.contains("DOES NOT"),
+            "{text}"
+        );
         assert_eq!(rows[2][3], "+0.400");
         let flipped = [
             group(true, [0.9, 0.6, 0.3], &["cka-linear"]),
             group(false, [0.9, 0.8, 0.7], &["cka-linear"]),
         ];
-        assert!(memorization_check(&flipped, "cka-linear").0.contains("DOES NOT HOLD"));
+        assert!(memorization_check(&flipped, "cka-linear")
+            .0
+            .contains("DOES NOT HOLD"));
     }
 
     #[test]
@@ -274,7 +306,10 @@ mod tests {
         let mut g = g;
         g.measures[1].values[0][2][2] = 0.05;
         let text = corresponding_layers_check(&g);
-        assert!(text.contains("pwcca 83.3 % (5/6)") && text.contains("HOLDS"), "{text}");
+        assert!(
+            text.contains("pwcca 83.3 % (5/6)") && text.contains("HOLDS"),
+            "{text}"
+        );
         assert!(!text.contains("DOES NOT"), "{text}");
     }
 }
