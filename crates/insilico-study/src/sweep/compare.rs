@@ -413,7 +413,7 @@ mod tests {
             vec![0.8, 0.7, 0.1],
             vec![0.3, 0.5, 0.5],
         ];
-        assert_eq!(identification(&[m.clone()]), (1, 3));
+        assert_eq!(identification(std::slice::from_ref(&m)), (1, 3));
         let identity = vec![
             vec![1.0, 0.0, 0.0],
             vec![0.0, 1.0, 0.0],

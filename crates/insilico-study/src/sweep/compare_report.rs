@@ -86,7 +86,7 @@ pub fn corresponding_layers_check(g: &GroupComparison) -> String {
 }
 
 /// Every pair matrix of one measure over the groups trained on true (or random) labels.
-fn pooled<'a>(groups: &'a [GroupComparison], measure: &str, truth: bool) -> Vec<Vec<Vec<f64>>> {
+fn pooled(groups: &[GroupComparison], measure: &str, truth: bool) -> Vec<Vec<Vec<f64>>> {
     groups
         .iter()
         .filter(|g| g.true_labels == truth)
