@@ -35,6 +35,13 @@ lint:
 check-gpu:
     cargo check -p insilico --features wgpu
 
+# The engine on wgpu against the CPU path: training steps, recording, ablation masks and
+# input gradients (Mesa's software Vulkan where there is no GPU). Its own target dir, so
+# that the CPU build's artifacts are not rebuilt with other features.
+test-gpu:
+    scripts/ensure-vulkan.sh
+    CARGO_TARGET_DIR=target/gpu cargo test -p insilico-engine --features wgpu --test wgpu -- --test-threads 1 --nocapture
+
 # Training and inference throughput, side by side with PyTorch (needs ~/torch-bench).
 bench-train python=(env_var("HOME") / "torch-bench/bin/python"): build
     {{bin}} bench train --torch {{python}} --bench-dir ../shared/bench

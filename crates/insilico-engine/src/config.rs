@@ -5,6 +5,7 @@
 //! network plan is built ([`crate::plan::Plan::new`]), before any training starts.
 
 use crate::layer::LayerKind;
+pub use crate::snapshot::SnapshotSchedule;
 use anyhow::{bail, Context, Result};
 use insilico_data::labels::LabelCorruption;
 use serde::{Deserialize, Serialize};
@@ -157,6 +158,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Evaluate accuracy on at most this many training images per epoch (None: all).
     pub eval_train_limit: Option<usize>,
+    /// Model states to keep through training for analysis (`"epochs"`, `"every:N"`,
+    /// `"log:N"`; see [`SnapshotSchedule`]).
+    pub snapshots: SnapshotSchedule,
 }
 
 impl Default for TrainConfig {
@@ -173,6 +177,7 @@ impl Default for TrainConfig {
             batch_size: 128,
             seed: 0,
             eval_train_limit: None,
+            snapshots: SnapshotSchedule::None,
         }
     }
 }

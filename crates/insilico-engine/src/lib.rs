@@ -22,6 +22,7 @@ pub mod network;
 pub mod plan;
 pub mod receptive_field;
 pub mod rundir;
+pub mod snapshot;
 pub mod train;
 
 pub use backend::{Backend, Compute};
@@ -32,7 +33,8 @@ pub use layer::LayerKind;
 pub use network::Network;
 pub use plan::{Plan, Shape};
 pub use receptive_field::{receptive_field, receptive_fields, ReceptiveField, Window};
-pub use rundir::{Manifest, RunDir, TrainedRun};
+pub use rundir::{Manifest, RunDir, Snapshot, TrainedRun};
+pub use snapshot::SnapshotSchedule;
 
 /// The Burn version this engine is built and pinned against.
 pub const BURN_VERSION: &str = "0.22.1";

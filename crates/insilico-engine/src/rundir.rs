@@ -6,6 +6,8 @@
 //! RUN/metrics.csv, metrics.json   one row per epoch
 //! RUN/checkpoints/epoch-NNNN/     model.bpk, optim.bpk (complete directories only)
 //! RUN/checkpoints/latest          name of the newest complete checkpoint
+//! RUN/snapshots/step-NNNNNNNN/    model.bpk at a training step (`training.snapshots`)
+//! RUN/snapshots/index.csv         step,epoch of every complete snapshot
 //! RUN/model.bpk                   final weights (Burn's burnpack)
 //! RUN/weights.safetensors         final weights for numpy/PyTorch (PyTorch layout)
 //! RUN/assays/<assay>/             what the assays write
@@ -37,6 +39,17 @@ pub struct RunDir {
     pub root: PathBuf,
 }
 
+/// One kept model state (see [`crate::snapshot`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// Optimizer steps taken (0: the initialization).
+    pub step: usize,
+    /// `step` in epochs (1.0: the end of the first epoch).
+    pub epoch: f64,
+    /// Its `model.bpk`.
+    pub weights: PathBuf,
+}
+
 impl RunDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -50,6 +63,9 @@ impl RunDir {
     }
     pub fn checkpoints(&self) -> PathBuf {
         self.root.join("checkpoints")
+    }
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
     }
     pub fn model_path(&self) -> PathBuf {
         self.root.join("model.bpk")
@@ -197,6 +213,90 @@ impl RunDir {
             metrics.truncate(done);
         }
         Ok(metrics)
+    }
+
+    /// Keeps the network's weights at `step` (idempotent: a resumed run that passes the
+    /// step again finds it kept) and indexes every complete snapshot.
+    pub fn write_snapshot(&self, step: usize, steps_per_epoch: usize, net: &Network) -> Result<()> {
+        let dir = self.snapshots_dir().join(format!("step-{step:08}"));
+        if !dir.join("model.bpk").exists() {
+            std::fs::create_dir_all(self.snapshots_dir())
+                .with_context(|| format!("cannot create {}", self.snapshots_dir().display()))?;
+            replace_with(&dir, |tmp| {
+                std::fs::create_dir_all(tmp)?;
+                net.clone()
+                    .save_file(tmp.join("model.bpk"))
+                    .with_context(|| format!("writing {}", tmp.join("model.bpk").display()))
+            })?;
+        }
+        self.write_snapshot_index(steps_per_epoch)
+    }
+
+    /// `index.csv` from the complete snapshot directories, so that a kill between a
+    /// snapshot and its index line is repaired by the next write.
+    fn write_snapshot_index(&self, steps_per_epoch: usize) -> Result<()> {
+        let mut text = String::from("step,epoch\n");
+        for step in self.snapshot_steps()? {
+            let epoch = step as f64 / steps_per_epoch as f64;
+            text.push_str(&format!("{step},{epoch}\n"));
+        }
+        write_atomic(&self.snapshots_dir().join("index.csv"), text.as_bytes())
+    }
+
+    /// Steps of the complete snapshot directories, ascending.
+    fn snapshot_steps(&self) -> Result<Vec<usize>> {
+        let dir = self.snapshots_dir();
+        let mut steps = Vec::new();
+        if !dir.exists() {
+            return Ok(steps);
+        }
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let step = name
+                .strip_prefix("step-")
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(step) = step.filter(|_| entry.path().join("model.bpk").exists()) {
+                steps.push(step);
+            }
+        }
+        steps.sort_unstable();
+        Ok(steps)
+    }
+
+    /// The run's snapshots in training order (empty when it kept none), from `index.csv`;
+    /// an index naming a missing snapshot is an error that names both.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        let index = self.snapshots_dir().join("index.csv");
+        if !index.exists() {
+            return Ok(Vec::new());
+        }
+        let mut reader = csv::Reader::from_path(&index)
+            .with_context(|| format!("cannot read {}", index.display()))?;
+        let mut out = Vec::new();
+        for (i, row) in reader.deserialize::<(usize, f64)>().enumerate() {
+            let (step, epoch) =
+                row.with_context(|| format!("{}: row {}", index.display(), i + 1))?;
+            let weights = self
+                .snapshots_dir()
+                .join(format!("step-{step:08}"))
+                .join("model.bpk");
+            if !weights.exists() {
+                bail!(
+                    "{} lists step {step}, but {} is missing",
+                    index.display(),
+                    weights.display()
+                );
+            }
+            out.push(Snapshot {
+                step,
+                epoch,
+                weights,
+            });
+        }
+        Ok(out)
     }
 
     /// Final weights: burnpack for insilico, safetensors for everyone else.
@@ -390,10 +490,7 @@ impl TrainedRun {
             );
         };
         let data = RunData::prepare(&config.data, config.training.seed, locator)?;
-        let network = Network::new(&config.model, data.dataset.shape, &compute.device)?
-            .try_load_file(&weights)
-            .with_context(|| format!("loading {}", weights.display()))?
-            .valid();
+        let network = load_network(&config, &data, &compute, &weights)?;
         Ok(Self {
             dir: run,
             config,
@@ -402,4 +499,23 @@ impl TrainedRun {
             compute,
         })
     }
+
+    /// The network with other weights of the same run (a snapshot), in evaluation mode.
+    pub fn load_weights(&self, weights: &Path) -> Result<Network> {
+        load_network(&self.config, &self.data, &self.compute, weights)
+    }
+}
+
+fn load_network(
+    config: &RunConfig,
+    data: &RunData,
+    compute: &Compute,
+    weights: &Path,
+) -> Result<Network> {
+    Ok(
+        Network::new(&config.model, data.dataset.shape, &compute.device)?
+            .try_load_file(weights)
+            .with_context(|| format!("loading {}", weights.display()))?
+            .valid(),
+    )
 }

@@ -1,6 +1,7 @@
 //! Training: SGD (PyTorch-style momentum) or Adam, learning-rate schedules, evaluation
-//! each epoch, atomic checkpoints every epoch, exact resume, and a stop on a non-finite
-//! loss that keeps the last good checkpoint.
+//! each epoch, atomic checkpoints every epoch, exact resume, snapshots of the weights at
+//! chosen steps (`training.snapshots`), and a stop on a non-finite loss that keeps the last
+//! good checkpoint.
 
 use crate::backend::Compute;
 use crate::config::{OptimizerKind, RunConfig, Schedule};
@@ -21,6 +22,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 /// One row of `metrics.csv`.
@@ -49,6 +51,23 @@ pub struct TrainOutcome {
     pub metrics: Vec<EpochMetrics>,
     pub network: Network,
     pub completed: bool,
+}
+
+/// Where and when training keeps snapshots of its weights.
+struct Snapshots<'a> {
+    run: &'a RunDir,
+    steps: BTreeSet<usize>,
+    steps_per_epoch: usize,
+}
+
+impl Snapshots<'_> {
+    /// Keeps the network if `step` (optimizer steps taken) is on the schedule.
+    fn keep(&self, step: usize, net: &Network) -> Result<()> {
+        if self.steps.contains(&step) {
+            self.run.write_snapshot(step, self.steps_per_epoch, net)?;
+        }
+        Ok(())
+    }
 }
 
 /// The learning rate at a step, for the configured schedule.
@@ -151,12 +170,19 @@ pub fn train(
     let eval_train = data.train.head(t.eval_train_limit);
     let bar = progress_bar(opts.progress, total_steps as u64);
     bar.set_position((metrics.len() * steps_per_epoch) as u64);
+    let snapshots = Snapshots {
+        run,
+        steps: t.snapshots.steps(t.epochs, steps_per_epoch),
+        steps_per_epoch,
+    };
+    snapshots.keep(metrics.len() * steps_per_epoch, &net)?;
 
     for epoch in metrics.len()..t.epochs {
         let started = Instant::now();
         let step = (net, &train_device);
-        let (trained, lr) =
-            train_epoch(config, data, epoch, step, &mut optim, &bar, &metrics, run)?;
+        let (trained, lr) = train_epoch(
+            config, data, epoch, step, &mut optim, &bar, &metrics, &snapshots,
+        )?;
         net = trained;
         let valid = net.valid();
         let train_score = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
@@ -176,6 +202,7 @@ pub fn train(
             bar.println(line);
         }
         metrics.push(row);
+        snapshots.keep((epoch + 1) * steps_per_epoch, &net)?;
         run.write_checkpoint(epoch + 1, &net, &optim, &metrics)?;
         if opts.halt_after_epoch == Some(epoch + 1) && epoch + 1 < t.epochs {
             bar.abandon();
@@ -225,7 +252,7 @@ fn train_epoch(
     optim: &mut ModuleOptimizer,
     bar: &ProgressBar,
     done: &[EpochMetrics],
-    run: &RunDir,
+    snapshots: &Snapshots,
 ) -> Result<(Network, f64)> {
     let t = &config.training;
     let n = data.train.len();
@@ -249,11 +276,15 @@ fn train_epoch(
                 epoch + 1,
                 step + 1,
                 done.len(),
-                run.checkpoints().display()
+                snapshots.run.checkpoints().display()
             );
         }
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(lr, net, grads);
+        // The epoch's end is kept by the caller once its weights are checked finite.
+        if step + 1 < steps_per_epoch {
+            snapshots.keep(epoch * steps_per_epoch + step + 1, &net)?;
+        }
         bar.inc(1);
     }
     Ok((net, lr))

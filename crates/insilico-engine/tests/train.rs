@@ -192,3 +192,67 @@ fn a_fixed_data_seed_gives_every_training_seed_the_same_relabelling() {
         "without data_seed, the training seed picks the relabelling"
     );
 }
+
+/// The weights of a network, by parameter name.
+fn tensors(net: &insilico_engine::Network) -> Vec<(String, Vec<f32>)> {
+    net.named_tensors()
+        .into_iter()
+        .map(|(name, _, values)| (name, values))
+        .collect()
+}
+
+#[test]
+fn snapshots_follow_their_schedule_survive_a_resume_and_end_at_the_final_network() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    // 640 images in batches of 64: 10 steps per epoch, 3 epochs.
+    let c = config(&["training.snapshots=\"every:4\""]);
+    let d = data(&c);
+    let whole = RunDir::new(tmp.path().join("whole"));
+    train(&c, &d, &whole, &opts(None, false)).unwrap();
+    let kept = whole.snapshots().unwrap();
+    let steps: Vec<usize> = kept.iter().map(|s| s.step).collect();
+    // Step 0, every 4th step, and the epoch ends 10, 20, 30.
+    assert_eq!(steps, [0, 4, 8, 10, 12, 16, 20, 24, 28, 30]);
+    let epochs: Vec<f64> = kept.iter().map(|s| s.epoch).collect();
+    assert_eq!(epochs[3], 1.0);
+    assert_eq!(epochs[9], 3.0);
+
+    let run = TrainedRun::open(&whole.root, Compute::flex(), &Locator::from_env(None)).unwrap();
+    let last = run.load_weights(&kept[9].weights).unwrap();
+    assert_eq!(tensors(&last), tensors(&run.network));
+    let first = run.load_weights(&kept[0].weights).unwrap();
+    assert_ne!(tensors(&first), tensors(&run.network));
+
+    // Interrupted after epoch 1 and resumed: the same snapshots, the same weights in each.
+    let split = RunDir::new(tmp.path().join("split"));
+    train(&c, &d, &split, &opts(Some(1), false)).unwrap();
+    assert_eq!(split.snapshots().unwrap().len(), 4);
+    train(&c, &d, &split, &opts(None, true)).unwrap();
+    let again = split.snapshots().unwrap();
+    assert_eq!(again.len(), kept.len());
+    for (a, b) in kept.iter().zip(&again) {
+        assert_eq!(a.step, b.step);
+        let (x, y) = (run.load_weights(&a.weights), run.load_weights(&b.weights));
+        assert_eq!(
+            tensors(&x.unwrap()),
+            tensors(&y.unwrap()),
+            "step {}",
+            a.step
+        );
+    }
+}
+
+#[test]
+fn a_run_without_snapshots_lists_none_and_a_bad_schedule_names_the_field() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(&["training.epochs=1"]);
+    let run = RunDir::new(tmp.path().join("plain"));
+    train(&c, &data(&c), &run, &opts(None, false)).unwrap();
+    assert!(run.snapshots().unwrap().is_empty());
+    assert!(!run.snapshots_dir().exists());
+    let o = vec!["training.snapshots=\"every:0\"".to_string()];
+    let err = format!("{:#}", RunConfig::from_toml(TINY, &o).unwrap_err());
+    assert!(err.contains("training.snapshots = \"every:0\""), "{err}");
+}
