@@ -27,6 +27,7 @@ pub mod compare;
 pub mod erf;
 pub mod noise;
 pub mod options;
+pub mod over_training;
 pub mod population;
 pub mod progress;
 pub mod receptive;

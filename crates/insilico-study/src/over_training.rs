@@ -103,7 +103,12 @@ pub fn over_training(
         for (m, measure) in measures.iter().enumerate() {
             for (site, (rep, fin)) in reps.iter().zip(&finals).enumerate() {
                 let v = compare(*measure, rep, fin).with_context(|| {
-                    format!("{} at step {}, {}", study.sites[site], s.step, measure.name())
+                    format!(
+                        "{} at step {}, {}",
+                        study.sites[site],
+                        s.step,
+                        measure.name()
+                    )
                 })?;
                 values[m][site].push(v);
             }
@@ -172,7 +177,10 @@ fn column(step: usize, epoch: f64) -> String {
 
 /// `over_training_<measure>.csv` (site, step, epoch, value), a layer x snapshot heatmap
 /// per measure and `over_training.json` in `out`; returns the figures with captions.
-pub fn write_over_training(out: &Path, o: &OverTraining) -> Result<Vec<(std::path::PathBuf, String)>> {
+pub fn write_over_training(
+    out: &Path,
+    o: &OverTraining,
+) -> Result<Vec<(std::path::PathBuf, String)>> {
     let columns: Vec<String> = o
         .steps
         .iter()
@@ -193,7 +201,11 @@ pub fn write_over_training(out: &Path, o: &OverTraining) -> Result<Vec<(std::pat
             }
         }
         let stem = out.join(format!("over_training_{}", m.measure));
-        write_csv(&stem.with_extension("csv"), &["site", "step", "epoch", "value"], &table)?;
+        write_csv(
+            &crate::compare::with_ext(&stem, "csv"),
+            &["site", "step", "epoch", "value"],
+            &table,
+        )?;
         Heatmap {
             title: format!("{} of each layer with its final state", m.measure),
             x_label: "snapshot: optimizer step (epoch), as saved".into(),
@@ -205,7 +217,7 @@ pub fn write_over_training(out: &Path, o: &OverTraining) -> Result<Vec<(std::pat
         }
         .save(&stem)?;
         figures.push((
-            stem.with_extension("png"),
+            crate::compare::with_ext(&stem, "png"),
             format!(
                 "{}: {} of every site at every snapshot with the same site at the end of \
                  training (rows: input to output); columns are the snapshots as saved.",

@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use insilico_assays::stats::{mean, std};
 use insilico_data::fsx::write_atomic;
 use insilico_data::Locator;
+use insilico_engine::config::SnapshotSchedule;
 use insilico_engine::{Compute, RunDir};
 use insilico_population::Measure;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,9 @@ pub enum CompareCheck {
     /// Morcos, Raghu & Bengio 2018: early layers as similar among memorizing networks as
     /// among generalizing ones; later layers more similar among generalizing ones.
     Memorization,
+    /// Raghu et al. 2017 (with `over_training`): the step at which each layer first
+    /// reaches 0.95 similarity to its final state is non-decreasing with depth.
+    BottomUp,
 }
 
 /// The `[compare]` table of a sweep file.
@@ -50,6 +54,9 @@ pub struct CompareSpec {
     pub reduction: MapReduction,
     /// The grid axis whose runs are compared with each other; the other axes form groups.
     pub across: String,
+    /// Instead of comparing runs with each other, compare every site of each run at
+    /// every snapshot with its final state (runs trained with `training.snapshots`).
+    pub over_training: bool,
     pub checks: Vec<CompareCheck>,
 }
 
@@ -69,6 +76,7 @@ impl Default for CompareSpec {
             images: 2000,
             reduction: MapReduction::SpatialMean,
             across: "seed".into(),
+            over_training: false,
             checks: Vec::new(),
         }
     }
@@ -94,7 +102,16 @@ impl CompareSpec {
             .first()
             .map(|p| p.coords.iter().map(|(a, _)| a.as_str()).collect())
             .unwrap_or_default();
-        if !axes.contains(&self.across.as_str()) {
+        if self.over_training {
+            if points
+                .iter()
+                .any(|p| p.config.training.snapshots == SnapshotSchedule::None)
+            {
+                bail!("compare.over_training: needs snapshots through training; set training.snapshots (e.g. [base.training] snapshots = \"log:20\")");
+            }
+        } else if self.checks.contains(&CompareCheck::BottomUp) {
+            bail!("compare.checks: `bottom-up` needs over_training = true");
+        } else if !axes.contains(&self.across.as_str()) {
             bail!(
                 "compare.across: `{}` is not a grid axis (axes: {})",
                 self.across,
@@ -162,7 +179,6 @@ pub fn groups<'a>(points: &'a [Point], across: &str) -> Vec<(String, Vec<&'a Poi
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairMatrices {
     pub measure: String,
-    pub range: (f64, f64),
     pub pairs: Vec<(usize, usize)>,
     pub values: Vec<Vec<Vec<f64>>>,
 }
@@ -184,6 +200,9 @@ pub struct GroupComparison {
 pub struct Comparison {
     pub spec: CompareSpec,
     pub groups: Vec<GroupComparison>,
+    /// With `over_training`: each run's sites at every snapshot against the final state.
+    #[serde(default)]
+    pub over_training: Vec<crate::over_training::OverTraining>,
     pub seconds: f64,
 }
 
@@ -203,6 +222,16 @@ pub fn read_comparison(out: &Path, spec: &CompareSpec) -> Result<Option<Comparis
     Ok((c.spec == *spec).then_some(c))
 }
 
+/// The stimuli and sites of the comparison.
+fn study_options(spec: &CompareSpec) -> StudyOptions {
+    StudyOptions {
+        sites: spec.sites.clone(),
+        split: spec.split,
+        images: spec.images,
+        seed: 0,
+    }
+}
+
 /// Records the sites of one run on the spec's stimuli.
 fn record_run(
     run: &RunDir,
@@ -210,13 +239,7 @@ fn record_run(
     compute: &Compute,
     locator: &Locator,
 ) -> Result<Vec<Representation>> {
-    let options = StudyOptions {
-        sites: spec.sites.clone(),
-        split: spec.split,
-        images: spec.images,
-        seed: 0,
-    };
-    let study = Study::open(&run.root, compute.clone(), locator, &options)?;
+    let study = Study::open(&run.root, compute.clone(), locator, &study_options(spec))?;
     study
         .sites
         .iter()
@@ -243,7 +266,6 @@ pub fn pair_matrices(
         .iter()
         .map(|m| PairMatrices {
             measure: m.name(),
-            range: m.range(),
             pairs: Vec::new(),
             values: Vec::new(),
         })
@@ -322,7 +344,28 @@ pub fn run_comparison(
     }
     let started = std::time::Instant::now();
     let mut compared = Vec::new();
-    for (label, members) in groups(points, &spec.across) {
+    let mut over = Vec::new();
+    if spec.over_training {
+        for p in points {
+            let run = super::exec::run_dir(out, p);
+            if !run.is_complete() {
+                eprintln!("compare: {} skipped (not trained)", p.id);
+                continue;
+            }
+            eprintln!("compare: {} over training", p.id);
+            let study = Study::open(&run.root, compute.clone(), locator, &study_options(spec))?;
+            over.push(
+                crate::over_training::over_training(&study, &spec.measures, spec.reduction)
+                    .with_context(|| format!("grid point {}", p.id))?,
+            );
+        }
+    }
+    let pairs = if spec.over_training {
+        Vec::new()
+    } else {
+        groups(points, &spec.across)
+    };
+    for (label, members) in pairs {
         let runs: Vec<(&Point, RunDir)> = members
             .iter()
             .map(|p| (*p, super::exec::run_dir(out, p)))
@@ -337,6 +380,7 @@ pub fn run_comparison(
     let c = Comparison {
         spec: spec.clone(),
         groups: compared,
+        over_training: over,
         seconds: started.elapsed().as_secs_f64(),
     };
     write_atomic(

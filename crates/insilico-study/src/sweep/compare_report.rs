@@ -149,7 +149,11 @@ pub fn memorization_check(groups: &[GroupComparison], measure: &str) -> (String,
 /// The mean layer x layer matrix of a measure over a group's ordered pairs.
 fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> {
     let stem = dir.join(format!("{}_{}", g.group, m.measure));
-    let (lo, hi) = m.range;
+    // The range from the measure (JSON has no infinity to keep ridge R^2's lower bound).
+    let (lo, hi) = m
+        .measure
+        .parse::<Measure>()
+        .map_or((0.0, 1.0), |m| m.range());
     Heatmap {
         title: format!(
             "{}: {} (mean of {} pairs)",
@@ -170,7 +174,7 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
     }
     .save(&stem)?;
     Ok((
-        stem.with_extension("png"),
+        crate::compare::with_ext(&stem, "png"),
         format!(
             "{}: {} between every site of one run (rows) and every site of another (columns), \
              mean over {} ordered pairs of runs; a bright diagonal means corresponding layers \
@@ -217,7 +221,7 @@ fn layer_plot(dir: &Path, c: &Comparison, measure: &str) -> Result<Figure> {
     }
     plot.save(&stem)?;
     Ok((
-        stem.with_extension("png"),
+        crate::compare::with_ext(&stem, "png"),
         format!("{measure} between the same layer of two runs, mean ± s.d. over ordered pairs, per group."),
     ))
 }
@@ -230,6 +234,11 @@ pub fn section(c: &Comparison, dir: &Path) -> Result<CompareSection> {
             CompareCheck::CorrespondingLayers => s
                 .checks
                 .extend(c.groups.iter().map(corresponding_layers_check)),
+            CompareCheck::BottomUp => s.checks.extend(
+                c.over_training
+                    .iter()
+                    .flat_map(crate::over_training::checks),
+            ),
             CompareCheck::Memorization => {
                 for m in &c.spec.measures {
                     let (text, table) = memorization_check(&c.groups, &m.name());
@@ -239,6 +248,13 @@ pub fn section(c: &Comparison, dir: &Path) -> Result<CompareSection> {
                 }
             }
         }
+    }
+    for (k, o) in c.over_training.iter().enumerate() {
+        let figures = crate::over_training::write_over_training(&dir.join(format!("run{k}")), o)?;
+        s.figures.extend(figures);
+    }
+    if c.groups.is_empty() {
+        return Ok(s);
     }
     for m in &c.spec.measures {
         s.figures.push(layer_plot(dir, c, &m.name())?);
@@ -267,7 +283,6 @@ mod tests {
                 .iter()
                 .map(|name| PairMatrices {
                     measure: name.to_string(),
-                    range: (0.0, 1.0),
                     pairs: vec![(0, 1), (1, 0)],
                     values: vec![matrix.clone(), matrix.clone()],
                 })
