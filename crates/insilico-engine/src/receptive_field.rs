@@ -278,20 +278,16 @@ mod tests {
 
     #[test]
     fn mlps_see_the_whole_input_everywhere() {
-        for config in ["mlp-2x128", "mlp-2x512"] {
+        // A linear layer mixes every input unit: every site after the flatten sees the
+        // whole image.
+        for (config, hidden) in [("mlp-2x128", 2), ("mlp-2x512", 2), ("mlp-6x128", 6)] {
             let w = ReceptiveField::Whole;
-            expect(
-                config,
-                [1, 28, 28],
-                &[
-                    ("flatten", w),
-                    ("fc1", w),
-                    ("fc1.relu", w),
-                    ("fc2", w),
-                    ("fc2.relu", w),
-                    ("logits", w),
-                ],
-            );
+            let names: Vec<String> = std::iter::once("flatten".to_string())
+                .chain((1..=hidden).flat_map(|i| [format!("fc{i}"), format!("fc{i}.relu")]))
+                .chain(std::iter::once("logits".to_string()))
+                .collect();
+            let want: Vec<(&str, ReceptiveField)> = names.iter().map(|n| (n.as_str(), w)).collect();
+            expect(config, [1, 28, 28], &want);
         }
     }
 
@@ -311,7 +307,8 @@ mod tests {
                 "cnn-bn.toml",
                 "cnn-small.toml",
                 "mlp-2x128.toml",
-                "mlp-2x512.toml"
+                "mlp-2x512.toml",
+                "mlp-6x128.toml"
             ]
         );
     }

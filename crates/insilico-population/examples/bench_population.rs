@@ -1,6 +1,7 @@
 //! Times the population measures: `cargo run --release -p insilico-population --example
 //! bench_population [stimuli] [units] [rsa_stimuli] [repeats]` (defaults 10000 512 2000 3).
-//! Compare with `python bench/population_reference.py` on the same machine, idle.
+//! Compare with `python crates/insilico-population/bench/population_reference.py --svcca PATH`
+//! on the same machine, or run both with `insilico bench population --python PY --svcca PATH`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<usize> = std::env::args()

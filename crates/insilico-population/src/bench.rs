@@ -48,6 +48,46 @@ pub(crate) fn synthetic_pair(n: usize, d: usize, seed: u64) -> Result<(Matrix, M
     ))
 }
 
+/// Layers and checkpoints of the benchmark's layer x checkpoint heatmap (reproduction 1:
+/// cnn-small's hidden sites at about 20 snapshots).
+pub const HEATMAP_LAYERS: usize = 4;
+pub const HEATMAP_CHECKPOINTS: usize = 20;
+
+/// The states of one layer through training: checkpoint `c` of `count` is the final
+/// state plus noise of standard deviation `1 - c / (count - 1)` (the last is the final).
+fn checkpoints(final_state: &Matrix, count: usize, seed: u64) -> Result<Vec<Matrix>> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0, 1.0).expect("unit normal");
+    let base = final_state.to_row_major();
+    (0..count)
+        .map(|c| {
+            let sd = 1.0 - c as f64 / (count.max(2) - 1) as f64;
+            let v: Vec<f64> = base
+                .iter()
+                .map(|x| x + sd * normal.sample(&mut rng))
+                .collect();
+            Matrix::from_row_major(final_state.stimuli(), final_state.units(), &v)
+        })
+        .collect()
+}
+
+/// The layer x checkpoint heatmap of reproduction 1: every checkpoint of every layer
+/// against the layer's final state, by linear CKA and SVCCA (0.99).
+pub fn heatmap(layers: &[Vec<Matrix>]) -> Result<Vec<Vec<(f64, f64)>>> {
+    layers
+        .iter()
+        .map(|states| {
+            let last = states.last().ok_or_else(|| {
+                crate::error::invalid("heatmap", "a layer without checkpoints".to_string())
+            })?;
+            states
+                .iter()
+                .map(|s| Ok((cka::cka_linear(s, last)?, cca::svcca(s, last, 0.99)?.mean)))
+                .collect()
+        })
+        .collect()
+}
+
 fn best_of(repeats: usize, mut task: impl FnMut() -> Result<f64>) -> Result<f64> {
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) {
@@ -60,8 +100,9 @@ fn best_of(repeats: usize, mut task: impl FnMut() -> Result<f64>) -> Result<f64>
 
 /// Times linear CKA, SVCCA (0.99), PWCCA and ridge predictivity (default options) on
 /// `stimuli x units` against `stimuli x units`, and an RSA (correlation RDMs, Spearman) on
-/// `rsa_stimuli x units`; the best of `repeats` runs each. The sizes are
-/// 10,000 x 512 and 2,000.
+/// `rsa_stimuli x units`, and the layer x checkpoint heatmap ([`HEATMAP_LAYERS`] x
+/// [`HEATMAP_CHECKPOINTS`], `rsa_stimuli x units` each); the best of `repeats` runs each.
+/// The sizes are 10,000 x 512 and 2,000.
 pub fn bench_population(
     stimuli: usize,
     units: usize,
@@ -77,6 +118,15 @@ pub fn bench_population(
         seconds,
     };
     let options = ridge::RidgeOptions::default();
+    let layers: Vec<Vec<Matrix>> = (0..HEATMAP_LAYERS as u64)
+        .map(|l| {
+            checkpoints(
+                &synthetic_pair(rsa_stimuli, units, 9 + l)?.0,
+                HEATMAP_CHECKPOINTS,
+                l,
+            )
+        })
+        .collect::<Result<_>>()?;
     Ok(vec![
         timing(
             "cka-linear",
@@ -112,5 +162,30 @@ pub fn bench_population(
                 )
             })?,
         ),
+        timing(
+            &format!("heatmap-{HEATMAP_LAYERS}x{HEATMAP_CHECKPOINTS}"),
+            rsa_stimuli,
+            best_of(repeats, || Ok(heatmap(&layers)?[0][0].0))?,
+        ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heatmap_reaches_one_at_the_final_state_and_rises_towards_it() {
+        let final_state = synthetic_pair(300, 8, 1).unwrap().0;
+        let states = checkpoints(&final_state, 5, 2).unwrap();
+        // The last checkpoint has no noise: it is the final state.
+        assert_eq!(states[4], final_state);
+        let h = heatmap(&[states]).unwrap();
+        let (cka_last, svcca_last) = h[0][4];
+        assert!((cka_last - 1.0).abs() < 1e-9 && (svcca_last - 1.0).abs() < 1e-9);
+        // Unit-variance data plus noise of s.d. 1: linear CKA is about 1/2 (the noise
+        // doubles every eigenvalue of the covariance); well below the final state's 1.
+        assert!(h[0][0].0 < 0.75, "{:?}", h[0]);
+        assert!(h[0][0].0 < h[0][2].0 && h[0][2].0 < h[0][4].0, "{:?}", h[0]);
+    }
 }

@@ -41,3 +41,12 @@ pub use ridge::{ridge_predictivity, RidgeOptions, RidgeResult};
 pub use rsa::{compare_rdms, rdm, rsa, Rdm, RdmComparison, RdmMetric};
 pub use spectrum::{participation_ratio, pca_embedding, spectrum, Spectrum};
 pub use tsne::{tsne, TsneInit, TsneOptions};
+
+/// Threads for the linear algebra (faer's global parallelism): 1 runs sequentially, 0
+/// uses rayon's pool (every core, or `RAYON_NUM_THREADS`).
+pub fn set_threads(threads: usize) {
+    faer::set_global_parallelism(match threads {
+        1 => faer::Par::Seq,
+        n => faer::Par::rayon(n),
+    });
+}

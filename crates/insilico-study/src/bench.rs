@@ -204,6 +204,11 @@ pub fn run_torch(python: &Path, bench_dir: &Path, script: &str) -> Result<Value>
         .current_dir(bench_dir)
         .output()
         .with_context(|| format!("cannot run {} {script}", python.display()))?;
+    json_line(&out, script)
+}
+
+/// The last JSON line a reference script printed, or its failure with its stderr.
+fn json_line(out: &std::process::Output, script: &str) -> Result<Value> {
     if !out.status.success() {
         bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -268,4 +273,93 @@ pub fn bench_actmax(device: &Device) -> Result<(f64, usize)> {
     }
     times.sort_by(f64::total_cmp);
     Ok((times[1], STEPS))
+}
+
+/// The sizes of `insilico bench population` (the issue's: 10,000 x 512 and 2,000).
+#[derive(Clone, Copy, Debug)]
+pub struct PopulationSizes {
+    pub stimuli: usize,
+    pub units: usize,
+    pub rsa_stimuli: usize,
+}
+
+/// Runs our linear algebra on `threads` (0: rayon's pool) and returns how many that is.
+pub fn set_population_threads(threads: usize) -> usize {
+    insilico_population::set_threads(threads);
+    if threads > 0 {
+        threads
+    } else {
+        population_threads()
+    }
+}
+
+/// Threads in rayon's pool, which faer uses by default.
+fn population_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// Ours: task -> best seconds, as JSON.
+pub fn population_ours(sizes: PopulationSizes, repeats: usize) -> Result<Value> {
+    let timings = insilico_population::bench_population(
+        sizes.stimuli,
+        sizes.units,
+        sizes.rsa_stimuli,
+        repeats,
+    )?;
+    let mut out = serde_json::Map::new();
+    for t in timings {
+        out.insert(t.task, json!(t.seconds));
+    }
+    Ok(Value::Object(out))
+}
+
+/// The numpy/scipy reference script (with google/svcca's `cca_core.py` and `pwcca.py`
+/// from the checkout `svcca`) on the same sizes, with its BLAS limited to
+/// `threads`, as ours (OpenBLAS otherwise starts one per core it sees, which on a shared
+/// machine measures contention, not the library).
+pub fn population_reference(
+    python: &Path,
+    script: &Path,
+    svcca: &Path,
+    sizes: PopulationSizes,
+    repeats: usize,
+    threads: usize,
+) -> Result<Value> {
+    let threads = threads.to_string();
+    let out = Command::new(python)
+        .arg(script)
+        .arg("--json")
+        .arg("--svcca")
+        .arg(svcca)
+        .args(["--stimuli", &sizes.stimuli.to_string()])
+        .args(["--units", &sizes.units.to_string()])
+        .args(["--rsa-stimuli", &sizes.rsa_stimuli.to_string()])
+        .args(["--repeats", &repeats.to_string()])
+        .env("OPENBLAS_NUM_THREADS", &threads)
+        .env("OMP_NUM_THREADS", &threads)
+        .env("MKL_NUM_THREADS", &threads)
+        .output()
+        .with_context(|| format!("cannot run {} {}", python.display(), script.display()))?;
+    json_line(&out, &script.display().to_string())
+}
+
+/// Speed-ups, reference seconds / our seconds, for every task both timed.
+pub fn speedups(ours: &Value, reference: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(tasks) = ours.as_object() {
+        for (task, t) in tasks {
+            if let (Some(a), Some(b)) = (t.as_f64(), reference[task].as_f64()) {
+                out.insert(task.clone(), json!((b / a * 100.0).round() / 100.0));
+            }
+        }
+    }
+    Value::Object(out)
 }

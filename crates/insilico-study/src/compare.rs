@@ -13,6 +13,15 @@ use insilico_report::{write_csv, write_json, Heatmap};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// `stem` with `.ext` appended: measure names contain dots (`svcca-0.99`), which
+/// `Path::with_extension` would cut.
+pub fn with_ext(stem: &Path, ext: &str) -> PathBuf {
+    let mut s = stem.as_os_str().to_os_string();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
 /// One representation: a site of a run, or a matrix from a file.
 pub struct Representation {
     /// `run:site`, or the file's stem.
@@ -195,6 +204,12 @@ pub fn write_similarity(out: &Path, matrices: &[SimilarityMatrix], title: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_ext_keeps_the_dots_of_measure_names() {
+        let p = with_ext(Path::new("out/over_training_svcca-0.99"), "png");
+        assert_eq!(p, PathBuf::from("out/over_training_svcca-0.99.png"));
+    }
 
     #[test]
     fn run_names_are_the_shortest_tails_that_differ() {

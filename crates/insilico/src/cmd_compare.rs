@@ -4,12 +4,13 @@
 use crate::common::Env;
 use anyhow::{bail, Result};
 use clap::Args;
-use insilico_population::Measure;
+use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
     file_representation, run_names, run_representations, similarity, write_similarity,
 };
+use insilico_study::over_training::{checks, over_training, write_over_training};
 use insilico_study::population::MapReduction;
-use insilico_study::StudyOptions;
+use insilico_study::{Study, StudyOptions};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -28,7 +29,7 @@ use std::path::PathBuf;
         by their spatial mean (--reduction flatten keeps every position). Writes OUT/: \
         similarity_<measure>.csv (long format), similarity_<measure>.png/.svg (heatmaps \
         with the measure's range) and compare.json.",
-    after_help = "Examples:\n  insilico compare runs/a runs/b --split test --images 2000\n  insilico compare runs/a --npy recording.npy --measures cka-linear,rsa-correlation-spearman\n  insilico compare --npy A.npy --npy B.npy --out runs/compare-ab"
+    after_help = "Examples:\n  insilico compare runs/a runs/b --split test --images 2000\n  insilico compare --over-training runs/a --split test --images 2000\n  insilico compare runs/a --npy recording.npy --measures cka-linear,rsa-correlation-spearman\n  insilico compare --npy A.npy --npy B.npy --out runs/compare-ab"
 )]
 pub struct CompareArgs {
     /// Run directories whose sites are compared (each with every other, and with itself).
@@ -45,6 +46,12 @@ pub struct CompareArgs {
     /// ridge-pearson.
     #[arg(long, value_delimiter = ',')]
     pub measures: Vec<String>,
+    /// Instead: every site of the one run given, at every snapshot saved during training
+    /// (training.snapshots), against its final state (Raghu et al. 2017); a layer x
+    /// snapshot heatmap per measure (default svcca-0.99 and cka-linear) and the check that
+    /// the step at which each layer first reaches 0.95 does not decrease with depth.
+    #[arg(long)]
+    pub over_training: bool,
     /// How feature maps become vectors: spatial-mean or flatten.
     #[arg(long, value_enum, default_value_t = MapReduction::SpatialMean)]
     pub reduction: MapReduction,
@@ -58,7 +65,9 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: CompareArgs) -> Result<()> {
-    let measures: Vec<Measure> = if args.measures.is_empty() {
+    let measures: Vec<Measure> = if args.measures.is_empty() && args.over_training {
+        vec![Measure::Svcca { kept: SVCCA_KEPT }, Measure::CkaLinear]
+    } else if args.measures.is_empty() {
         Measure::all()
     } else {
         args.measures
@@ -66,6 +75,9 @@ pub fn run(args: CompareArgs) -> Result<()> {
             .map(|m| Ok(m.parse::<Measure>()?))
             .collect::<Result<_>>()?
     };
+    if args.over_training {
+        return over(&args, &measures);
+    }
     let mut reps = Vec::new();
     if !args.runs.is_empty() {
         let compute = args.env.compute()?;
@@ -95,6 +107,35 @@ pub fn run(args: CompareArgs) -> Result<()> {
             let cells: Vec<String> = row.iter().map(|v| format!("{v:>6.3}")).collect();
             println!("  {r:<28} {}", cells.join(" "));
         }
+    }
+    println!("outputs in {}/", args.out.display());
+    Ok(())
+}
+
+/// `--over-training`: one run's sites at every snapshot against their final state.
+fn over(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
+    let [run] = &args.runs[..] else {
+        bail!(
+            "--over-training compares one run with itself through training: give exactly one run (got {})",
+            args.runs.len()
+        );
+    };
+    if !args.npy.is_empty() || !args.csv.is_empty() {
+        bail!("--over-training takes no --npy or --csv matrices");
+    }
+    let study = Study::open(run, args.env.compute()?, &args.env.locator(), &args.study)?;
+    let o = over_training(&study, measures, args.reduction)?;
+    write_over_training(&args.out, &o)?;
+    for m in &o.measures {
+        println!("{} against the final state", m.measure);
+        for (site, row) in o.sites.iter().zip(&m.values) {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>5.2}")).collect();
+            println!("  {site:<14} {}", cells.join(" "));
+        }
+    }
+    println!("steps: {:?}", o.steps);
+    for check in checks(&o) {
+        println!("{check}");
     }
     println!("outputs in {}/", args.out.display());
     Ok(())

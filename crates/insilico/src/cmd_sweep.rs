@@ -137,6 +137,11 @@ pub fn run(args: SweepArgs) -> Result<()> {
             todo.join(", ")
         );
     }
+    // The [compare] step needs every run trained: after the points here, or in the Slurm
+    // summary job (`--summary-only --when-done`).
+    if !args.summary_only || args.when_done {
+        sweep.compare(&args.env.compute()?, &locator)?;
+    }
     // The wall time of a run that only redraws the summary says nothing of the study.
     let wall = (!args.summary_only).then(|| started.elapsed().as_secs_f64());
     print_summary(&sweep, wall)
@@ -288,6 +293,9 @@ fn print_summary(sweep: &Sweep, wall: Option<f64>) -> Result<()> {
     }
     for (m, (rho, rho_drop)) in &s.selectivity_importance {
         println!("{m}: selectivity vs importance, mean Spearman {rho:.3} (loss increase), {rho_drop:.3} (accuracy drop)");
+    }
+    for check in &s.compare_checks {
+        println!("{check}");
     }
     println!(
         "train {:.0}s, assays {:.0}s{}; report: {}",

@@ -3,6 +3,8 @@
 //! summary figures and the report.
 
 pub mod claims;
+pub mod compare;
+pub mod compare_report;
 pub mod exec;
 pub mod report;
 pub mod slurm;
@@ -148,6 +150,19 @@ impl Sweep {
     fn begin(&self) -> Result<()> {
         std::fs::create_dir_all(&self.out)?;
         write_atomic(&self.out.join("sweep.toml"), self.text.as_bytes())
+    }
+
+    /// Compares the runs of each group (`[compare]`), once every point is trained;
+    /// `None` when the file has no `[compare]` table.
+    pub fn compare(
+        &self,
+        compute: &Compute,
+        locator: &Locator,
+    ) -> Result<Option<compare::Comparison>> {
+        let Some(spec) = &self.spec.compare else {
+            return Ok(None);
+        };
+        compare::run_comparison(&self.out, &self.points, spec, compute, locator).map(Some)
     }
 
     /// Writes `summary/` and `report.html` from what is on disk.

@@ -2,6 +2,7 @@
 //! figures (from the registry), the table of every grid point and the sweep file. One
 //! self-contained page with the images inlined.
 
+use super::compare_report::CompareSection;
 use super::summary::{PointResult, Summary, Table};
 use super::Sweep;
 use crate::registry::{AssayKind, Figure};
@@ -13,6 +14,7 @@ pub fn write_report(
     summary: &Summary,
     results: &[PointResult],
     figures: &[Figure],
+    compare: &CompareSection,
     table: &Table,
     wall_seconds: Option<f64>,
 ) -> Result<()> {
@@ -22,10 +24,13 @@ pub fn write_report(
     }
     html.heading("Findings");
     findings(&mut html, summary, wall_seconds);
-    html.heading("Figures");
-    for (png, caption) in figures {
-        html.image(png, caption)?;
+    if !figures.is_empty() {
+        html.heading("Figures");
+        for (png, caption) in figures {
+            html.image(png, caption)?;
+        }
     }
+    comparison(&mut html, compare)?;
     galleries(&mut html, results)?;
     html.heading("Every grid point");
     html.table(&table.header(), &table.rows);
@@ -74,6 +79,26 @@ fn findings(html: &mut HtmlReport, summary: &Summary, wall_seconds: Option<f64>)
             .map(|w| format!("; wall time of this invocation {w:.0} s"))
             .unwrap_or_default()
     ));
+}
+
+/// The `[compare]` step: its checks, tables and figures.
+fn comparison(html: &mut HtmlReport, c: &CompareSection) -> Result<()> {
+    if c.checks.is_empty() && c.figures.is_empty() {
+        return Ok(());
+    }
+    html.heading("Representation comparison across runs");
+    for check in &c.checks {
+        html.paragraph(check);
+    }
+    for (title, (header, rows)) in &c.tables {
+        html.paragraph(title);
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        html.table(&header, rows);
+    }
+    for (png, caption) in &c.figures {
+        html.image(png, caption)?;
+    }
+    Ok(())
 }
 
 /// Each assay's per-run figures, for the runs of the first seed: one section per

@@ -38,6 +38,9 @@ pub struct SweepFile {
     /// its figure and its printed check in the summary and the report.
     #[serde(default)]
     pub check: Option<super::claims::Claim>,
+    /// Runs compared with each other once all are trained (`[compare]`).
+    #[serde(default)]
+    pub compare: Option<super::compare::CompareSpec>,
     /// Alternative scales (`--scale full`): tables merged over `base`, `grid` and `models`.
     #[serde(default)]
     pub scales: BTreeMap<String, Scale>,
@@ -59,6 +62,8 @@ pub struct Scale {
     pub models: BTreeMap<String, toml::Table>,
     #[serde(default)]
     pub assays: Option<toml::Table>,
+    #[serde(default)]
+    pub compare: Option<toml::Table>,
 }
 
 /// The `[assays]` table: the options every assay shares, and one table per assay to run
@@ -237,6 +242,15 @@ impl SweepFile {
                 sweep.assays = AssaySpec::from_table(current)
                     .with_context(|| format!("{}: scales.{name}.assays", path.display()))?;
             }
+            if let Some(c) = &s.compare {
+                let mut current = toml::Table::try_from(sweep.compare.clone().unwrap_or_default())?;
+                merge(&mut current, c);
+                sweep.compare = Some(
+                    current
+                        .try_into()
+                        .with_context(|| format!("{}: scales.{name}.compare", path.display()))?,
+                );
+            }
             sweep.name = format!("{}-{name}", sweep.name);
         }
         Ok(sweep)
@@ -355,6 +369,15 @@ impl SweepFile {
                 kind.check(options, &plan, &a.study)
                     .with_context(|| format!("[assays.{kind}], for grid point {}", p.id))?;
             }
+            if let Some(c) = &self.compare {
+                for site in &c.sites {
+                    plan.site_index(site)
+                        .with_context(|| format!("compare.sites, for grid point {}", p.id))?;
+                }
+            }
+        }
+        if let Some(c) = &self.compare {
+            c.check_grid(points)?;
         }
         Ok(())
     }

@@ -93,6 +93,8 @@ pub struct Summary {
     pub claim: Option<super::claims::ClaimCheck>,
     pub train_seconds: f64,
     pub assay_seconds: f64,
+    /// The checks of the `[compare]` step, as printed (empty without one).
+    pub compare_checks: Vec<String>,
 }
 
 pub fn summarize(sweep: &Sweep, wall_seconds: Option<f64>) -> Result<Summary> {
@@ -133,6 +135,13 @@ pub fn summarize(sweep: &Sweep, wall_seconds: Option<f64>) -> Result<Summary> {
             sel_imp.insert(label.clone(), rho);
         }
     }
+    let compare = match &sweep.spec.compare {
+        Some(spec) => match super::compare::read_comparison(&sweep.out, spec)? {
+            Some(c) => super::compare_report::section(&c, &dir.join("compare"))?,
+            None => Default::default(),
+        },
+        None => Default::default(),
+    };
     let summary = Summary {
         sweep: sweep.spec.name.clone(),
         x_axis: axis.clone(),
@@ -141,11 +150,20 @@ pub fn summarize(sweep: &Sweep, wall_seconds: Option<f64>) -> Result<Summary> {
         claim,
         train_seconds: results.iter().map(|r| r.manifest.train_seconds).sum(),
         assay_seconds: results.iter().map(|r| r.assay_seconds).sum(),
+        compare_checks: compare.checks.clone(),
     };
     let table = summary_table(&results, axis.as_deref());
     write_csv(&dir.join("summary.csv"), &table.header(), &table.rows)?;
     write_json(&dir.join("summary.json"), &summary)?;
-    super::report::write_report(sweep, &summary, &results, &figures, &table, wall_seconds)?;
+    super::report::write_report(
+        sweep,
+        &summary,
+        &results,
+        &figures,
+        &compare,
+        &table,
+        wall_seconds,
+    )?;
     Ok(summary)
 }
 

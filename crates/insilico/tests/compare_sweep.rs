@@ -1,0 +1,115 @@
+//! The sweep-level `[compare]` step end to end, on the embedded shapes set: runs compared
+//! within groups with the memorization check, and runs compared with themselves over
+//! training with the bottom-up check; both checks printed and in the report.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_insilico");
+
+const BASE: &str = r#"
+name = "tiny-compare"
+[base.data]
+dataset = "shapes"
+train_limit = 400
+data_seed = 0
+[base.training]
+epochs = 2
+eval_train_limit = 100
+lr = 0.003
+"#;
+
+fn run_sweep(dir: &Path, text: &str) -> (bool, String, String) {
+    let file = dir.join("sweep.toml");
+    std::fs::write(&file, text).unwrap();
+    let o = Command::new(BIN)
+        .args(["sweep", file.to_str().unwrap(), "--out"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn groups_of_runs_are_compared_and_the_memorization_check_is_printed_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{BASE}[grid]\nmodel = [\"mlp-2x128\"]\nshuffle_labels = [false, true]\nseed = [0, 1]\n\
+         [compare]\nmeasures = [\"cka-linear\", \"pwcca\"]\nimages = 600\nchecks = [\"memorization\"]\n"
+    );
+    let (ok, out, err) = run_sweep(tmp.path(), &text);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("Memorization (Morcos").count(), 2, "{out}");
+    let c: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("out/summary/compare/comparison.json")).unwrap(),
+    )
+    .unwrap();
+    let groups = c["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    // Two runs per group: the two ordered pairs, each a 2 x 2 site matrix.
+    assert_eq!(
+        groups[0]["measures"][0]["values"].as_array().unwrap().len(),
+        2
+    );
+    let report = std::fs::read_to_string(tmp.path().join("out/report.html")).unwrap();
+    assert!(report.contains("Representation comparison across runs"));
+    assert!(report.contains("Memorization (Morcos"));
+}
+
+#[test]
+fn runs_are_compared_with_themselves_over_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{BASE}snapshots = \"every:3\"\n[grid]\nmodel = [\"mlp-2x128\"]\nseed = [0]\n\
+         [compare]\nover_training = true\nmeasures = [\"svcca-0.99\", \"cka-linear\"]\nimages = 600\nchecks = [\"bottom-up\"]\n"
+    );
+    let (ok, out, err) = run_sweep(tmp.path(), &text);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("Bottom-up convergence").count(), 2, "{out}");
+    let dir = tmp.path().join("out/summary/compare/run0");
+    let csv = std::fs::read_to_string(dir.join("over_training_svcca-0.99.csv")).unwrap();
+    // One row per snapshot and hidden site (mlp-2x128 has two).
+    let index = std::fs::read_to_string(
+        tmp.path()
+            .join("out/runs/mlp-2x128_seed=0/snapshots/index.csv"),
+    )
+    .unwrap();
+    let steps: Vec<&str> = index
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert!(steps.len() >= 4, "{index}");
+    assert_eq!(csv.lines().count(), 1 + steps.len() * 2, "{csv}");
+    // The last snapshot is the final network: similarity 1 with itself.
+    let last = format!(",{},", steps[steps.len() - 1]);
+    for line in csv.lines().filter(|l| l.contains(&last)) {
+        let v: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((v - 1.0).abs() < 1e-6, "{line}");
+    }
+}
+
+#[test]
+fn a_bad_compare_table_is_refused_before_any_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (compare, needle) in [
+        ("across = \"lr\"", "compare.across"),
+        ("checks = [\"bottom-up\"]", "over_training"),
+        ("measures = [\"cka-lin\"]", "cka-lin"),
+        ("images = 1", "compare.images"),
+        ("over_training = true", "training.snapshots"),
+    ] {
+        let text =
+            format!("{BASE}[grid]\nmodel = [\"mlp-2x128\"]\nseed = [0, 1]\n[compare]\n{compare}\n");
+        let (ok, _, err) = run_sweep(tmp.path(), &text);
+        assert!(!ok && err.contains(needle), "{needle}: {err}");
+        assert!(
+            !tmp.path().join("out/runs").exists(),
+            "{needle}: nothing ran"
+        );
+    }
+}
