@@ -97,7 +97,8 @@ fn recording_every_site_matches_the_cpu() {
     let a = cpu.run(tensor(&x, 8, &Device::flex()), &hooks);
     let b = gpu.run(tensor(&x, 8, &wgpu()), &hooks);
     for site in cpu.plan().site_names() {
-        assert_close(site, &a.get(site).to_vec(), &b.get(site).to_vec(), TOL);
+        let (x, y) = (a.get(&site).to_vec(), b.get(&site).to_vec());
+        assert_close(&site, &x, &y, TOL);
     }
 }
 
@@ -165,6 +166,23 @@ fn a_few_training_steps_match_the_cpu() {
     };
     let (a, b) = (steps(Device::flex()), steps(wgpu()));
     assert_eq!(a.len(), 8, "four weighted layers, weight and bias each");
+    // The steps moved the weights (else agreeing would prove nothing).
+    let (cpu, _, _) = networks(tmp.path());
+    let moved = cpu
+        .named_tensors()
+        .iter()
+        .zip(&a)
+        .map(|((_, _, w0), (_, _, w))| {
+            w0.iter()
+                .zip(w)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        })
+        .fold(0f32, f32::max);
+    assert!(
+        moved > 1e-3,
+        "training moved no weight by more than {moved}"
+    );
     for ((name, _, va), (_, _, vb)) in a.iter().zip(&b) {
         assert_close(name, va, vb, TOL_TRAINED);
     }

@@ -10,7 +10,7 @@
 use super::spec::{model_label, Point};
 use crate::compare::{similarity, Representation};
 use crate::options::{at_least, Options};
-use crate::population::{to_matrix, MapReduction};
+use crate::population::MapReduction;
 use crate::study::{Study, StudyOptions, Subset};
 use anyhow::{bail, Context, Result};
 use insilico_assays::stats::{mean, std};
@@ -233,26 +233,27 @@ fn study_options(spec: &CompareSpec) -> StudyOptions {
     }
 }
 
-/// Records the sites of one run on the spec's stimuli.
+/// Records the sites of one run on the spec's stimuli, labelled by site alone (the
+/// comparison names its pair of runs itself).
 fn record_run(
     run: &RunDir,
     spec: &CompareSpec,
     compute: &Compute,
     locator: &Locator,
 ) -> Result<Vec<Representation>> {
-    let study = Study::open(&run.root, compute.clone(), locator, &study_options(spec))?;
-    study
-        .sites
-        .iter()
-        .map(|site| {
-            let act = study.record(site)?;
-            Ok(Representation {
-                label: site.clone(),
-                source: run.root.clone(),
-                matrix: to_matrix(&act, spec.reduction)?,
-            })
-        })
-        .collect()
+    let options = study_options(spec);
+    let mut reps = crate::compare::run_representations(
+        &run.root,
+        "",
+        compute,
+        locator,
+        &options,
+        spec.reduction,
+    )?;
+    for r in &mut reps {
+        r.label = r.label.trim_start_matches(':').to_string();
+    }
+    Ok(reps)
 }
 
 /// Every measure between every site of run `a` and every site of run `b`, for every
