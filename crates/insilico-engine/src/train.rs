@@ -67,7 +67,15 @@ struct Snapshots<'a> {
     steps_per_epoch: usize,
 }
 
-impl Snapshots<'_> {
+impl<'a> Snapshots<'a> {
+    fn new(run: &'a RunDir, t: &crate::config::TrainConfig, steps_per_epoch: usize) -> Self {
+        Self {
+            run,
+            steps: t.snapshots.steps(t.epochs, steps_per_epoch),
+            steps_per_epoch,
+        }
+    }
+
     /// Keeps the network if `step` (optimizer steps taken) is on the schedule.
     fn keep(&self, step: usize, net: &Network) -> Result<()> {
         if self.steps.contains(&step) {
@@ -169,12 +177,10 @@ pub fn train(
     train_device.seed(t.seed);
     let mut net = Network::new(&config.model, shape, &train_device)?;
     let mut optim = optimizer(config);
-    let mut metrics: Vec<EpochMetrics> = Vec::new();
-    let mut start = Position::default();
+    let (mut metrics, mut start) = (Vec::new(), Position::default());
     if let Some(ckpt) = run.latest_checkpoint()?.filter(|_| opts.resume) {
         (net, optim) = load_checkpoint(&ckpt, net, optim)?;
-        metrics = run.read_metrics()?;
-        start = run.latest_position()?;
+        (metrics, start) = (run.read_metrics()?, run.latest_position()?);
         manifest.resumed_from = Some(metrics.len());
     }
 
@@ -183,11 +189,7 @@ pub fn train(
     let eval_train = data.train.head(t.eval_train_limit);
     let bar = progress_bar(opts.progress, total_steps as u64);
     bar.set_position((metrics.len() * steps_per_epoch + start.step) as u64);
-    let snapshots = Snapshots {
-        run,
-        steps: t.snapshots.steps(t.epochs, steps_per_epoch),
-        steps_per_epoch,
-    };
+    let snapshots = Snapshots::new(run, t, steps_per_epoch);
     snapshots.keep(metrics.len() * steps_per_epoch + start.step, &net)?;
 
     for epoch in metrics.len()..t.epochs {
