@@ -87,7 +87,7 @@ impl Layer {
             (Layer::Relu(_), x) => x.map(burn::tensor::activation::relu, |t| {
                 burn::tensor::activation::relu(t)
             }),
-            (Layer::MaxPool(l), Map(t)) => Map(l.forward(t)),
+            (Layer::MaxPool(l), Map(t)) => Map(max_pool2d(l, t)),
             (Layer::AvgPool(l), Map(t)) => Map(l.forward(t)),
             (Layer::Flatten(_), x) => Flat(x.flatten()),
             (layer, x) => panic!(
@@ -110,6 +110,32 @@ fn conv2d(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
         (Some(spec), Some(bias)) => kernels::conv2d(x, conv.weight.val(), bias.val(), spec),
         _ if relu => burn::tensor::activation::relu(conv.forward(x)),
         _ => conv.forward(x),
+    }
+}
+
+/// A max pooling: through the engine's kernel on the CPU where it covers the layer (square
+/// window and stride, no padding or dilation: every max pooling [`Layer::new`] builds).
+fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let [k, kw] = pool.kernel_size;
+    let [s, sw] = pool.stride;
+    let plain = k == kw
+        && s == sw
+        && pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && matches!(
+            pool.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        );
+    if plain && kernels::supports(&x) {
+        kernels::max_pool2d(
+            x,
+            kernels::PoolSpec {
+                kernel: k,
+                stride: s,
+            },
+        )
+    } else {
+        pool.forward(x)
     }
 }
 

@@ -2,7 +2,7 @@
 //! handwritten backward step whose two gradients are the inner backend's
 //! `conv2d_input_grad` and `conv2d_param_grad` (after the relu mask when the relu is fused).
 
-use super::{ConvGradSpec, ConvKernels, ConvSpec};
+use super::{ConvGradSpec, ConvKernels, ConvSpec, PoolKernels, PoolSpec};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -67,7 +67,7 @@ impl<B: Backend + ConvKernels> Backward<B, 3> for ConvBackward {
 fn dims4(shape: &[usize]) -> [usize; 4] {
     shape
         .try_into()
-        .unwrap_or_else(|_| panic!("conv2d: expected a 4-d tensor, got shape {shape:?}"))
+        .unwrap_or_else(|_| panic!("expected a 4-d tensor, got shape {shape:?}"))
 }
 
 impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B, C> {
@@ -134,5 +134,59 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (dw, db) = B::conv2d_param_grad(Self::inner(x), Self::inner(grad), weight_shape, spec);
         (Self::from_inner(dw), Self::from_inner(db))
+    }
+}
+
+/// The backward step of one max pooling; its parent is x, which it keeps (through the
+/// checkpointer) to find each window's maximum again.
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl<B: Backend + PoolKernels> Backward<B, 1> for MaxPoolBackward {
+    type State = (NodeId, PoolSpec);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_id, spec) = ops.state;
+        if let Some(node) = node_x {
+            let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_id);
+            grads.register::<B>(node.id, B::maxpool2d_input_grad(x, grad, spec));
+        }
+    }
+}
+
+impl<B: Backend + PoolKernels, C: CheckpointStrategy> PoolKernels for Autodiff<B, C> {
+    fn maxpool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        match MaxPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_id = prep.checkpoint(&x);
+                let out = B::maxpool2d(x.into_primitive(), spec);
+                prep.finish((x_id, spec), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::maxpool2d(x.into_primitive(), spec)),
+        }
+    }
+
+    // Not differentiated again, as the convolution's gradients.
+    fn maxpool2d_input_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: PoolSpec,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::maxpool2d_input_grad(
+            Self::inner(x),
+            Self::inner(grad),
+            spec,
+        ))
     }
 }

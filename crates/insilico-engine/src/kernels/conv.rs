@@ -6,8 +6,9 @@
 //! - forward: `out[c_out, P] = W[c_out, K] @ col[K, P] + bias`, relu applied in place while
 //!   the image's output is still in cache;
 //! - input gradient: `dcol[K, P] = W^T @ g[c_out, P]`, folded back onto the image (col2im);
-//! - weight gradient: `dW[c_out, K] += g[c_out, P] @ col^T`, one product per image
-//!   accumulated over a fixed block of images, the blocks summed in order.
+//! - weight gradient: `dW[c_out, K] += g[c_out, P] @ rows[P, K]`, where `rows` is the
+//!   image unfolded by output position (the transpose of im2col's matrix), one product per
+//!   image accumulated over a fixed block of images, the blocks summed in order.
 //!
 //! Rayon splits the batch; each worker thread keeps one scratch buffer between calls, so
 //! nothing is allocated per image or per tile. The weight gradient's blocks depend on the
@@ -401,10 +402,10 @@ pub fn param_grad(d: &ConvDims, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>)
         .map(|(x, grad)| {
             let mut dw = vec![0.0f32; d.co * k];
             let mut db = vec![0.0f32; d.co];
-            with_scratch(d.col_len(), |col| {
+            with_scratch(d.patch() * d.positions(), |rows| {
                 let grads = grad.chunks_exact(d.out_len());
                 for (image, g) in x.chunks_exact(d.image_len()).zip(grads) {
-                    param_grad_image(d, image, g, col, &mut dw, &mut db);
+                    param_grad_image(d, image, g, rows, &mut dw, &mut db);
                 }
             });
             (dw, db)
@@ -422,42 +423,65 @@ pub fn param_grad(d: &ConvDims, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>)
     (dw, db)
 }
 
-/// Adds one image's contribution to the weight and bias gradients.
+/// Adds one image's contribution to the weight and bias gradients:
+/// `dW[co, K] += g[co, P] @ rows[P, K]`, with the image unfolded by rows ([`im2row`]), so
+/// that both operands are read along their rows (the transposed im2col matrix made the
+/// GEMM gather its right operand column by column, at a third of the speed).
 fn param_grad_image(
     d: &ConvDims,
     image: &[f32],
     g: &[f32],
-    col: &mut [f32],
+    rows: &mut [f32],
     dw: &mut [f32],
     db: &mut [f32],
 ) {
     let (p, k) = (d.positions(), d.patch());
-    let cols = if d.pointwise() {
-        image
-    } else {
-        im2col(d, image, col);
-        &*col
+    im2row(d, image, rows);
+    let g_mat = Mat {
+        data: g,
+        rs: p,
+        cs: 1,
     };
-    // col^T: element (r, c) of the [P, K] transpose is col[c, r].
-    let colt = Mat {
-        data: cols,
-        rs: 1,
-        cs: p,
+    let rows_mat = Mat {
+        data: rows,
+        rs: k,
+        cs: 1,
     };
-    matmul(
-        d.co,
-        k,
-        p,
-        dw,
-        true,
-        Mat {
-            data: g,
-            rs: p,
-            cs: 1,
-        },
-        colt,
-    );
+    matmul(d.co, k, p, dw, true, g_mat, rows_mat);
     for (b, row) in db.iter_mut().zip(g.chunks_exact(p)) {
         *b += sum(row);
+    }
+}
+
+/// Unfolds one image `[ci, h, w]` into `rows[oh * ow, ci * kh * kw]`: the transpose of
+/// [`im2col`]'s matrix, one output position's window per row, zeros in the padding.
+fn im2row(d: &ConvDims, image: &[f32], rows: &mut [f32]) {
+    let k = d.patch();
+    for (pos, row) in rows.chunks_exact_mut(k).enumerate() {
+        let (oy, ox) = (pos / d.ow, pos % d.ow);
+        // The window's first input column, which may lie in the left padding.
+        let x0 = (ox * d.sw) as isize - d.pw as isize;
+        let inside = x0 >= 0 && x0 as usize + d.kw <= d.w;
+        let taps = row.chunks_exact_mut(d.kw);
+        let rows_of_window = (0..d.ci).flat_map(|c| (0..d.kh).map(move |i| (c, i)));
+        for ((c, i), dst) in rows_of_window.zip(taps) {
+            let Some(iy) = d.input_row(oy, i) else {
+                dst.fill(0.0);
+                continue;
+            };
+            let src = &image[(c * d.h + iy) * d.w..][..d.w];
+            if inside {
+                dst.copy_from_slice(&src[x0 as usize..x0 as usize + d.kw]);
+            } else {
+                for (j, v) in dst.iter_mut().enumerate() {
+                    let ix = x0 + j as isize;
+                    *v = if (0..d.w as isize).contains(&ix) {
+                        src[ix as usize]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! the slice kernels of [`super::conv`], and their results come back without a copy.
 
 use super::conv::{self, ConvDims};
-use super::{ConvGradSpec, ConvKernels, ConvSpec};
+use super::pool::{self, PoolDims};
+use super::{ConvGradSpec, ConvKernels, ConvSpec, PoolKernels, PoolSpec};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
@@ -14,7 +15,7 @@ fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
     assert_eq!(
         t.dtype(),
         DType::F32,
-        "the engine's convolution runs on f32 tensors only"
+        "the engine's kernels run on f32 tensors only"
     );
     match t.as_slice::<f32>() {
         Some(s) => Cow::Borrowed(s),
@@ -29,7 +30,7 @@ fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
     let s = t.shape();
-    assert_eq!(s.num_dims(), 4, "conv2d: expected a 4-d tensor, got {s:?}");
+    assert_eq!(s.num_dims(), 4, "expected a 4-d tensor, got {s:?}");
     [s[0], s[1], s[2], s[3]]
 }
 
@@ -72,5 +73,24 @@ impl ConvKernels for Flex {
         let d = ConvDims::new(dims4(&x), weight_shape, spec.stride, spec.padding);
         let (dw, db) = conv::param_grad(&d, &values(&x), &values(&grad));
         (tensor(dw, weight_shape.to_vec()), tensor(db, vec![d.co]))
+    }
+}
+
+impl PoolKernels for Flex {
+    fn maxpool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        let d = PoolDims::new(dims4(&x), spec.kernel, spec.stride);
+        let [n, c, _, _] = dims4(&x);
+        tensor(pool::forward(&d, &values(&x)), vec![n, c, d.oh, d.ow])
+    }
+
+    fn maxpool2d_input_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: PoolSpec,
+    ) -> FloatTensor<Self> {
+        let shape = dims4(&x);
+        let d = PoolDims::new(shape, spec.kernel, spec.stride);
+        let dx = pool::backward(&d, &values(&x), &values(&grad));
+        tensor(dx, shape.to_vec())
     }
 }

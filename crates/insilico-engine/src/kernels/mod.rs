@@ -11,6 +11,7 @@
 mod autodiff;
 pub mod conv;
 mod flex;
+pub mod pool;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Backend, Dispatch, DispatchDevice};
@@ -61,6 +62,27 @@ pub trait ConvKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// A max pooling's square window and stride (no padding, no dilation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+/// The pooling operations of the engine.
+#[backend_extension(Flex, Autodiff)]
+pub trait PoolKernels: Backend {
+    /// `max_pool2d(x)`: x `[n, c, h, w]` to `[n, c, oh, ow]`.
+    fn maxpool2d(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self>;
+
+    /// The gradient with respect to x, given x and the output gradient.
+    fn maxpool2d_input_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        spec: PoolSpec,
+    ) -> FloatTensor<Self>;
+}
+
 /// Whether the engine's own kernels serve this tensor: `f32` on the Flex (CPU) device,
 /// unless the environment sets `INSILICO_CONV=burn` (Burn's kernels everywhere, to compare
 /// the two in a benchmark with one binary).
@@ -83,6 +105,15 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) 
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
+        spec,
+    ))
+}
+
+/// `max_pool2d(x)` through the engine's kernels; differentiable with respect to x. Call
+/// only where [`supports`] holds.
+pub fn max_pool2d(x: Tensor<4>, spec: PoolSpec) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as PoolKernels>::maxpool2d(
+        x.into_dispatch(),
         spec,
     ))
 }
