@@ -6,6 +6,7 @@
 //! libraries (`insilico-study` for the assays and sweeps, `insilico-engine` for
 //! training). The assays' subcommands come from the study library's registry.
 
+mod alloc_policy;
 mod cmd_assay;
 mod cmd_bench;
 mod cmd_compare;
@@ -76,6 +77,7 @@ fn dispatch(matches: &ArgMatches) -> Result<()> {
 }
 
 fn main() {
+    alloc_policy::keep_freed_memory();
     let matches = command_line().get_matches();
     if let Err(e) = dispatch(&matches) {
         eprintln!("error: {e:#}");
