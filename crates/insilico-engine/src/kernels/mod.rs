@@ -2,9 +2,10 @@
 //!
 //! Burn 0.22 has no backend type parameter on `Tensor`; a custom operation is a trait over
 //! `burn::backend::Backend` marked `#[backend_extension(...)]`, which generates the runtime
-//! dispatch from a `Tensor`'s `DispatchTensor` to the concrete backend. We implement it for
-//! Flex (the CPU kernels of [`conv`]) and for `Autodiff<B>` (a handwritten `Backward` that
-//! calls the same extension on the inner backend for both gradients), so training, hooks,
+//! dispatch from a `Tensor`'s `DispatchTensor` to the concrete backend. We implement two,
+//! convolution ([`ConvKernels`]) and max pooling ([`PoolKernels`]), for Flex (the slice
+//! kernels of [`conv`] and [`pool`]) and for `Autodiff<B>` (handwritten `Backward` steps
+//! that call the same extension on the inner backend for the gradients), so training, hooks,
 //! resume and input gradients all run through it. The wgpu path keeps Burn's kernels:
 //! [`supports`] picks the extension only for `f32` tensors on the Flex device.
 
@@ -84,8 +85,8 @@ pub trait PoolKernels: Backend {
 }
 
 /// Whether the engine's own kernels serve this tensor: `f32` on the Flex (CPU) device,
-/// unless the environment sets `INSILICO_CONV=burn` (Burn's kernels everywhere, to compare
-/// the two in a benchmark with one binary).
+/// unless the environment sets `INSILICO_CONV=burn` (Burn's convolution and pooling
+/// everywhere, to compare the two in a benchmark with one binary).
 pub fn supports(x: &Tensor<4>) -> bool {
     static BURN_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *BURN_ONLY.get_or_init(|| std::env::var("INSILICO_CONV").is_ok_and(|v| v == "burn")) {
