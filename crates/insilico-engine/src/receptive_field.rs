@@ -277,6 +277,45 @@ mod tests {
     }
 
     #[test]
+    fn cnn_plain8_matches_the_hand_calculation() {
+        // 3x3 pad 1 convs: r grows by 2 j, f drops by j; 2x2 pools: r grows by j, j doubles.
+        // conv1: 3, 1, -1; pool1: 4, 2, -1; conv2: 8, 2, -3; conv3: 12, 2, -5;
+        // pool2: 14, 4, -5; conv4: 22, 4, -9; conv5: 30, 4, -13; conv6: 38, 4, -17.
+        let (c1, p1, c2, c3) = (
+            local(3, 1, -1),
+            local(4, 2, -1),
+            local(8, 2, -3),
+            local(12, 2, -5),
+        );
+        let (p2, c4, c5, c6) = (
+            local(14, 4, -5),
+            local(22, 4, -9),
+            local(30, 4, -13),
+            local(38, 4, -17),
+        );
+        let w = ReceptiveField::Whole;
+        let mut want = vec![("conv1", c1), ("conv1.relu", c1), ("pool1", p1)];
+        want.extend([
+            ("conv2", c2),
+            ("conv2.relu", c2),
+            ("conv3", c3),
+            ("conv3.relu", c3),
+        ]);
+        want.push(("pool2", p2));
+        want.extend([
+            ("conv4", c4),
+            ("conv4.relu", c4),
+            ("conv5", c5),
+            ("conv5.relu", c5),
+        ]);
+        want.extend([("conv6", c6), ("conv6.relu", c6)]);
+        for s in ["flatten", "fc1", "fc1.relu", "logits"] {
+            want.push((s, w));
+        }
+        expect("cnn-plain8", [1, 28, 28], &want);
+    }
+
+    #[test]
     fn mlps_see_the_whole_input_everywhere() {
         // A linear layer mixes every input unit: every site after the flatten sees the
         // whole image.
@@ -305,6 +344,7 @@ mod tests {
             shipped,
             [
                 "cnn-bn.toml",
+                "cnn-plain8.toml",
                 "cnn-small.toml",
                 "mlp-2x128.toml",
                 "mlp-2x512.toml",

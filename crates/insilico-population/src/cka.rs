@@ -8,11 +8,11 @@
 use faer::{Mat, MatRef};
 
 use crate::error::{degenerate, invalid, Result};
-use crate::linalg::{centred, check_pair, frobenius_sq, gram_t};
+use crate::linalg::{centred, check_pair, cross, frobenius_sq, gram_t, lower_gram, lower_inner};
 use crate::Matrix;
 
-/// `||X^T Y||^2`, `||X^T X||^2`, `||Y^T Y||^2` of the centred inputs, and their centred
-/// row norms (for the debiased estimator).
+/// `||X^T Y||^2`, `||X^T X||^2`, `||Y^T Y||^2` of the centred inputs, and (for the debiased
+/// estimator only) their centred row norms.
 struct Moments {
     xy: f64,
     xx: f64,
@@ -31,43 +31,42 @@ fn row_norms_sq(a: MatRef<'_, f64>) -> Vec<f64> {
     out
 }
 
-fn moments(x: &Matrix, y: &Matrix) -> Moments {
+/// The three squared norms in one pass over each input: `X^T X` and `Y^T Y` as symmetric
+/// products (one triangle each, half the multiplications of a general product), `Y^T X`
+/// once; or, with more units than stimuli, the two `n x n` Gram matrices (one triangle
+/// each) and their inner product. No norm needs the other triangle, so none is mirrored.
+fn moments(x: &Matrix, y: &Matrix, with_rows: bool) -> Moments {
     let (n, dx, dy) = (x.stimuli(), x.units(), y.units());
-    // Both inputs centred side by side, so that one symmetric product over the stimuli gives
-    // X^T X, Y^T Y and Y^T X as blocks of [X Y]^T [X Y].
-    let joined = centred(
-        Mat::from_fn(n, dx + dy, |i, j| {
-            if j < dx {
-                x.get(i, j)
-            } else {
-                y.get(i, j - dx)
-            }
-        })
-        .as_ref(),
-    );
-    let (xc, yc) = (joined.subcols(0, dx), joined.subcols(dx, dy));
+    let (xc, yc) = (centred(x.as_faer()), centred(y.as_faer()));
     let (xy, xx, yy) = if dx + dy < n {
-        let g = gram_t(joined.as_ref());
+        let (k, l) = (lower_gram(xc.as_ref()), lower_gram(yc.as_ref()));
         (
-            frobenius_sq(g.submatrix(dx, 0, dy, dx)),
-            frobenius_sq(g.submatrix(0, 0, dx, dx)),
-            frobenius_sq(g.submatrix(dx, dx, dy, dy)),
+            frobenius_sq(cross(yc.as_ref(), xc.as_ref()).as_ref()),
+            lower_inner(k.as_ref(), k.as_ref()),
+            lower_inner(l.as_ref(), l.as_ref()),
         )
     } else {
-        let k = gram_t(xc.transpose());
-        let l = gram_t(yc.transpose());
+        let k = lower_gram(xc.transpose());
+        let l = lower_gram(yc.transpose());
         (
-            inner(k.as_ref(), l.as_ref()),
-            frobenius_sq(k.as_ref()),
-            frobenius_sq(l.as_ref()),
+            lower_inner(k.as_ref(), l.as_ref()),
+            lower_inner(k.as_ref(), k.as_ref()),
+            lower_inner(l.as_ref(), l.as_ref()),
         )
+    };
+    let rows = |c: &Mat<f64>| {
+        if with_rows {
+            row_norms_sq(c.as_ref())
+        } else {
+            Vec::new()
+        }
     };
     Moments {
         xy,
         xx,
         yy,
-        rows_x: row_norms_sq(xc),
-        rows_y: row_norms_sq(yc),
+        rows_x: rows(&xc),
+        rows_y: rows(&yc),
     }
 }
 
@@ -103,7 +102,7 @@ fn ratio(what: &'static str, num: f64, den_x: f64, den_y: f64) -> Result<f64> {
 pub fn cka_linear(x: &Matrix, y: &Matrix) -> Result<f64> {
     const WHAT: &str = "linear CKA";
     check_pair(x, y, WHAT, 3, TWO_STIMULI)?;
-    let m = moments(x, y);
+    let m = moments(x, y, false);
     ratio(WHAT, m.xy, m.xx, m.yy)
 }
 
@@ -121,7 +120,7 @@ pub fn cka_debiased(x: &Matrix, y: &Matrix) -> Result<f64> {
         4,
         "the unbiased HSIC estimator divides by n - 3",
     )?;
-    let m = moments(x, y);
+    let m = moments(x, y, true);
     let n = x.stimuli() as f64;
     let (sx, sy): (f64, f64) = (m.rows_x.iter().sum(), m.rows_y.iter().sum());
     // Unbiased HSIC up to a factor that cancels in the ratio.

@@ -81,8 +81,8 @@ pub fn decodability(x: &Matrix, labels: &[usize], options: &RidgeOptions) -> Res
     for test in &folds {
         let train = complement(x.stimuli(), test);
         let fit = Fit::new(
-            select_rows(x.as_faer(), &train).as_ref(),
-            select_rows(targets.as_ref(), &train).as_ref(),
+            select_rows(x.as_faer(), &train),
+            select_rows(targets.as_ref(), &train),
             WHAT,
         )?;
         fits.push(fit);

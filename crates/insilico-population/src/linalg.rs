@@ -35,6 +35,17 @@ pub(crate) fn column_means(x: MatRef<'_, f64>) -> Vec<f64> {
 /// `a^T a`, computing one triangle (half the multiplications of a general product) and
 /// mirroring it.
 pub(crate) fn gram_t(a: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = lower_gram(a);
+    for j in 0..out.ncols() {
+        for i in 0..j {
+            out[(i, j)] = out[(j, i)];
+        }
+    }
+    out
+}
+
+/// The lower triangle (diagonal included) of `a^T a`; the strict upper triangle is zero.
+pub(crate) fn lower_gram(a: MatRef<'_, f64>) -> Mat<f64> {
     let d = a.ncols();
     let mut out = Mat::<f64>::zeros(d, d);
     triangular::matmul(
@@ -48,12 +59,19 @@ pub(crate) fn gram_t(a: MatRef<'_, f64>) -> Mat<f64> {
         1.0,
         get_global_parallelism(),
     );
-    for j in 0..d {
-        for i in 0..j {
-            out[(i, j)] = out[(j, i)];
-        }
-    }
     out
+}
+
+/// `<A, B>_F` of two symmetric matrices given by their lower triangles (as from
+/// [`lower_gram`]): the diagonal once, every off-diagonal product twice.
+pub(crate) fn lower_inner(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
+    let mut total = 0.0;
+    for j in 0..a.ncols() {
+        let (ca, cb) = (a.col(j), b.col(j));
+        let below: f64 = (j + 1..a.nrows()).map(|i| ca[i] * cb[i]).sum();
+        total += ca[j] * cb[j] + 2.0 * below;
+    }
+    total
 }
 
 /// `a^T b`.
@@ -211,4 +229,24 @@ pub(crate) fn check_stimuli(
         return Err(degenerate(what, "a representation has no units"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lower_gram_and_its_inner_product_match_the_full_ones() {
+        // a = [[1, 2], [3, 4], [0, 1]]: a^T a = [[10, 14], [14, 21]] by hand; <G, G> =
+        // 100 + 2 * 196 + 441 = 933.
+        let a = Mat::from_fn(3, 2, |i, j| [[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]][i][j]);
+        let lower = lower_gram(a.as_ref());
+        assert_eq!(
+            (lower[(0, 0)], lower[(1, 0)], lower[(1, 1)]),
+            (10.0, 14.0, 21.0)
+        );
+        assert_eq!(lower[(0, 1)], 0.0, "the upper triangle is not computed");
+        assert_eq!(lower_inner(lower.as_ref(), lower.as_ref()), 933.0);
+        assert_eq!(frobenius_sq(gram_t(a.as_ref()).as_ref()), 933.0);
+    }
 }

@@ -12,7 +12,7 @@ use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, invalid, Result};
-use crate::linalg::{check_pair, column_means, cross, frobenius_sq, product, ThinSvd};
+use crate::linalg::{check_pair, column_means, cross, product, ThinSvd};
 use crate::Matrix;
 
 /// Settings for [`ridge_predictivity`] and [`crate::decodability`].
@@ -38,8 +38,13 @@ impl Default for RidgeOptions {
 impl RidgeOptions {
     /// The absolute penalties for input `x`.
     pub fn alphas(&self, x: &Matrix) -> Vec<f64> {
-        let xc = crate::linalg::centred(x.as_faer());
-        let scale = frobenius_sq(xc.as_ref()) / x.units().max(1) as f64;
+        // Column by column, without a centred copy of the whole input.
+        let a = x.as_faer();
+        let means = column_means(a);
+        let total: f64 = (0..a.ncols())
+            .map(|j| a.col(j).iter().map(|v| (v - means[j]).powi(2)).sum::<f64>())
+            .sum();
+        let scale = total / x.units().max(1) as f64;
         self.alpha_factors.iter().map(|f| f * scale).collect()
     }
 
@@ -102,11 +107,10 @@ pub(crate) struct Fit {
 }
 
 impl Fit {
-    pub fn new(x: MatRef<'_, f64>, y: MatRef<'_, f64>, what: &'static str) -> Result<Self> {
-        let x_mean = column_means(x);
-        let y_mean = column_means(y);
-        let xc = minus_means(x, &x_mean);
-        let yc = minus_means(y, &y_mean);
+    /// Takes the training rows by value and centres them in place (no second copy).
+    pub fn new(mut xc: Mat<f64>, mut yc: Mat<f64>, what: &'static str) -> Result<Self> {
+        let x_mean = centre_in_place(&mut xc);
+        let y_mean = centre_in_place(&mut yc);
         let svd = ThinSvd::of_centred(xc.as_ref(), what)?;
         let uty = cross(svd.u.as_ref(), yc.as_ref());
         Ok(Self {
@@ -134,10 +138,15 @@ impl Fit {
         }
         let scaled = Mat::from_fn(k, self.uty.ncols(), |j, t| shrink[j] * self.uty[(j, t)]);
         let fitted = product(u, scaled.as_ref());
+        let inverse: Vec<f64> = leverage.iter().map(|h| 1.0 / (1.0 - h)).collect();
         (0..self.yc.ncols())
             .map(|t| {
-                (0..n)
-                    .map(|i| ((self.yc[(i, t)] - fitted[(i, t)]) / (1.0 - leverage[i])).powi(2))
+                let (truth, fit) = (self.yc.col_as_slice(t), fitted.col_as_slice(t));
+                truth
+                    .iter()
+                    .zip(fit)
+                    .zip(&inverse)
+                    .map(|((y, f), g)| ((y - f) * g).powi(2))
                     .sum()
             })
             .collect()
@@ -157,6 +166,15 @@ impl Fit {
         }
         out
     }
+}
+
+/// Subtracts each column's mean from it; returns the means.
+fn centre_in_place(a: &mut Mat<f64>) -> Vec<f64> {
+    let means = column_means(a.as_ref());
+    for (j, m) in means.iter().enumerate() {
+        a.col_as_slice_mut(j).iter_mut().for_each(|v| *v -= m);
+    }
+    means
 }
 
 pub(crate) fn minus_means(x: MatRef<'_, f64>, means: &[f64]) -> Mat<f64> {
@@ -213,8 +231,8 @@ pub fn ridge_predictivity(x: &Matrix, y: &Matrix, options: &RidgeOptions) -> Res
     for test in contiguous_folds(n, options.folds) {
         let train = complement(n, &test);
         let fit = Fit::new(
-            select_rows(x.as_faer(), &train).as_ref(),
-            select_rows(y.as_faer(), &train).as_ref(),
+            select_rows(x.as_faer(), &train),
+            select_rows(y.as_faer(), &train),
             WHAT,
         )?;
         let k = fit.svd.s.len();

@@ -118,17 +118,20 @@ pub fn rsa(x: &Matrix, y: &Matrix, metric: RdmMetric, comparison: RdmComparison)
 
 /// Ranks from 1, ties given their average rank (scipy's `rankdata(method="average")`).
 pub(crate) fn ranks(values: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_unstable_by(|&i, &j| values[i].total_cmp(&values[j]));
+    // Sorting (value, index) pairs keeps each comparison within one contiguous array (a
+    // sort of indices that looks values up jumps through memory: slower on millions of
+    // dissimilarities).
+    let mut order: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut out = vec![0.0; values.len()];
     let mut start = 0;
     while start < order.len() {
         let mut end = start + 1;
-        while end < order.len() && values[order[end]] == values[order[start]] {
+        while end < order.len() && order[end].0 == order[start].0 {
             end += 1;
         }
         let average = (start + end + 1) as f64 / 2.0; // mean of ranks start+1 ..= end
-        for &k in &order[start..end] {
+        for &(_, k) in &order[start..end] {
             out[k] = average;
         }
         start = end;

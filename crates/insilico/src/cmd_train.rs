@@ -13,8 +13,8 @@ use std::path::PathBuf;
     long_about = "Train a network from a config and write a run directory: config.toml (as \
         resolved), metrics.csv/json, checkpoints/ (one per epoch, atomic), model.bpk, \
         weights.safetensors (PyTorch layout) and manifest.json.\n\n\
-        A config is a TOML file or the name of a built-in one: cnn-small, cnn-bn, mlp-2x128, \
-        mlp-2x512.",
+        A config is a TOML file or the name of a built-in one: cnn-small, cnn-bn, cnn-plain8, \
+        mlp-2x128, mlp-2x512, mlp-6x128.",
     after_help = "Examples:\n  \
         insilico train --config cnn-small --dataset mnist\n  \
         insilico train --config configs/mlp-2x512.toml --dataset mnist --set data.train_limit=10000 --set data.label_noise=1.0\n  \

@@ -179,6 +179,11 @@ fn by_x<'a>(rs: &[&'a PointResult<'a>]) -> Vec<(f64, Vec<&'a PointResult<'a>>)> 
 
 fn accuracy_figure(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) -> Result<Figures> {
     let groups = by_x(rs);
+    if groups.len() < 2 {
+        // One x value (a sweep over seeds alone): a single point on an empty axis says
+        // nothing the summary table does not; no figure.
+        return Ok(Vec::new());
+    }
     let xs: Vec<f64> = groups.iter().map(|(x, _)| *x).collect();
     let stat = |f: &dyn Fn(&Manifest) -> Option<f64>| -> (Vec<f64>, Vec<f64>) {
         groups
@@ -192,7 +197,7 @@ fn accuracy_figure(rs: &[&PointResult], dir: &Path, model: &str, x_label: &str) 
     let (train_m, train_s) = stat(&|m| m.final_train_acc);
     let (test_m, test_s) = stat(&|m| m.final_test_acc);
     let stem = dir.join(format!("accuracy_{model}"));
-    LinePlot::new(&format!("{model}: memorization"), x_label, "accuracy")
+    LinePlot::new(&format!("{model}: accuracy"), x_label, "accuracy")
         .y_range(0.0, 1.02)
         .series(
             Series::new("train (labels as trained)", xs.clone(), train_m)
