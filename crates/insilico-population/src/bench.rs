@@ -8,7 +8,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::{cca, cka, ridge, rsa, Matrix};
+use crate::{cca, cka, ridge, rsa, Matrix, Measure, Prepared, PreparedPair};
 
 /// The best wall-clock time of one task over the repeats.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,7 +72,8 @@ fn checkpoints(final_state: &Matrix, count: usize, seed: u64) -> Result<Vec<Matr
 }
 
 /// The layer x checkpoint heatmap of reproduction 1: every checkpoint of every layer
-/// against the layer's final state, by linear CKA and SVCCA (0.99).
+/// against the layer's final state, by linear CKA and SVCCA (0.99). The final state is
+/// prepared once per layer, each checkpoint once for both measures ([`crate::prepared`]).
 pub fn heatmap(layers: &[Vec<Matrix>]) -> Result<Vec<Vec<(f64, f64)>>> {
     layers
         .iter()
@@ -80,9 +81,17 @@ pub fn heatmap(layers: &[Vec<Matrix>]) -> Result<Vec<Vec<(f64, f64)>>> {
             let last = states.last().ok_or_else(|| {
                 crate::error::invalid("heatmap", "a layer without checkpoints".to_string())
             })?;
+            let last = Prepared::new(last);
             states
                 .iter()
-                .map(|s| Ok((cka::cka_linear(s, last)?, cca::svcca(s, last, 0.99)?.mean)))
+                .map(|s| {
+                    let s = Prepared::new(s);
+                    let pair = PreparedPair::new(&s, &last);
+                    Ok((
+                        pair.compare(Measure::CkaLinear)?,
+                        pair.compare(Measure::Svcca { kept: 0.99 })?,
+                    ))
+                })
                 .collect()
         })
         .collect()

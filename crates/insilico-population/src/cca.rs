@@ -81,11 +81,17 @@ fn prepare(x: &Matrix, y: &Matrix, what: &'static str) -> Result<Prepared> {
 /// `S_x^-1 V_x^T (X^T Y) V_y S_y^-1` restricted to the first `kx`, `ky` directions: the
 /// cross-covariance of the whitened inputs, whose singular values are the canonical
 /// correlations.
-fn whitened_cross(p: &Prepared, kx: usize, ky: usize) -> Mat<f64> {
-    let vx = p.bx.v.as_ref().subcols(0, kx);
-    let vy = p.by.v.as_ref().subcols(0, ky);
-    let inner = product(cross(vx, p.cross_xy.as_ref()).as_ref(), vy);
-    Mat::from_fn(kx, ky, |i, j| inner[(i, j)] / (p.bx.s[i] * p.by.s[j]))
+fn whitened_cross(
+    bx: &RightBasis,
+    by: &RightBasis,
+    cross_xy: MatRef<'_, f64>,
+    kx: usize,
+    ky: usize,
+) -> Mat<f64> {
+    let vx = bx.v.as_ref().subcols(0, kx);
+    let vy = by.v.as_ref().subcols(0, ky);
+    let inner = product(cross(vx, cross_xy).as_ref(), vy);
+    Mat::from_fn(kx, ky, |i, j| inner[(i, j)] / (bx.s[i] * by.s[j]))
 }
 
 fn check_stimuli_for_ranks(what: &'static str, n: usize, kx: usize, ky: usize) -> Result<()> {
@@ -127,11 +133,23 @@ fn summarize(correlations: Vec<f64>, kept_x: usize, kept_y: usize) -> CcaResult 
 /// Plain CCA between the two inputs (every direction of nonzero variance).
 /// Symmetric, 1 for identical inputs, invariant to invertible linear maps of either input.
 pub fn cca(x: &Matrix, y: &Matrix) -> Result<CcaResult> {
-    const WHAT: &str = "CCA";
-    let p = prepare(x, y, WHAT)?;
-    let (kx, ky) = (p.bx.s.len(), p.by.s.len());
-    check_stimuli_for_ranks(WHAT, x.stimuli(), kx, ky)?;
-    let (s, _, _) = small_svd(whitened_cross(&p, kx, ky).as_ref(), WHAT)?;
+    let p = prepare(x, y, CCA)?;
+    cca_of(&p.bx, &p.by, p.cross_xy.as_ref(), x.stimuli())
+}
+
+const CCA: &str = "CCA";
+const SVCCA: &str = "SVCCA";
+
+/// [`cca`] from each input's basis and their cross-product `X^T Y` over `n` stimuli.
+pub(crate) fn cca_of(
+    bx: &RightBasis,
+    by: &RightBasis,
+    cross_xy: MatRef<'_, f64>,
+    n: usize,
+) -> Result<CcaResult> {
+    let (kx, ky) = (bx.s.len(), by.s.len());
+    check_stimuli_for_ranks(CCA, n, kx, ky)?;
+    let (s, _, _) = small_svd(whitened_cross(bx, by, cross_xy, kx, ky).as_ref(), CCA)?;
     Ok(summarize(s, kx, ky))
 }
 
@@ -154,18 +172,39 @@ fn kept_for(s: &[f64], fraction: f64) -> usize {
 /// paper's choice is 0.99. The value ([`CcaResult::mean`]) is the mean canonical correlation
 /// of the reduced inputs. Symmetric, 1 for identical inputs.
 pub fn svcca(x: &Matrix, y: &Matrix, variance_kept: f64) -> Result<CcaResult> {
-    const WHAT: &str = "SVCCA";
+    check_variance_kept(variance_kept)?;
+    let p = prepare(x, y, SVCCA)?;
+    svcca_of(
+        &p.bx,
+        &p.by,
+        p.cross_xy.as_ref(),
+        x.stimuli(),
+        variance_kept,
+    )
+}
+
+pub(crate) fn check_variance_kept(variance_kept: f64) -> Result<()> {
     if !(variance_kept > 0.0 && variance_kept <= 1.0) {
         return Err(invalid(
-            WHAT,
+            SVCCA,
             format!("variance_kept {variance_kept} must be in (0, 1]"),
         ));
     }
-    let p = prepare(x, y, WHAT)?;
-    let kx = kept_for(&p.bx.s, variance_kept);
-    let ky = kept_for(&p.by.s, variance_kept);
-    check_stimuli_for_ranks(WHAT, x.stimuli(), kx, ky)?;
-    let (s, _, _) = small_svd(whitened_cross(&p, kx, ky).as_ref(), WHAT)?;
+    Ok(())
+}
+
+/// [`svcca`] from each input's basis and their cross-product `X^T Y` over `n` stimuli.
+pub(crate) fn svcca_of(
+    bx: &RightBasis,
+    by: &RightBasis,
+    cross_xy: MatRef<'_, f64>,
+    n: usize,
+    variance_kept: f64,
+) -> Result<CcaResult> {
+    let kx = kept_for(&bx.s, variance_kept);
+    let ky = kept_for(&by.s, variance_kept);
+    check_stimuli_for_ranks(SVCCA, n, kx, ky)?;
+    let (s, _, _) = small_svd(whitened_cross(bx, by, cross_xy, kx, ky).as_ref(), SVCCA)?;
     Ok(summarize(s, kx, ky))
 }
 
@@ -186,7 +225,10 @@ pub fn pwcca(x: &Matrix, y: &Matrix) -> Result<PwccaResult> {
     let p = prepare(x, y, WHAT)?;
     let (kx, ky) = (p.bx.s.len(), p.by.s.len());
     check_stimuli_for_ranks(WHAT, x.stimuli(), kx, ky)?;
-    let (s, a, b) = small_svd(whitened_cross(&p, kx, ky).as_ref(), WHAT)?;
+    let (s, a, b) = small_svd(
+        whitened_cross(&p.bx, &p.by, p.cross_xy.as_ref(), kx, ky).as_ref(),
+        WHAT,
+    )?;
     let weighted_side = if x.units() <= y.units() {
         WeightedSide::X
     } else {

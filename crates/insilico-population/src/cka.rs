@@ -71,7 +71,8 @@ fn moments(x: &Matrix, y: &Matrix, with_rows: bool) -> Moments {
 }
 
 /// Why CKA needs three stimuli.
-const TWO_STIMULI: &str = "two centred stimuli span one dimension, where CKA is 1 for any inputs";
+pub(crate) const TWO_STIMULI: &str =
+    "two centred stimuli span one dimension, where CKA is 1 for any inputs";
 
 fn inner(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
     let mut total = 0.0;
@@ -86,7 +87,7 @@ fn inner(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
     total
 }
 
-fn ratio(what: &'static str, num: f64, den_x: f64, den_y: f64) -> Result<f64> {
+pub(crate) fn ratio(what: &'static str, num: f64, den_x: f64, den_y: f64) -> Result<f64> {
     if den_x <= 0.0 || den_y <= 0.0 {
         return Err(degenerate(
             what,

@@ -23,6 +23,7 @@ mod linalg;
 mod matrix;
 mod measure;
 mod npy;
+mod prepared;
 mod ridge;
 mod rsa;
 mod spectrum;
@@ -37,6 +38,7 @@ pub use matrix::{Matrix, Reduction};
 pub use measure::{
     compare, compare_all, Comparison, Measure, RidgeScore, RBF_BANDWIDTH, SVCCA_KEPT,
 };
+pub use prepared::{Prepared, PreparedPair};
 pub use ridge::{ridge_predictivity, RidgeOptions, RidgeResult};
 pub use rsa::{compare_rdms, rdm, rsa, Rdm, RdmComparison, RdmMetric};
 pub use spectrum::{participation_ratio, pca_embedding, spectrum, Spectrum};

@@ -149,32 +149,37 @@ pub(crate) struct RightBasis {
 
 impl RightBasis {
     pub fn of_centred(xc: MatRef<'_, f64>, what: &'static str) -> Result<Self> {
-        let (n, d) = (xc.nrows(), xc.ncols());
-        let feature_space = d <= n;
-        let gram = if feature_space {
-            gram_t(xc)
-        } else {
-            gram_t(xc.transpose())
-        };
-        let eig = sym_eigen(gram.as_ref(), what)?;
-        let top = eig.values.first().copied().unwrap_or(0.0);
-        if top <= 0.0 {
-            return Err(degenerate(what, "every unit is constant over the stimuli"));
+        if xc.ncols() <= xc.nrows() {
+            return Self::of_gram(gram_t(xc).as_ref(), what);
         }
-        let r = eig
-            .values
-            .iter()
-            .take_while(|&&l| l > top * RANK_TOLERANCE)
-            .count();
-        let s: Vec<f64> = eig.values[..r].iter().map(|l| l.sqrt()).collect();
-        let basis = eig.vectors.as_ref().subcols(0, r).to_owned();
-        let v = if feature_space {
-            basis
-        } else {
-            scale_columns(cross(xc, basis.as_ref()), &s) // V = X^T U / s
-        };
+        let (s, u) = kept_eigen(gram_t(xc.transpose()).as_ref(), what)?;
+        let v = scale_columns(cross(xc, u.as_ref()), &s); // V = X^T U / s
         Ok(Self { s, v })
     }
+
+    /// From the Gram matrix `X^T X` of the centred input (both triangles), where it is
+    /// already at hand (see [`crate::prepared`]).
+    pub fn of_gram(gram: MatRef<'_, f64>, what: &'static str) -> Result<Self> {
+        let (s, v) = kept_eigen(gram, what)?;
+        Ok(Self { s, v })
+    }
+}
+
+/// The square roots of a Gram matrix's eigenvalues above [`RANK_TOLERANCE`] of the largest
+/// (the singular values), decreasing, and their eigenvectors.
+fn kept_eigen(gram: MatRef<'_, f64>, what: &'static str) -> Result<(Vec<f64>, Mat<f64>)> {
+    let eig = sym_eigen(gram, what)?;
+    let top = eig.values.first().copied().unwrap_or(0.0);
+    if top <= 0.0 {
+        return Err(degenerate(what, "every unit is constant over the stimuli"));
+    }
+    let r = eig
+        .values
+        .iter()
+        .take_while(|&&l| l > top * RANK_TOLERANCE)
+        .count();
+    let s: Vec<f64> = eig.values[..r].iter().map(|l| l.sqrt()).collect();
+    Ok((s, eig.vectors.as_ref().subcols(0, r).to_owned()))
 }
 
 /// Divides column `k` of `a` by `s[k]`.

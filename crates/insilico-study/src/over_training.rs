@@ -8,7 +8,7 @@ use crate::study::Study;
 use anyhow::{bail, Context, Result};
 use insilico_engine::eval::record_site;
 use insilico_engine::Network;
-use insilico_population::{compare, Matrix, Measure};
+use insilico_population::{Matrix, Measure, Prepared, PreparedPair};
 use insilico_report::{write_csv, write_json, Heatmap};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -93,6 +93,9 @@ pub fn over_training(
     let last = snapshots.last().expect("two snapshots at least");
     let final_net = study.run.load_weights(&last.weights)?;
     let finals = record_all(&final_net, study, reduction)?;
+    // Each final state is prepared once for every snapshot, each snapshot once for every
+    // measure (the shared Gram and cross-products; see insilico_population::Prepared).
+    let finals_prepared: Vec<Prepared> = finals.iter().map(Prepared::new).collect();
     let mut values = vec![vec![Vec::with_capacity(snapshots.len()); finals.len()]; measures.len()];
     for s in &snapshots {
         let net = study
@@ -100,9 +103,15 @@ pub fn over_training(
             .load_weights(&s.weights)
             .with_context(|| format!("snapshot at step {}", s.step))?;
         let reps = record_all(&net, study, reduction)?;
+        let reps: Vec<Prepared> = reps.iter().map(Prepared::new).collect();
+        let pairs: Vec<PreparedPair> = reps
+            .iter()
+            .zip(&finals_prepared)
+            .map(|(rep, fin)| PreparedPair::new(rep, fin))
+            .collect();
         for (m, measure) in measures.iter().enumerate() {
-            for (site, (rep, fin)) in reps.iter().zip(&finals).enumerate() {
-                let v = compare(*measure, rep, fin).with_context(|| {
+            for (site, pair) in pairs.iter().enumerate() {
+                let v = pair.compare(*measure).with_context(|| {
                     format!(
                         "{} at step {}, {}",
                         study.sites[site],

@@ -1,0 +1,186 @@
+//! Inputs prepared once for many comparisons.
+//!
+//! Raghu et al.'s layer x checkpoint heatmap compares each layer's final state with every
+//! snapshot, and each snapshot by several measures. What linear CKA and the CCA family need
+//! of one input alone (its centred columns, its Gram matrix `X^T X`, its right singular
+//! basis) is computed once per input with [`Prepared`], and the cross-product `X^T Y` once
+//! per pair with [`PreparedPair`]: for a heatmap cell by linear CKA and SVCCA that is one
+//! Gram and one cross-product over the stimuli instead of four Grams and two crosses. The
+//! values are those of [`crate::compare`] (the same formulas, tested against it); measures
+//! without a prepared form, and inputs with more units than stimuli, go to it unchanged.
+
+use std::cell::OnceCell;
+
+use faer::Mat;
+
+use crate::cca::{cca_of, check_variance_kept, svcca_of};
+use crate::error::Result;
+use crate::linalg::{centred, check_pair, cross, frobenius_sq, gram_t, RightBasis};
+use crate::{compare, Matrix, Measure};
+
+/// One input, with what comparisons need of it alone, computed when first needed.
+pub struct Prepared<'a> {
+    matrix: &'a Matrix,
+    centred: Mat<f64>,
+    gram: OnceCell<Mat<f64>>,
+    basis: OnceCell<RightBasis>,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(matrix: &'a Matrix) -> Self {
+        Self {
+            matrix,
+            centred: centred(matrix.as_faer()),
+            gram: OnceCell::new(),
+            basis: OnceCell::new(),
+        }
+    }
+
+    /// Fewer units than stimuli: the `d x d` Gram is the small one.
+    fn feature_space(&self) -> bool {
+        self.matrix.units() < self.matrix.stimuli()
+    }
+
+    fn gram(&self) -> &Mat<f64> {
+        self.gram.get_or_init(|| gram_t(self.centred.as_ref()))
+    }
+
+    fn basis(&self, what: &'static str) -> Result<&RightBasis> {
+        if let Some(b) = self.basis.get() {
+            return Ok(b);
+        }
+        let basis = RightBasis::of_gram(self.gram().as_ref(), what)?;
+        Ok(self.basis.get_or_init(|| basis))
+    }
+}
+
+/// Two prepared inputs with the same stimuli, and their cross-product once computed.
+pub struct PreparedPair<'p, 'a> {
+    x: &'p Prepared<'a>,
+    y: &'p Prepared<'a>,
+    cross: OnceCell<Mat<f64>>,
+}
+
+impl<'p, 'a> PreparedPair<'p, 'a> {
+    pub fn new(x: &'p Prepared<'a>, y: &'p Prepared<'a>) -> Self {
+        Self {
+            x,
+            y,
+            cross: OnceCell::new(),
+        }
+    }
+
+    /// `X^T Y` of the centred inputs.
+    fn cross(&self) -> &Mat<f64> {
+        self.cross
+            .get_or_init(|| cross(self.x.centred.as_ref(), self.y.centred.as_ref()))
+    }
+
+    /// The measure's value, as [`compare`] gives it.
+    pub fn compare(&self, measure: Measure) -> Result<f64> {
+        let (x, y) = (self.x.matrix, self.y.matrix);
+        if !(self.x.feature_space() && self.y.feature_space()) {
+            return compare(measure, x, y);
+        }
+        let n = x.stimuli();
+        match measure {
+            Measure::CkaLinear => {
+                check_pair(x, y, "linear CKA", 3, crate::cka::TWO_STIMULI)?;
+                let xy = frobenius_sq(self.cross().as_ref());
+                let xx = frobenius_sq(self.x.gram().as_ref());
+                let yy = frobenius_sq(self.y.gram().as_ref());
+                crate::cka::ratio("linear CKA", xy, xx, yy)
+            }
+            Measure::Svcca { kept } => {
+                check_variance_kept(kept)?;
+                self.check_cca(x, y, "SVCCA")?;
+                let (bx, by) = (self.x.basis("SVCCA")?, self.y.basis("SVCCA")?);
+                Ok(svcca_of(bx, by, self.cross().as_ref(), n, kept)?.mean)
+            }
+            Measure::CcaMean | Measure::CcaMeanSquared => {
+                self.check_cca(x, y, "CCA")?;
+                let (bx, by) = (self.x.basis("CCA")?, self.y.basis("CCA")?);
+                let r = cca_of(bx, by, self.cross().as_ref(), n)?;
+                Ok(match measure {
+                    Measure::CcaMean => r.mean,
+                    _ => r.mean_squared,
+                })
+            }
+            _ => compare(measure, x, y),
+        }
+    }
+
+    fn check_cca(&self, x: &Matrix, y: &Matrix, what: &'static str) -> Result<()> {
+        check_pair(
+            x,
+            y,
+            what,
+            3,
+            "CCA needs more stimuli than the summed ranks",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, d: usize, seed: u64) -> Matrix {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let v: Vec<f64> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Matrix::from_row_major(n, d, &v).unwrap()
+    }
+
+    /// The prepared path gives what `compare` gives, measure by measure, whether the pair
+    /// is prepared once for all measures or not, in feature space and out of it.
+    #[test]
+    fn prepared_comparisons_equal_the_plain_ones() {
+        let measures = [
+            Measure::CkaLinear,
+            Measure::Svcca { kept: 0.99 },
+            Measure::Svcca { kept: 0.5 },
+            Measure::CcaMean,
+            Measure::CcaMeanSquared,
+            Measure::CkaDebiased,
+        ];
+        for (n, dx, dy) in [(60, 7, 5), (60, 5, 9), (12, 20, 4)] {
+            let x = random(n, dx, 1);
+            // y shares a linear part with x, so the values are not all near 0.
+            let noise = random(n, dy, 2);
+            let y_values: Vec<f64> = (0..n * dy)
+                .map(|k| {
+                    x.to_row_major()[(k / dy) * dx + (k % dy) % dx] + 0.5 * noise.to_row_major()[k]
+                })
+                .collect();
+            let y = Matrix::from_row_major(n, dy, &y_values).unwrap();
+            let (px, py) = (Prepared::new(&x), Prepared::new(&y));
+            let pair = PreparedPair::new(&px, &py);
+            for m in measures {
+                let plain = compare(m, &x, &y);
+                let prepared = pair.compare(m);
+                match (plain, prepared) {
+                    (Ok(a), Ok(b)) => {
+                        assert!((a - b).abs() < 1e-10, "{m:?} ({n}, {dx}, {dy}): {a} vs {b}")
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{m:?}"),
+                    (a, b) => panic!("{m:?} ({n}, {dx}, {dy}): {a:?} vs {b:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_against_itself_is_one() {
+        let x = random(40, 6, 3);
+        let p = Prepared::new(&x);
+        let pair = PreparedPair::new(&p, &p);
+        for m in [
+            Measure::CkaLinear,
+            Measure::Svcca { kept: 0.99 },
+            Measure::CcaMean,
+        ] {
+            assert!((pair.compare(m).unwrap() - 1.0).abs() < 1e-10, "{m:?}");
+        }
+    }
+}
