@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory,
@@ -71,6 +71,39 @@ pub fn replace_with(
     }
     sync_dir(&dir);
     Ok(())
+}
+
+/// Renders a CSV document with the `csv` crate: RFC 4180 quoting (fields containing a
+/// comma, a double quote or a line break are quoted and inner quotes doubled), lines
+/// ending in `\n`. Every row must have as many fields as the header.
+pub fn csv_string<S: AsRef<str>>(header: &[&str], rows: &[Vec<S>]) -> anyhow::Result<String> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(header)?;
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() != header.len() {
+            bail!(
+                "CSV row {r} has {} fields but the header has {}",
+                row.len(),
+                header.len()
+            );
+        }
+        w.write_record(row.iter().map(|f| f.as_ref()))?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+/// Writes a CSV table (header + rows, as [`csv_string`]) atomically: the one CSV writer
+/// of the workspace, so that every table is quoted alike and never left half-written.
+/// `pandas.read_csv(path)` loads it.
+pub fn write_csv<S: AsRef<str>>(
+    path: &Path,
+    header: &[&str],
+    rows: &[Vec<S>],
+) -> anyhow::Result<()> {
+    let text = csv_string(header, rows).with_context(|| format!("writing {}", path.display()))?;
+    write_atomic(path, text.as_bytes())
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -179,6 +212,41 @@ mod tests {
             1,
             "no temporary left"
         );
+    }
+
+    #[test]
+    fn csv_quotes_commas_quotes_newlines() {
+        let rows = vec![
+            vec!["plain".to_string(), "a,b".to_string()],
+            vec!["say \"hi\"".to_string(), "line1\nline2".to_string()],
+            vec!["".to_string(), "cr\rx".to_string()],
+        ];
+        let s = csv_string(&["name", "value, unit"], &rows).unwrap();
+        // RFC 4180 by hand: quoted where a field holds a comma, quote or line break.
+        assert_eq!(
+            s,
+            "name,\"value, unit\"\nplain,\"a,b\"\n\"say \"\"hi\"\"\",\"line1\nline2\"\n,\"cr\rx\"\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        write_csv(&p, &["name", "value, unit"], &rows).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), s);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn csv_row_of_the_wrong_width_is_refused_and_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        write_atomic(&p, b"old").unwrap();
+        let err = write_csv(&p, &["a", "b"], &[vec!["x"]]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("t.csv") && msg.contains("1 fields"), "{msg}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::train::EpochMetrics;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use insilico_data::fsx::{replace_with, write_atomic};
+use insilico_data::fsx::{replace_with, write_atomic, write_csv};
 use insilico_data::{Dataset, Locator};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -200,30 +200,33 @@ impl RunDir {
     }
 
     pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<()> {
-        let mut csv = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
-        csv.write_record([
-            "epoch",
-            "train_loss",
-            "train_acc",
-            "test_loss",
-            "test_acc",
-            "seconds",
-            "lr",
-        ])?;
-        for m in metrics {
-            csv.write_record([
-                m.epoch.to_string(),
-                format!("{:.6}", m.train_loss),
-                format!("{:.6}", m.train_acc),
-                format!("{:.6}", m.test_loss),
-                format!("{:.6}", m.test_acc),
-                format!("{:.3}", m.seconds),
-                format!("{:.6e}", m.lr),
-            ])?;
-        }
-        write_atomic(&self.root.join("metrics.csv"), &csv.into_inner()?)?;
+        let rows: Vec<Vec<String>> = metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    m.epoch.to_string(),
+                    format!("{:.6}", m.train_loss),
+                    format!("{:.6}", m.train_acc),
+                    format!("{:.6}", m.test_loss),
+                    format!("{:.6}", m.test_acc),
+                    format!("{:.3}", m.seconds),
+                    format!("{:.6e}", m.lr),
+                ]
+            })
+            .collect();
+        write_csv(
+            &self.root.join("metrics.csv"),
+            &[
+                "epoch",
+                "train_loss",
+                "train_acc",
+                "test_loss",
+                "test_acc",
+                "seconds",
+                "lr",
+            ],
+            &rows,
+        )?;
         write_atomic(
             &self.root.join("metrics.json"),
             serde_json::to_string_pretty(metrics)?.as_bytes(),
@@ -264,12 +267,23 @@ impl RunDir {
     /// `index.csv` from the complete snapshot directories, so that a kill between a
     /// snapshot and its index line is repaired by the next write.
     fn write_snapshot_index(&self, steps_per_epoch: usize) -> Result<()> {
-        let mut text = String::from("step,epoch\n");
-        for step in self.snapshot_steps()? {
-            let epoch = step as f64 / steps_per_epoch as f64;
-            text.push_str(&format!("{step},{epoch}\n"));
-        }
-        write_atomic(&self.snapshots_dir().join("index.csv"), text.as_bytes())
+        // `{}` of an f64 is its shortest round-tripping form, so `snapshots()` reads back
+        // exactly the epoch written here.
+        let rows: Vec<Vec<String>> = self
+            .snapshot_steps()?
+            .into_iter()
+            .map(|step| {
+                vec![
+                    step.to_string(),
+                    (step as f64 / steps_per_epoch as f64).to_string(),
+                ]
+            })
+            .collect();
+        write_csv(
+            &self.snapshots_dir().join("index.csv"),
+            &["step", "epoch"],
+            &rows,
+        )
     }
 
     /// Steps of the complete snapshot directories, ascending.
@@ -581,7 +595,33 @@ fn load_network(
 
 #[cfg(test)]
 mod tests {
-    use super::Position;
+    use super::{Position, RunDir};
+
+    #[test]
+    fn snapshot_index_round_trips_exact_epochs_and_skips_incomplete_snapshots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path().join("run"));
+        // Complete snapshots (a model.bpk) at steps 0, 1, 7 and 30; step 5 has none, as
+        // after a kill between its directory and its weights.
+        for step in [0, 1, 5, 7, 30] {
+            let dir = run.snapshots_dir().join(format!("step-{step:08}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            if step != 5 {
+                std::fs::write(dir.join("model.bpk"), b"w").unwrap();
+            }
+        }
+        // 3 steps per epoch: 1/3 and 7/3 have no finite decimal form, so only a
+        // shortest round-tripping format reads back the very same f64.
+        run.write_snapshot_index(3).unwrap();
+        let read = run.snapshots().unwrap();
+        let got: Vec<(usize, f64)> = read.iter().map(|s| (s.step, s.epoch)).collect();
+        assert_eq!(got, [(0, 0.0), (1, 1.0 / 3.0), (7, 7.0 / 3.0), (30, 10.0)]);
+        let text = std::fs::read_to_string(run.snapshots_dir().join("index.csv")).unwrap();
+        assert!(
+            text.starts_with("step,epoch\n0,0\n1,0.3333333333333333\n"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn checkpoint_names_round_trip_and_others_are_not_positions() {

@@ -4,33 +4,9 @@ use crate::write_atomic;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-/// Render a CSV document with the `csv` crate: RFC 4180 quoting (fields containing a
-/// comma, a double quote or a line break are quoted and inner quotes doubled), lines
-/// ending in `\n`.
-pub(crate) fn csv_string(header: &[&str], rows: &[Vec<String>]) -> Result<String> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    w.write_record(header)?;
-    for (r, row) in rows.iter().enumerate() {
-        if row.len() != header.len() {
-            bail!(
-                "CSV row {r} has {} fields but the header has {}",
-                row.len(),
-                header.len()
-            );
-        }
-        w.write_record(row)?;
-    }
-    Ok(String::from_utf8(w.into_inner()?)?)
-}
-
-/// Write a CSV table (header + rows, RFC 4180 quoting, `\n` line endings).
-/// Every row must have as many fields as the header.
-/// `pandas.read_csv(path)` loads it.
-pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    write_atomic(path, csv_string(header, rows)?.as_bytes())
-}
+/// Write a CSV table (header + rows, RFC 4180 quoting, `\n` line endings), atomically.
+/// Every row must have as many fields as the header. `pandas.read_csv(path)` loads it.
+pub use insilico_data::fsx::write_csv;
 
 /// Write `value` as pretty-printed JSON (with a trailing newline).
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -171,26 +147,6 @@ mod tests {
     fn npy_rejects_shape_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         assert!(write_npy(&dir.path().join("x.npy"), &[2, 2], &[1.0; 3]).is_err());
-    }
-
-    #[test]
-    fn csv_quotes_commas_quotes_newlines() {
-        let rows = vec![
-            vec!["plain".to_string(), "a,b".to_string()],
-            vec!["say \"hi\"".to_string(), "line1\nline2".to_string()],
-            vec!["".to_string(), "cr\rx".to_string()],
-        ];
-        let s = csv_string(&["name", "value, unit"], &rows).unwrap();
-        assert_eq!(
-            s,
-            "name,\"value, unit\"\nplain,\"a,b\"\n\"say \"\"hi\"\"\",\"line1\nline2\"\n,\"cr\rx\"\n"
-        );
-        assert!(csv_string(&["a", "b"], &[vec!["x".into()]]).is_err());
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("t.csv");
-        write_csv(&p, &["name", "value, unit"], &rows).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), s);
-        crate::assert_no_temp_files(dir.path());
     }
 
     #[test]
