@@ -135,6 +135,17 @@ struct Mat<'a> {
     cs: usize,
 }
 
+impl<'a> Mat<'a> {
+    /// A row-major matrix whose rows hold `row_len` values.
+    fn row_major(data: &'a [f32], row_len: usize) -> Self {
+        Self {
+            data,
+            rs: row_len,
+            cs: 1,
+        }
+    }
+}
+
 /// `dst[m, n]` (row-major) = `(dst if accumulate else 0) + lhs[m, k] @ rhs[k, n]`.
 fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat) {
     if m == 0 || n == 0 {
@@ -315,16 +326,8 @@ fn forward_image(
         im2col(d, image, col);
         &*col
     };
-    let w = Mat {
-        data: weight,
-        rs: k,
-        cs: 1,
-    };
-    let cols = Mat {
-        data: rhs,
-        rs: p,
-        cs: 1,
-    };
+    let w = Mat::row_major(weight, k);
+    let cols = Mat::row_major(rhs, p);
     matmul(d.co, p, k, out, true, w, cols);
     if relu {
         // A select, not a branch, so that it vectorizes; NaN stays NaN.
@@ -362,11 +365,7 @@ pub fn input_grad(d: &ConvDims, weight: &[f32], grad: &[f32]) -> Vec<f32> {
             with_scratch(d.col_len(), |dcol| {
                 let grads = grad.chunks_exact(d.out_len());
                 for (dx, g) in dx.chunks_exact_mut(d.image_len()).zip(grads) {
-                    let g = Mat {
-                        data: g,
-                        rs: p,
-                        cs: 1,
-                    };
+                    let g = Mat::row_major(g, p);
                     if d.pointwise() {
                         matmul(k, p, d.co, dx, false, wt, g);
                     } else {
@@ -437,16 +436,8 @@ fn param_grad_image(
 ) {
     let (p, k) = (d.positions(), d.patch());
     im2row(d, image, rows);
-    let g_mat = Mat {
-        data: g,
-        rs: p,
-        cs: 1,
-    };
-    let rows_mat = Mat {
-        data: rows,
-        rs: k,
-        cs: 1,
-    };
+    let g_mat = Mat::row_major(g, p);
+    let rows_mat = Mat::row_major(rows, k);
     matmul(d.co, k, p, dw, true, g_mat, rows_mat);
     for (b, row) in db.iter_mut().zip(g.chunks_exact(p)) {
         *b += sum(row);
