@@ -11,8 +11,8 @@ use burn::tensor::{Tensor, TensorData};
 use clap::{Args, ValueEnum};
 use insilico_assays::receptive::{
     correlation, default_sites, exemplars, objective_values, spike_triggered_average, synthesize,
-    top_patches, unit_objectives, Exemplars, ImageSpace, Objective, Param, Patch, Range, Settings,
-    Sta, Transforms,
+    top_patches, unit_objectives, Exemplars, ImageSpace, Objective, Param, Patch, Range,
+    Regularizer, Settings, Sta, Transforms,
 };
 use insilico_engine::receptive_field::centre_position;
 use insilico_engine::{receptive_field, Plan, ReceptiveField, RunDir, Shape, Window};
@@ -150,6 +150,27 @@ pub struct ReceptiveOptions {
     /// Weight of the pull towards the blurred image.
     #[arg(long, default_value_t = ReceptiveOptions::default().blur)]
     pub blur: f32,
+    /// Regularizer for vector sites and channel objectives, on top of --l2 and --tv: none,
+    /// tv (total variation relative to the objective, --tv-relative), blur (a Gaussian
+    /// blur after every step, --blur-sigma) or decay (towards grey after every step,
+    /// --decay).
+    #[arg(long, default_value_t = ReceptiveOptions::default().regularizer)]
+    pub regularizer: Regularizer,
+    /// Regularizer for neuron objectives on feature maps (as --regularizer).
+    #[arg(long, default_value_t = ReceptiveOptions::default().neuron_regularizer)]
+    pub neuron_regularizer: Regularizer,
+    /// Weight of the total variation relative to the objective (regularizer tv): the
+    /// ascent climbs log(objective) - tv_relative * TV, TV the mean absolute difference
+    /// of neighbouring pixels in [0, 1].
+    #[arg(long, default_value_t = ReceptiveOptions::default().tv_relative)]
+    pub tv_relative: f32,
+    /// Standard deviation in pixels of the Gaussian blur after every step (regularizer
+    /// blur).
+    #[arg(long, default_value_t = ReceptiveOptions::default().blur_sigma)]
+    pub blur_sigma: f32,
+    /// Fraction of the image parameters removed after every step (regularizer decay).
+    #[arg(long, default_value_t = ReceptiveOptions::default().decay)]
+    pub decay: f32,
     /// Parameterization for neuron objectives on feature maps (pixel or fourier; fourier
     /// by the criterion measured in the README, by a small margin over pixels).
     #[arg(long, default_value_t = ReceptiveOptions::default().neuron_param)]
@@ -178,10 +199,11 @@ pub struct ReceptiveOptions {
     #[arg(long, default_value_t = ReceptiveOptions::default().margin)]
     pub margin: usize,
     /// Try every parameterization (pixel, fourier) with and without the random
-    /// transforms at every site, score each by the criterion (the fraction of units whose
-    /// synthesized image beats their best dataset image, then the mean correlation with
-    /// the reverse-correlation map inside the receptive field) and keep the best. Four
-    /// times the ascent; the scores go to criterion.csv.
+    /// transforms, each under every regularizer (none, tv, blur, decay), at every site;
+    /// keep the best by the criterion: among the candidates whose synthesized images beat
+    /// the best dataset image for the most units (all of them, where any candidate
+    /// manages), the highest mean correlation with the reverse-correlation map inside the
+    /// receptive field. Sixteen times the ascent; the scores go to criterion.csv.
     #[arg(long, action = clap::ArgAction::Set, default_value_t = ReceptiveOptions::default().select)]
     pub select: bool,
     /// Units per site in the overview figure (those whose best dataset patch drives them
@@ -208,6 +230,11 @@ impl Default for ReceptiveOptions {
             l2: s.l2,
             tv: s.tv,
             blur: s.blur,
+            regularizer: Regularizer::None,
+            neuron_regularizer: Regularizer::None,
+            tv_relative: 1.0,
+            blur_sigma: 0.5,
+            decay: 0.01,
             neuron_param: Param::Fourier,
             neuron_transforms: false,
             decorrelate: s.decorrelate,
@@ -234,11 +261,20 @@ impl Options for ReceptiveOptions {
             ("l2", self.l2),
             ("tv", self.tv),
             ("blur", self.blur),
+            ("tv_relative", self.tv_relative),
+            ("blur_sigma", self.blur_sigma),
+            ("decay", self.decay),
             ("init_std", self.init_std),
         ] {
             non_negative(S, field, v as f64)?;
         }
         finite(S, "scale", self.scale as f64)?;
+        if self.decay >= 1.0 {
+            bail!(
+                "{S}.decay = {}: must be below 1 (the image keeps 1 - decay of itself each step)",
+                self.decay
+            );
+        }
         if self.scale >= 1.0 {
             bail!(
                 "{S}.scale = {}: must be below 1 (images are scaled by 1 ± scale)",
@@ -269,23 +305,35 @@ impl ReceptiveOptions {
             false => Candidate {
                 param: self.param,
                 transforms: self.transforms,
+                regularizer: self.regularizer,
             },
             true => Candidate {
                 param: self.neuron_param,
                 transforms: self.neuron_transforms,
+                regularizer: self.neuron_regularizer,
             },
         }
     }
 
-    /// What a site's ascent tries: the default candidate, or with `select` all four.
+    /// What a site's ascent tries: the default candidate, or with `select` every
+    /// parameterization with and without transforms, each under every regularizer.
     pub fn candidates(&self, neuron_on_map: bool) -> Vec<Candidate> {
         if !self.select {
             return vec![self.candidate(neuron_on_map)];
         }
-        [Param::Pixel, Param::Fourier]
-            .into_iter()
-            .flat_map(|param| [false, true].map(|transforms| Candidate { param, transforms }))
-            .collect()
+        let mut out = Vec::new();
+        for param in [Param::Pixel, Param::Fourier] {
+            for transforms in [false, true] {
+                for regularizer in Regularizer::ALL {
+                    out.push(Candidate {
+                        param,
+                        transforms,
+                        regularizer,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The synthesis settings of one candidate.
@@ -310,6 +358,18 @@ impl ReceptiveOptions {
             l2: self.l2,
             tv: self.tv,
             blur: self.blur,
+            tv_relative: match candidate.regularizer {
+                Regularizer::Tv => self.tv_relative,
+                _ => 0.0,
+            },
+            blur_sigma: match candidate.regularizer {
+                Regularizer::Blur => self.blur_sigma,
+                _ => 0.0,
+            },
+            decay: match candidate.regularizer {
+                Regularizer::Decay => self.decay,
+                _ => 0.0,
+            },
             ..Settings::default()
         }
     }
@@ -332,6 +392,9 @@ pub struct Candidate {
     pub param: Param,
     /// The random jitter, pad, scale and rotation of the options, or none.
     pub transforms: bool,
+    /// Older summaries have none: they read as [`Regularizer::None`].
+    #[serde(default)]
+    pub regularizer: Regularizer,
 }
 
 impl fmt::Display for Candidate {
@@ -341,7 +404,7 @@ impl fmt::Display for Candidate {
         } else {
             "no transforms"
         };
-        write!(f, "{}, {t}", self.param)
+        write!(f, "{}, {t}, regularizer {}", self.param, self.regularizer)
     }
 }
 
@@ -430,13 +493,15 @@ impl Assay for ReceptiveFields {
         "For every unit of the chosen sites (default: every conv and linear layer \
         output, before its relu, including logits): an image synthesized by gradient ascent \
         on the input (Adam; pixel or 1/f Fourier parameterization; random jitter, pad, scale \
-        and rotation; L2 and total-variation penalties; pixels kept in [0, 1] by a sigmoid), \
+        and rotation; L2 and total-variation penalties, a Gaussian blur or a decay after every \
+        step; pixels kept in [0, 1] by a sigmoid), \
         its top-k dataset exemplars by the same objective (by default the centre neuron of a \
         channel; --objective channel for its spatial mean), and its reverse-correlation map \
         (spike-triggered average of white noise, for the centre neuron of a channel). All units \
         of a site are optimized in one batch; with --select true every parameterization \
-        (pixel, fourier) with and without transforms is tried and the best kept by the \
-        criterion (units whose synthesized image beats their best dataset image, then the \
+        (pixel, fourier) with and without transforms, under every regularizer (none, tv, \
+        blur, decay), is tried and the best kept by the criterion (among the candidates \
+        whose synthesized images beat the best dataset image for the most units, the highest \
         correlation with the reverse-correlation map inside the receptive field). Every tile is \
         cropped to the unit's theoretical receptive field (from the plan) with a margin. \
         Writes RUN/assays/receptive_fields/: overview.png (one row per layer: synthesized \
@@ -702,11 +767,26 @@ fn score(
     (score, correlations)
 }
 
-/// The criterion's order: more units beating the dataset first, then a higher mean
-/// correlation with the reverse-correlation map.
-fn better(a: &CandidateScore, b: &CandidateScore) -> bool {
+/// The criterion's choice among the candidates of a site: those whose synthesized images
+/// beat the best dataset image for the most units (all units, wherever any candidate
+/// manages that) are eligible; among them the highest mean correlation with the
+/// reverse-correlation map inside the receptive field wins, ties going to the earlier
+/// candidate. Every candidate beats the dataset at most sites, so the correlation decides
+/// there: an image of saturated high-frequency noise still beats the dataset but matches
+/// the unit's smooth linear filter poorly.
+fn choose(scores: &[CandidateScore]) -> Option<usize> {
+    let most = scores
+        .iter()
+        .map(|c| c.beats_fraction)
+        .fold(f64::NAN, f64::max);
     let r = |c: &CandidateScore| c.mean_correlation.unwrap_or(f64::NEG_INFINITY);
-    (a.beats_fraction, r(a)) > (b.beats_fraction, r(b))
+    let mut best: Option<usize> = None;
+    for (i, c) in scores.iter().enumerate() {
+        if c.beats_fraction == most && best.is_none_or(|b| r(c) > r(&scores[b])) {
+            best = Some(i);
+        }
+    }
+    best
 }
 
 /// Dataset exemplars and top patches, reverse correlation, then the ascent of every
@@ -741,18 +821,16 @@ fn map_site(study: &Study, opts: &ReceptiveOptions, site: &str) -> Result<SiteMa
     };
     let revcorr_seconds = t1.elapsed().as_secs_f64();
     let best = exemplars.best();
-    let mut scores = Vec::new();
-    let mut kept: Option<(Ascent, Vec<Option<f64>>, usize)> = None;
+    let (mut scores, mut tried) = (Vec::new(), Vec::new());
     for candidate in opts.candidates(neuron_on_map) {
         let ascent = ascend(study, opts, &objectives, candidate)?;
         let (sc, correlations) = score(&ascent, &best, sta.as_ref(), image_shape, inner);
-        if kept.as_ref().is_none_or(|k| better(&sc, &scores[k.2])) {
-            kept = Some((ascent, correlations, scores.len()));
-        }
         scores.push(sc);
+        tried.push((ascent, correlations));
     }
-    let (ascent, correlations, chosen) = kept.context("no candidate parameterization")?;
+    let chosen = choose(&scores).context("no candidate parameterization")?;
     scores[chosen].chosen = true;
+    let (ascent, correlations) = tried.swap_remove(chosen);
     Ok(SiteMaps {
         site: site.to_string(),
         shape,
@@ -993,6 +1071,7 @@ fn write_criterion(sites: &[SiteResult], path: &std::path::Path) -> Result<()> {
                     s.site.clone(),
                     c.candidate.param.to_string(),
                     c.candidate.transforms.to_string(),
+                    c.candidate.regularizer.to_string(),
                     format!("{:.4}", c.beats_fraction),
                     c.mean_correlation
                         .map_or(String::new(), |r| format!("{r:.4}")),
@@ -1006,6 +1085,7 @@ fn write_criterion(sites: &[SiteResult], path: &std::path::Path) -> Result<()> {
         "site",
         "param",
         "transforms",
+        "regularizer",
         "beats_dataset_fraction",
         "mean_revcorr_correlation",
         "seconds",
@@ -1201,22 +1281,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_criterion_ranks_beating_the_dataset_first() {
-        let c = |beats: f64, r: Option<f64>| CandidateScore {
-            candidate: Candidate {
-                param: Param::Pixel,
-                transforms: false,
-            },
+    fn scored(beats: f64, r: Option<f64>) -> CandidateScore {
+        CandidateScore {
+            candidate: ReceptiveOptions::default().candidate(true),
             beats_fraction: beats,
             mean_correlation: r,
             seconds: 0.0,
             chosen: false,
-        };
-        assert!(better(&c(1.0, Some(0.1)), &c(0.9, Some(0.9))));
-        assert!(better(&c(1.0, Some(0.5)), &c(1.0, Some(0.4))));
-        assert!(better(&c(1.0, Some(0.0)), &c(1.0, None)));
-        assert!(!better(&c(1.0, Some(0.4)), &c(1.0, Some(0.4))));
+        }
+    }
+
+    /// A constructed table: noise that beats the dataset everywhere (r 0.27), a smoother
+    /// image that also does (r 0.61), a still smoother one that loses a unit (r 0.80) and
+    /// one with no correlation at all. The rule takes the smooth image that beats the
+    /// dataset for every unit: row 1.
+    #[test]
+    fn the_criterion_takes_the_best_correlation_among_images_that_all_beat_the_dataset() {
+        let table = [
+            scored(1.0, Some(0.27)),
+            scored(1.0, Some(0.61)),
+            scored(15.0 / 16.0, Some(0.80)),
+            scored(1.0, None),
+        ];
+        assert_eq!(choose(&table), Some(1));
+        // Where no candidate beats the dataset for every unit, the most units count first.
+        let partial = [
+            scored(0.5, Some(0.9)),
+            scored(0.75, Some(0.1)),
+            scored(0.75, Some(0.3)),
+        ];
+        assert_eq!(choose(&partial), Some(2));
+        // Ties go to the earlier candidate; no correlation loses to any correlation.
+        let tied = [
+            scored(1.0, None),
+            scored(1.0, Some(0.4)),
+            scored(1.0, Some(0.4)),
+        ];
+        assert_eq!(choose(&tied), Some(1));
+        assert_eq!(choose(&[]), None);
     }
 
     #[test]
