@@ -736,6 +736,56 @@ enum LegendAt {
     Outside,
 }
 
+/// Where a legend goes in the figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    /// No legend.
+    Hidden,
+    /// In a corner of the axes free of data.
+    Inside,
+    /// In a panel at the right: more entries than the axes hold.
+    Panel,
+    /// In a strip under the axes, the plot keeping its width: no corner was free.
+    Strip,
+}
+
+impl Placement {
+    fn of(entries: &[LegendEntry], shown: bool, at: LegendAt) -> Self {
+        match (shown && !entries.is_empty(), at) {
+            (false, _) => Placement::Hidden,
+            _ if entries.len() > MAX_INSIDE_LEGEND => Placement::Panel,
+            (true, LegendAt::Inside) => Placement::Inside,
+            (true, LegendAt::Outside) => Placement::Strip,
+        }
+    }
+
+    /// Width of the right-hand panel (0 unless [`Placement::Panel`]).
+    fn panel_width<DB: DrawingBackend>(
+        self,
+        root: &DrawingArea<DB, Shift>,
+        entries: &[LegendEntry],
+        s: f64,
+    ) -> Result<i32> {
+        match self {
+            Placement::Panel => panel_width(root, entries, s),
+            _ => Ok(0),
+        }
+    }
+
+    /// Height of the strip under the axes (0 unless [`Placement::Strip`]).
+    fn strip_height<DB: DrawingBackend>(
+        self,
+        root: &DrawingArea<DB, Shift>,
+        entries: &[LegendEntry],
+        s: f64,
+    ) -> Result<i32> {
+        match self {
+            Placement::Strip => Ok(legend_size(root, entries, s)?.1 + px(s, 14.0)),
+            _ => Ok(0),
+        }
+    }
+}
+
 /// Place entries inside the plot in a corner free of data. Returns false, drawing
 /// nothing, when there is none: the figure is then drawn again with the legend outside.
 fn legend_inside<DB: DrawingBackend>(
@@ -1392,20 +1442,17 @@ impl Figure for LinePlot {
             None => 0,
         };
         let entries = self.legend_entries();
-        let outside =
-            !entries.is_empty() && (entries.len() > MAX_INSIDE_LEGEND || at == LegendAt::Outside);
+        let place = Placement::of(&entries, true, at);
         let cb = self.colorbar.as_ref().map(|(l, a, b)| (l.as_str(), *a, *b));
-        let legend_w = if outside {
-            panel_width(root, &entries, s)?
-        } else {
-            0
-        };
+        let legend_w = place.panel_width(root, &entries, s)?;
         let cb_w = match cb {
             Some(c) => colorbar_width(root, c, s)?,
             None => 0,
         };
-        let (w, _) = root.dim_in_pixel();
-        let (left, right) = root.split_horizontally(w as i32 - legend_w - cb_w - y2_w);
+        let (w, h) = root.dim_in_pixel();
+        let strip_h = place.strip_height(root, &entries, s)?;
+        let (upper, strip) = root.split_vertically(h as i32 - strip_h);
+        let (left, right) = upper.split_horizontally(w as i32 - legend_w - cb_w - y2_w);
         let frame = Frame {
             title: &self.title,
             x_label: &self.x_label,
@@ -1423,13 +1470,18 @@ impl Figure for LinePlot {
         for (i, p) in prepared.iter().enumerate() {
             self.draw_line(&mut chart, i, p, &view, &mut marks)?;
         }
-        if outside {
-            let (_, lh) = legend_size(root, &entries, s)?;
-            let top = plot_y.start.min(root.dim_in_pixel().1 as i32 - lh).max(0);
-            // Past the second axis' scale, which runs from the plot's right edge.
-            draw_legend(&right, &entries, (y2_w + px(s, 10.0), top), s)?;
-        } else if !legend_inside(&left, &chart, &entries, &marks, s)? {
-            return Ok(false);
+        match place {
+            Placement::Panel => {
+                let (_, lh) = legend_size(root, &entries, s)?;
+                let top = plot_y.start.min(root.dim_in_pixel().1 as i32 - lh).max(0);
+                // Past the second axis' scale, which runs from the plot's right edge.
+                draw_legend(&right, &entries, (y2_w + px(s, 10.0), top), s)?;
+            }
+            Placement::Strip => draw_legend(&strip, &entries, (plot_x.start, 0), s)?,
+            Placement::Inside if !legend_inside(&left, &chart, &entries, &marks, s)? => {
+                return Ok(false)
+            }
+            Placement::Inside | Placement::Hidden => {}
         }
         if let Some(c) = cb {
             let offset = legend_w + y2_w + px(s, 24.0);
@@ -1569,14 +1621,12 @@ impl Figure for Histogram {
             .collect();
         // One group needs no legend, unless there are too many entries for the axes.
         let shown = self.groups.len() > 1 || entries.len() > MAX_INSIDE_LEGEND;
-        let outside = shown && (entries.len() > MAX_INSIDE_LEGEND || at == LegendAt::Outside);
-        let legend_w = if outside {
-            panel_width(root, &entries, s)?
-        } else {
-            0
-        };
-        let (w, _) = root.dim_in_pixel();
-        let (left, right) = root.split_horizontally(w as i32 - legend_w);
+        let place = Placement::of(&entries, shown, at);
+        let legend_w = place.panel_width(root, &entries, s)?;
+        let (w, h) = root.dim_in_pixel();
+        let strip_h = place.strip_height(root, &entries, s)?;
+        let (upper, strip) = root.split_vertically(h as i32 - strip_h);
+        let (left, right) = upper.split_horizontally(w as i32 - legend_w);
         let frame = Frame {
             title: &self.title,
             x_label: &self.x_label,
@@ -1618,11 +1668,12 @@ impl Figure for Histogram {
                 )))
                 .plot()?;
         }
-        if outside {
-            let (_, plot_y) = chart.plotting_area().get_pixel_range();
-            draw_legend(&right, &entries, (px(s, 10.0), plot_y.start), s)?;
-        } else if shown {
-            return legend_inside(&left, &chart, &entries, &marks, s);
+        let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
+        match place {
+            Placement::Panel => draw_legend(&right, &entries, (px(s, 10.0), plot_y.start), s)?,
+            Placement::Strip => draw_legend(&strip, &entries, (plot_x.start, 0), s)?,
+            Placement::Inside => return legend_inside(&left, &chart, &entries, &marks, s),
+            Placement::Hidden => {}
         }
         Ok(true)
     }
@@ -1738,17 +1789,15 @@ impl Figure for Scatter {
         } else {
             vec![]
         };
-        let outside =
-            !entries.is_empty() && (entries.len() > MAX_INSIDE_LEGEND || at == LegendAt::Outside);
-        let legend_w = if outside {
-            panel_width(root, &entries, s)?
-        } else {
-            0
-        };
+        let place = Placement::of(&entries, true, at);
+        let legend_w = place.panel_width(root, &entries, s)?;
         let note = self.note.as_deref().filter(|n| !n.is_empty());
         let (w, h) = root.dim_in_pixel();
         let note_h = note_height(note.map_or(0, |n| n.lines().count()), s);
-        let (upper, strip) = root.split_vertically(h as i32 - note_h);
+        let strip_h = place.strip_height(root, &entries, s)?;
+        // Under the axes: the legend (if no corner is free), then the note.
+        let (upper, below) = root.split_vertically(h as i32 - note_h - strip_h);
+        let (legend_strip, strip) = below.split_vertically(strip_h);
         let (left, right) = upper.split_horizontally(w as i32 - legend_w);
         let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
         let r = px(
@@ -1770,10 +1819,13 @@ impl Figure for Scatter {
             ..Marks::default()
         };
         let plot = chart.plotting_area().get_pixel_range();
-        if outside {
-            draw_legend(&right, &entries, (px(s, 10.0), plot.1.start), s)?;
-        } else if !legend_inside(&left, &chart, &entries, &marks, s)? {
-            return Ok(false);
+        match place {
+            Placement::Panel => draw_legend(&right, &entries, (px(s, 10.0), plot.1.start), s)?,
+            Placement::Strip => draw_legend(&legend_strip, &entries, (plot.0.start, 0), s)?,
+            Placement::Inside if !legend_inside(&left, &chart, &entries, &marks, s)? => {
+                return Ok(false)
+            }
+            Placement::Inside | Placement::Hidden => {}
         }
         if let Some(note) = note {
             draw_note(&strip, note, plot.0.start, s)?;
@@ -2110,18 +2162,13 @@ mod tests {
             }
         }
         assert!(lines > 20, "the data lines were found: {lines}");
-        for (cx, cy) in svg_attr(&svg, "circle", "cx")
+        // Of the markers, only the rising line's swatch lies in the legend.
+        let in_legend = svg_attr(&svg, "circle", "cx")
             .into_iter()
             .zip(svg_attr(&svg, "circle", "cy"))
-        {
-            let swatch = legend.contains((cx, cy));
-            let inside_plot = cx < legend.x0;
-            assert!(
-                swatch != inside_plot,
-                "a marker at ({cx}, {cy}) and the legend {legend:?}"
-            );
-        }
-        // The plot's right edge (the second axis) lies left of the legend.
+            .filter(|&q| legend.contains(q))
+            .count();
+        assert_eq!(in_legend, 1, "markers in the legend {legend:?}");
         let one = LinePlot::new("one diagonal", "x", "y")
             .series(Series::new("rising", x.clone(), up.clone()))
             .series(Series::new("level", vec![0.0, 20.0], vec![0.0, 0.0]));

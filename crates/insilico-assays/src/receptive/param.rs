@@ -168,8 +168,9 @@ pub fn fourier_basis(h: usize, w: usize) -> Vec<f32> {
 pub enum ParamBlur {
     /// The kernel, applied along both axes of the pixels.
     Pixels(Vec<f32>),
-    /// `[1, coefficients]`: each Fourier coefficient's gain.
-    Gains(Tensor<2>),
+    /// `[1, coefficients]`: each Fourier coefficient's gain (boxed: a tensor handle is
+    /// far larger than a kernel's vector).
+    Gains(Box<Tensor<2>>),
 }
 
 /// A batch of `rows` images under one parameterization.
@@ -288,7 +289,10 @@ impl ImageParam {
                     })
                     .collect();
                 let n = gains.len();
-                ParamBlur::Gains(Tensor::from_data(TensorData::new(gains, [1, n]), device))
+                ParamBlur::Gains(Box::new(Tensor::from_data(
+                    TensorData::new(gains, [1, n]),
+                    device,
+                )))
             }
         })
     }
@@ -304,7 +308,7 @@ impl ImageParam {
                 let [_, h, w] = self.space.shape;
                 gaussian_blur(raw.reshape([rows, 1, h, w]), kernel).reshape([rows, n])
             }
-            ParamBlur::Gains(g) => raw * g.clone(),
+            ParamBlur::Gains(g) => raw * (**g).clone(),
         }
     }
 

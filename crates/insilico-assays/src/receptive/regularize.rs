@@ -228,11 +228,8 @@ mod tests {
             let x: Vec<f32> = (0..h * w).map(|i| wave(i / w, i % w)).collect();
             let out = to_vec(gaussian_blur(image(x, h, w), &k));
             let gain = blur_gain(&k, ky, h) * blur_gain(&k, kx, w);
-            for i in 0..h * w {
-                assert!(
-                    (out[i] - gain * wave(i / w, i % w)).abs() < 1e-5,
-                    "({ky}, {kx})"
-                );
+            for (i, v) in out.iter().enumerate() {
+                assert!((v - gain * wave(i / w, i % w)).abs() < 1e-5, "({ky}, {kx})");
             }
         }
         // The DC gain is the kernel's sum.
