@@ -465,6 +465,16 @@ struct Frame<'t> {
     y_label: &'t str,
 }
 
+impl<'t> Frame<'t> {
+    fn of(title: &'t str, x_label: &'t str, y_label: &'t str) -> Self {
+        Self {
+            title,
+            x_label,
+            y_label,
+        }
+    }
+}
+
 fn build_chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
     s: f64,
@@ -759,31 +769,50 @@ impl Placement {
         }
     }
 
-    /// Width of the right-hand panel (0 unless [`Placement::Panel`]).
-    fn panel_width<DB: DrawingBackend>(
+    /// The room the legend takes out of the figure: the width of a panel at the right
+    /// and the height of a strip under the axes (0 where it has none).
+    fn room<DB: DrawingBackend>(
         self,
         root: &DrawingArea<DB, Shift>,
         entries: &[LegendEntry],
         s: f64,
-    ) -> Result<i32> {
-        match self {
-            Placement::Panel => panel_width(root, entries, s),
-            _ => Ok(0),
-        }
+    ) -> Result<(i32, i32)> {
+        Ok(match self {
+            Placement::Panel => (panel_width(root, entries, s)?, 0),
+            Placement::Strip => (0, legend_size(root, entries, s)?.1 + px(s, 14.0)),
+            Placement::Inside | Placement::Hidden => (0, 0),
+        })
     }
+}
 
-    /// Height of the strip under the axes (0 unless [`Placement::Strip`]).
-    fn strip_height<DB: DrawingBackend>(
-        self,
-        root: &DrawingArea<DB, Shift>,
-        entries: &[LegendEntry],
-        s: f64,
-    ) -> Result<i32> {
-        match self {
-            Placement::Strip => Ok(legend_size(root, entries, s)?.1 + px(s, 14.0)),
-            _ => Ok(0),
-        }
+/// The areas a legend may be drawn in, in order: the axes' (with their chart), a panel
+/// at the right (and the legend's top-left there) and a strip under the axes.
+struct LegendAreas<'a, 'c, DB: DrawingBackend>(
+    &'a DrawingArea<DB, Shift>,
+    &'a Chart<'c, DB>,
+    &'a DrawingArea<DB, Shift>,
+    (i32, i32),
+    &'a DrawingArea<DB, Shift>,
+);
+
+/// Draws the legend where `place` says (in the strip: from the plot's left edge). False
+/// when it was to go inside the axes and no corner is free of `marks`.
+fn place_legend<DB: DrawingBackend>(
+    place: Placement,
+    areas: LegendAreas<DB>,
+    entries: &[LegendEntry],
+    marks: &Marks,
+    s: f64,
+) -> Result<bool> {
+    let LegendAreas(axes, chart, panel, panel_at, strip) = areas;
+    let plot_x = chart.plotting_area().get_pixel_range().0.start;
+    match place {
+        Placement::Panel => draw_legend(panel, entries, panel_at, s)?,
+        Placement::Strip => draw_legend(strip, entries, (plot_x, 0), s)?,
+        Placement::Inside => return legend_inside(axes, chart, entries, marks, s),
+        Placement::Hidden => {}
     }
+    Ok(true)
 }
 
 /// Place entries inside the plot in a corner free of data. Returns false, drawing
@@ -1444,20 +1473,15 @@ impl Figure for LinePlot {
         let entries = self.legend_entries();
         let place = Placement::of(&entries, true, at);
         let cb = self.colorbar.as_ref().map(|(l, a, b)| (l.as_str(), *a, *b));
-        let legend_w = place.panel_width(root, &entries, s)?;
+        let (legend_w, strip_h) = place.room(root, &entries, s)?;
         let cb_w = match cb {
             Some(c) => colorbar_width(root, c, s)?,
             None => 0,
         };
         let (w, h) = root.dim_in_pixel();
-        let strip_h = place.strip_height(root, &entries, s)?;
         let (upper, strip) = root.split_vertically(h as i32 - strip_h);
         let (left, right) = upper.split_horizontally(w as i32 - legend_w - cb_w - y2_w);
-        let frame = Frame {
-            title: &self.title,
-            x_label: &self.x_label,
-            y_label: &self.y_label,
-        };
+        let frame = Frame::of(&self.title, &self.x_label, &self.y_label);
         let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
         let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
         let view = View {
@@ -1470,18 +1494,19 @@ impl Figure for LinePlot {
         for (i, p) in prepared.iter().enumerate() {
             self.draw_line(&mut chart, i, p, &view, &mut marks)?;
         }
-        match place {
-            Placement::Panel => {
-                let (_, lh) = legend_size(root, &entries, s)?;
-                let top = plot_y.start.min(root.dim_in_pixel().1 as i32 - lh).max(0);
-                // Past the second axis' scale, which runs from the plot's right edge.
-                draw_legend(&right, &entries, (y2_w + px(s, 10.0), top), s)?;
-            }
-            Placement::Strip => draw_legend(&strip, &entries, (plot_x.start, 0), s)?,
-            Placement::Inside if !legend_inside(&left, &chart, &entries, &marks, s)? => {
-                return Ok(false)
-            }
-            Placement::Inside | Placement::Hidden => {}
+        let top = plot_y
+            .start
+            .min(h as i32 - legend_size(root, &entries, s)?.1);
+        // Past the second axis' scale, which runs from the plot's right edge.
+        let areas = LegendAreas(
+            &left,
+            &chart,
+            &right,
+            (y2_w + px(s, 10.0), top.max(0)),
+            &strip,
+        );
+        if !place_legend(place, areas, &entries, &marks, s)? {
+            return Ok(false);
         }
         if let Some(c) = cb {
             let offset = legend_w + y2_w + px(s, 24.0);
@@ -1622,16 +1647,11 @@ impl Figure for Histogram {
         // One group needs no legend, unless there are too many entries for the axes.
         let shown = self.groups.len() > 1 || entries.len() > MAX_INSIDE_LEGEND;
         let place = Placement::of(&entries, shown, at);
-        let legend_w = place.panel_width(root, &entries, s)?;
+        let (legend_w, strip_h) = place.room(root, &entries, s)?;
         let (w, h) = root.dim_in_pixel();
-        let strip_h = place.strip_height(root, &entries, s)?;
         let (upper, strip) = root.split_vertically(h as i32 - strip_h);
         let (left, right) = upper.split_horizontally(w as i32 - legend_w);
-        let frame = Frame {
-            title: &self.title,
-            x_label: &self.x_label,
-            y_label: &self.y_label,
-        };
+        let frame = Frame::of(&self.title, &self.x_label, &self.y_label);
         let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
         let mut marks = Marks::default();
         for (i, h) in heights.iter().enumerate() {
@@ -1668,14 +1688,14 @@ impl Figure for Histogram {
                 )))
                 .plot()?;
         }
-        let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
-        match place {
-            Placement::Panel => draw_legend(&right, &entries, (px(s, 10.0), plot_y.start), s)?,
-            Placement::Strip => draw_legend(&strip, &entries, (plot_x.start, 0), s)?,
-            Placement::Inside => return legend_inside(&left, &chart, &entries, &marks, s),
-            Placement::Hidden => {}
-        }
-        Ok(true)
+        let areas = LegendAreas(
+            &left,
+            &chart,
+            &right,
+            (px(s, 10.0), chart.plotting_area().get_pixel_range().1.start),
+            &strip,
+        );
+        place_legend(place, areas, &entries, &marks, s)
     }
 }
 
@@ -1770,11 +1790,7 @@ impl Figure for Scatter {
         let (y0, y1) = limits(pts.iter().flatten().map(|p| p.1), 0.05, None, false);
         let xa = Axis::linear(x0, x1, 8);
         let ya = Axis::linear(y0, y1, 7);
-        let frame = Frame {
-            title: &self.title,
-            x_label: &self.x_label,
-            y_label: &self.y_label,
-        };
+        let frame = Frame::of(&self.title, &self.x_label, &self.y_label);
         let entries: Vec<LegendEntry> = if self.groups.len() > 1 {
             self.groups
                 .iter()
@@ -1790,11 +1806,10 @@ impl Figure for Scatter {
             vec![]
         };
         let place = Placement::of(&entries, true, at);
-        let legend_w = place.panel_width(root, &entries, s)?;
+        let (legend_w, strip_h) = place.room(root, &entries, s)?;
         let note = self.note.as_deref().filter(|n| !n.is_empty());
         let (w, h) = root.dim_in_pixel();
         let note_h = note_height(note.map_or(0, |n| n.lines().count()), s);
-        let strip_h = place.strip_height(root, &entries, s)?;
         // Under the axes: the legend (if no corner is free), then the note.
         let (upper, below) = root.split_vertically(h as i32 - note_h - strip_h);
         let (legend_strip, strip) = below.split_vertically(strip_h);
@@ -1819,13 +1834,15 @@ impl Figure for Scatter {
             ..Marks::default()
         };
         let plot = chart.plotting_area().get_pixel_range();
-        match place {
-            Placement::Panel => draw_legend(&right, &entries, (px(s, 10.0), plot.1.start), s)?,
-            Placement::Strip => draw_legend(&legend_strip, &entries, (plot.0.start, 0), s)?,
-            Placement::Inside if !legend_inside(&left, &chart, &entries, &marks, s)? => {
-                return Ok(false)
-            }
-            Placement::Inside | Placement::Hidden => {}
+        let areas = LegendAreas(
+            &left,
+            &chart,
+            &right,
+            (px(s, 10.0), plot.1.start),
+            &legend_strip,
+        );
+        if !place_legend(place, areas, &entries, &marks, s)? {
+            return Ok(false);
         }
         if let Some(note) = note {
             draw_note(&strip, note, plot.0.start, s)?;
