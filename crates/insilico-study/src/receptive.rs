@@ -1254,6 +1254,11 @@ mod tests {
         assert_eq!(o.param, Param::Pixel);
         assert_eq!(o.units.resolve("conv1", 16).unwrap(), vec![0, 3]);
         assert_eq!(o.lr, Settings::default().lr);
+        let r: ReceptiveOptions =
+            toml::from_str("regularizer = \"decay\"\nneuron_regularizer = \"none\"").unwrap();
+        assert_eq!(r.regularizer, Regularizer::Decay);
+        assert_eq!(r.neuron_regularizer, Regularizer::None);
+        assert!(toml::from_str::<ReceptiveOptions>("regularizer = \"smooth\"").is_err());
         let all: ReceptiveOptions = toml::from_str("units = \"all\"").unwrap();
         assert_eq!(all.units.resolve("conv1", 3).unwrap(), vec![0, 1, 2]);
         assert!(toml::from_str::<ReceptiveOptions>("stepz = 3").is_err());
@@ -1301,6 +1306,27 @@ mod tests {
                 ..d.clone()
             },
             "scale",
+        );
+        bad(
+            ReceptiveOptions {
+                decay: 1.0,
+                ..d.clone()
+            },
+            "decay",
+        );
+        bad(
+            ReceptiveOptions {
+                blur_sigma: -0.5,
+                ..d.clone()
+            },
+            "blur_sigma",
+        );
+        bad(
+            ReceptiveOptions {
+                tv_relative: f32::NAN,
+                ..d.clone()
+            },
+            "tv_relative",
         );
         bad(
             ReceptiveOptions {
