@@ -2,9 +2,10 @@
 //! each checked against what the maths says it must find.
 
 use burn::tensor::{Device, Tensor, TensorData};
+use insilico_assays::receptive::regularize::{gaussian_blur, gaussian_kernel};
 use insilico_assays::receptive::{
     correlation, exemplars, objective_values, spike_triggered_average, synthesize, top_patches,
-    ImageSpace, Objective, Param, Range, Settings, Transforms,
+    ImageParam, ImageSpace, Objective, Param, Range, Settings, Transforms,
 };
 use insilico_engine::eval::to_vec;
 use insilico_engine::network::Layer;
@@ -360,4 +361,40 @@ fn top_patches_are_the_strongest_positions_of_each_channel() {
         assert_eq!(strongest, p[0].value, "unit {u}");
         assert!(p.windows(2).all(|w| w[0].value >= w[1].value));
     }
+}
+
+/// The blur between steps acts on the same image whichever the parameterization: blurring
+/// Fourier coefficients by their gains gives the pixel blur of the image they make (the
+/// circular blur is diagonal in the Fourier basis), here on 10x12 images with a 1.1 px
+/// Gaussian.
+#[test]
+fn the_fourier_blur_is_the_pixel_blur_of_its_image() {
+    let dev = device();
+    let space = ImageSpace::standard([1, 10, 12]);
+    let fourier = ImageParam::new(Param::Fourier, Range::Free, false, &space, 3, &dev);
+    let raw = fourier.init(5, 1.0, &dev);
+    let op = fourier.blur_op(1.1, &dev).expect("a blur");
+    let via_coefficients = to_vec(fourier.visible(fourier.blur(raw.clone(), &op)));
+    let kernel = gaussian_kernel(1.1, 10);
+    let via_pixels = to_vec(gaussian_blur(fourier.visible(raw.clone()), &kernel));
+    let before = to_vec(fourier.visible(raw));
+    let moved = before
+        .iter()
+        .zip(&via_pixels)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(moved > 1e-3, "the blur changes the image");
+    for (a, b) in via_coefficients.iter().zip(&via_pixels) {
+        assert!((a - b).abs() < 1e-4 * moved.max(1.0), "{a} vs {b}");
+    }
+    // The pixel parameterization blurs its pixels.
+    let pixel = ImageParam::new(Param::Pixel, Range::Free, false, &space, 3, &dev);
+    let raw = pixel.init(5, 1.0, &dev);
+    let op = pixel.blur_op(1.1, &dev).expect("a blur");
+    let blurred = to_vec(pixel.visible(pixel.blur(raw.clone(), &op)));
+    let want = to_vec(gaussian_blur(pixel.visible(raw), &kernel));
+    for (a, b) in blurred.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    assert!(pixel.blur_op(0.0, &dev).is_none());
 }

@@ -312,7 +312,7 @@ fn limits(
 
 // ------------------------------------------------------------- clipping ----
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Rect {
     x0: f64,
     x1: f64,
@@ -463,6 +463,16 @@ struct Frame<'t> {
     title: &'t str,
     x_label: &'t str,
     y_label: &'t str,
+}
+
+impl<'t> Frame<'t> {
+    fn of(title: &'t str, x_label: &'t str, y_label: &'t str) -> Self {
+        Self {
+            title,
+            x_label,
+            y_label,
+        }
+    }
 }
 
 fn build_chart<'a, DB: DrawingBackend>(
@@ -650,19 +660,66 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Pick the plot-area corner (upper right, upper left, lower right, lower
-/// left) whose `w`×`h` box covers the fewest data points (pixel coords).
-/// `skip` excludes a corner already taken. Returns the box's top-left.
-fn best_corner(
-    plot: &(Range<i32>, Range<i32>),
-    w: i32,
-    h: i32,
-    pts: &[(i32, i32)],
+/// What a chart has drawn, in data coordinates, for legend placement: markers, line
+/// segments and filled areas (bands, bars).
+#[derive(Default)]
+struct Marks {
+    points: Vec<(f64, f64)>,
+    segments: Vec<((f64, f64), (f64, f64))>,
+    areas: Vec<Vec<(f64, f64)>>,
+}
+
+impl Marks {
+    /// A drawn polyline: its segments (a lone point is a point).
+    fn polyline(&mut self, pts: &[(f64, f64)]) {
+        match pts {
+            [p] => self.points.push(*p),
+            _ => self.segments.extend(pts.windows(2).map(|w| (w[0], w[1]))),
+        }
+    }
+
+    /// Whether any mark touches `bx` (pixel coordinates of the chart's backend). A polygon
+    /// touches a box when one of its edges crosses it or it holds the box's centre (the
+    /// two ways a polygon and a box can overlap).
+    fn touch<DB: DrawingBackend>(&self, chart: &Chart<DB>, bx: &Rect) -> bool {
+        let p = |q: &(f64, f64)| {
+            let (x, y) = chart.backend_coord(q);
+            (x as f64, y as f64)
+        };
+        let crosses = |a, b| bx.clip_segment(p(a), p(b)).is_some();
+        let centre = ((bx.x0 + bx.x1) / 2.0, (bx.y0 + bx.y1) / 2.0);
+        self.points.iter().any(|q| bx.contains(p(q)))
+            || self.segments.iter().any(|(a, b)| crosses(a, b))
+            || self.areas.iter().any(|poly| {
+                let pix: Vec<(f64, f64)> = poly.iter().map(p).collect();
+                let mut edges = poly.iter().zip(poly.iter().cycle().skip(1));
+                edges.any(|(a, b)| crosses(a, b)) || inside_polygon(centre, &pix)
+            })
+    }
+}
+
+/// Even-odd rule: whether `q` lies inside the polygon.
+fn inside_polygon(q: (f64, f64), poly: &[(f64, f64)]) -> bool {
+    let mut inside = false;
+    for (a, b) in poly.iter().zip(poly.iter().cycle().skip(1)) {
+        if (a.1 > q.1) != (b.1 > q.1) && q.0 < a.0 + (q.1 - a.1) * (b.0 - a.0) / (b.1 - a.1) {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+/// The first plot-area corner (upper right, upper left, lower right, lower left) where a
+/// `w`x`h` legend, widened by a few pixels, touches no mark; `None` when every corner
+/// holds data. Returns the box's top-left.
+fn free_corner<DB: DrawingBackend>(
+    chart: &Chart<DB>,
+    marks: &Marks,
+    (w, h): (i32, i32),
     s: f64,
-    skip: Option<usize>,
-) -> (usize, (i32, i32)) {
+) -> Option<(i32, i32)> {
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
     let inset = px(s, 14.0);
-    let (xr, yr) = plot;
     let corners = [
         (xr.end - inset - w, yr.start + inset),
         (xr.start + inset, yr.start + inset),
@@ -670,60 +727,114 @@ fn best_corner(
         (xr.start + inset, yr.end - inset - h),
     ];
     let margin = px(s, 8.0);
-    let mut best = (usize::MAX, 0);
-    for (i, &(cx, cy)) in corners.iter().enumerate() {
-        if Some(i) == skip {
-            continue;
-        }
-        let n = pts
-            .iter()
-            .filter(|&&(x, y)| {
-                x >= cx - margin && x <= cx + w + margin && y >= cy - margin && y <= cy + h + margin
-            })
-            .count();
-        // prefer upper corners on small differences
-        let score = n * 4 + i / 2;
-        if score < best.0 {
-            best = (score, i);
+    corners.into_iter().find(|&(x, y)| {
+        let bx = Rect {
+            x0: (x - margin) as f64,
+            x1: (x + w + margin) as f64,
+            y0: (y - margin) as f64,
+            y1: (y + h + margin) as f64,
+        };
+        !marks.touch(chart, &bx)
+    })
+}
+
+/// Where a figure's legend goes: inside the axes, in a corner free of data, or in a
+/// panel at the right of the axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LegendAt {
+    Inside,
+    Outside,
+}
+
+/// Where a legend goes in the figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placement {
+    /// No legend.
+    Hidden,
+    /// In a corner of the axes free of data.
+    Inside,
+    /// In a panel at the right: more entries than the axes hold.
+    Panel,
+    /// In a strip under the axes, the plot keeping its width: no corner was free.
+    Strip,
+}
+
+impl Placement {
+    fn of(entries: &[LegendEntry], shown: bool, at: LegendAt) -> Self {
+        match (shown && !entries.is_empty(), at) {
+            (false, _) => Placement::Hidden,
+            _ if entries.len() > MAX_INSIDE_LEGEND => Placement::Panel,
+            (true, LegendAt::Inside) => Placement::Inside,
+            (true, LegendAt::Outside) => Placement::Strip,
         }
     }
-    (best.1, corners[best.1])
-}
 
-fn to_pixels<DB: DrawingBackend>(chart: &Chart<DB>, pts: &[(f64, f64)]) -> Vec<(i32, i32)> {
-    pts.iter().map(|p| chart.backend_coord(p)).collect()
-}
-
-/// Densify a polyline so legend placement sees the lines, not just vertices.
-fn densify(pts: &[(f64, f64)], out: &mut Vec<(f64, f64)>) {
-    for w in pts.windows(2) {
-        for k in 0..8 {
-            let t = k as f64 / 8.0;
-            out.push((
-                w[0].0 + (w[1].0 - w[0].0) * t,
-                w[0].1 + (w[1].1 - w[0].1) * t,
-            ));
-        }
+    /// The room the legend takes out of the figure: the width of a panel at the right
+    /// and the height of a strip under the axes (0 where it has none).
+    fn room<DB: DrawingBackend>(
+        self,
+        root: &DrawingArea<DB, Shift>,
+        entries: &[LegendEntry],
+        s: f64,
+    ) -> Result<(i32, i32)> {
+        Ok(match self {
+            Placement::Panel => (panel_width(root, entries, s)?, 0),
+            Placement::Strip => (0, legend_size(root, entries, s)?.1 + px(s, 14.0)),
+            Placement::Inside | Placement::Hidden => (0, 0),
+        })
     }
-    out.extend(pts.last());
 }
 
-/// Place entries inside the plot at the emptiest corner (returns the corner used).
+/// The areas a legend may be drawn in, in order: the axes' (with their chart), a panel
+/// at the right (and the legend's top-left there) and a strip under the axes.
+struct LegendAreas<'a, 'c, DB: DrawingBackend>(
+    &'a DrawingArea<DB, Shift>,
+    &'a Chart<'c, DB>,
+    &'a DrawingArea<DB, Shift>,
+    (i32, i32),
+    &'a DrawingArea<DB, Shift>,
+);
+
+/// Draws the legend where `place` says (in the strip: from the plot's left edge). False
+/// when it was to go inside the axes and no corner is free of `marks`.
+fn place_legend<DB: DrawingBackend>(
+    place: Placement,
+    areas: LegendAreas<DB>,
+    entries: &[LegendEntry],
+    marks: &Marks,
+    s: f64,
+) -> Result<bool> {
+    let LegendAreas(axes, chart, panel, panel_at, strip) = areas;
+    let plot_x = chart.plotting_area().get_pixel_range().0.start;
+    match place {
+        Placement::Panel => draw_legend(panel, entries, panel_at, s)?,
+        Placement::Strip => draw_legend(strip, entries, (plot_x, 0), s)?,
+        Placement::Inside => return legend_inside(axes, chart, entries, marks, s),
+        Placement::Hidden => {}
+    }
+    Ok(true)
+}
+
+/// Place entries inside the plot in a corner free of data. Returns false, drawing
+/// nothing, when there is none: the figure is then drawn again with the legend outside.
 fn legend_inside<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &Chart<DB>,
     entries: &[LegendEntry],
-    occupied: &[(f64, f64)],
+    marks: &Marks,
     s: f64,
-) -> Result<Option<usize>> {
+) -> Result<bool> {
     if entries.is_empty() {
-        return Ok(None);
+        return Ok(true);
     }
-    let (w, h) = legend_size(root, entries, s)?;
-    let plot = chart.plotting_area().get_pixel_range();
-    let (corner, at) = best_corner(&plot, w, h, &to_pixels(chart, occupied), s, None);
-    draw_legend(root, entries, at, s)?;
-    Ok(Some(corner))
+    let size = legend_size(root, entries, s)?;
+    match free_corner(chart, marks, size, s) {
+        Some(at) => {
+            draw_legend(root, entries, at, s)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// Width of the right-hand panel holding an external legend (0 if none).
@@ -748,7 +859,15 @@ fn stem_paths(stem: &Path) -> (PathBuf, PathBuf) {
 }
 
 trait Figure {
-    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()>;
+    /// Draws the figure with its legend (if any) `at` the place asked; returns false when
+    /// the legend was to go inside but no corner of the axes is free of data (the caller
+    /// then draws the figure again with it outside).
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        s: f64,
+        at: LegendAt,
+    ) -> Result<bool>;
 }
 
 fn downsample(img: &image::RgbImage, f: u32) -> image::RgbImage {
@@ -768,28 +887,55 @@ fn downsample(img: &image::RgbImage, f: u32) -> image::RgbImage {
     })
 }
 
+/// The supersampled bitmap of a figure, and whether its legend found room.
+fn render_bitmap<F: Figure>(fig: &F, at: LegendAt) -> Result<(Vec<u8>, bool)> {
+    let (w, h) = (FIGURE_WIDTH * SS, FIGURE_HEIGHT * SS);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let fits = {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).plot()?;
+        let fits = fig.render(&root, SS as f64, at)?;
+        root.present().plot()?;
+        fits
+    };
+    Ok((buf, fits))
+}
+
+/// The SVG text of a figure, and whether its legend found room.
+fn render_svg<F: Figure>(fig: &F, at: LegendAt) -> Result<(String, bool)> {
+    let mut svg = String::new();
+    let fits = {
+        let root =
+            SVGBackend::with_string(&mut svg, (FIGURE_WIDTH, FIGURE_HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).plot()?;
+        let fits = fig.render(&root, 1.0, at)?;
+        root.present().plot()?;
+        fits
+    };
+    Ok((svg, fits))
+}
+
+/// Renders with the legend inside the axes, and again with it outside where no corner
+/// was free of data (each backend decides on its own pixels).
+fn render_fitting<T, F: Figure>(
+    fig: &F,
+    render: fn(&F, LegendAt) -> Result<(T, bool)>,
+) -> Result<T> {
+    match render(fig, LegendAt::Inside)? {
+        (out, true) => Ok(out),
+        (_, false) => Ok(render(fig, LegendAt::Outside)?.0),
+    }
+}
+
 /// Render to PNG (supersampled) and SVG and write both atomically.
 fn save_figure<F: Figure>(fig: &F, stem: &Path) -> Result<Vec<PathBuf>> {
     ensure_plotters_font();
     let (png_path, svg_path) = stem_paths(stem);
     let (w, h) = (FIGURE_WIDTH * SS, FIGURE_HEIGHT * SS);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).plot()?;
-        fig.render(&root, SS as f64)?;
-        root.present().plot()?;
-    }
+    let buf = render_fitting(fig, render_bitmap)?;
     let big = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("bitmap buffer size"))?;
     let png = encode_png(&downsample(&big, SS))?;
-    let mut svg = String::new();
-    {
-        let root =
-            SVGBackend::with_string(&mut svg, (FIGURE_WIDTH, FIGURE_HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).plot()?;
-        fig.render(&root, 1.0)?;
-        root.present().plot()?;
-    }
+    let svg = render_fitting(fig, render_svg)?;
     write_atomic(&png_path, &png)?;
     write_atomic(&svg_path, svg.as_bytes())?;
     Ok(vec![png_path, svg_path])
@@ -1185,15 +1331,17 @@ impl LinePlot {
         chart: &mut Chart<'_, DB>,
         prepared: &[Prepared],
         clip: &Rect,
-        occupied: &mut Vec<(f64, f64)>,
+        marks: &mut Marks,
     ) -> Result<()> {
         for (i, p) in prepared.iter().enumerate() {
             let (color, _) = self.style_of(i);
             for run in &p.bands {
                 let mut poly: Vec<(f64, f64)> = run.iter().map(|q| (q.0, q.2)).collect();
                 poly.extend(run.iter().rev().map(|q| (q.0, q.1)));
-                occupied.extend(poly.iter().copied().filter(|&q| clip.contains(q)));
                 let poly = clip.clip_polygon(&poly);
+                if poly.len() >= 3 {
+                    marks.areas.push(poly.clone());
+                }
                 if poly.len() >= 3 {
                     chart
                         .draw_series(std::iter::once(Polygon::new(
@@ -1214,14 +1362,14 @@ impl LinePlot {
         i: usize,
         p: &Prepared,
         view: &View,
-        occupied: &mut Vec<(f64, f64)>,
+        marks: &mut Marks,
     ) -> Result<()> {
         let (s, clip) = (view.scale, &view.clip);
         let (color, dash) = self.style_of(i);
         let style = color.stroke_width(px(s, LINE_WIDTH) as u32);
         for run in &p.lines {
             for piece in clip.clip_polyline(run) {
-                densify(&piece, occupied);
+                marks.polyline(&piece);
                 if dash == 0 {
                     chart
                         .draw_series(std::iter::once(PathElement::new(piece, style)))
@@ -1234,7 +1382,7 @@ impl LinePlot {
                 }
             }
         }
-        draw_error_bars(chart, p, color, view, occupied)?;
+        draw_error_bars(chart, p, color, view, marks)?;
         if self.series[i].markers {
             let pts: Vec<(f64, f64)> = p
                 .lines
@@ -1243,6 +1391,7 @@ impl LinePlot {
                 .copied()
                 .filter(|&q| clip.contains(q))
                 .collect();
+            marks.points.extend(&pts);
             chart
                 .draw_series(
                     pts.iter()
@@ -1268,7 +1417,7 @@ fn draw_error_bars<DB: DrawingBackend>(
     p: &Prepared,
     color: RGBColor,
     view: &View,
-    occupied: &mut Vec<(f64, f64)>,
+    marks: &mut Marks,
 ) -> Result<()> {
     let clip = &view.clip;
     let bar = color.stroke_width(px(view.scale, 2.0) as u32);
@@ -1281,7 +1430,7 @@ fn draw_error_bars<DB: DrawingBackend>(
             chart
                 .draw_series(std::iter::once(PathElement::new(vec![a, b], bar)))
                 .plot()?;
-            occupied.extend([a, b]);
+            marks.segments.push((a, b));
         }
         for yc in [y - e, y + e] {
             if let Some((a, b)) = clip.clip_segment((x - cap, yc), (x + cap, yc)) {
@@ -1295,7 +1444,12 @@ fn draw_error_bars<DB: DrawingBackend>(
 }
 
 impl Figure for LinePlot {
-    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        s: f64,
+        at: LegendAt,
+    ) -> Result<bool> {
         let mut prepared: Vec<Prepared> = self
             .series
             .iter()
@@ -1317,24 +1471,17 @@ impl Figure for LinePlot {
             None => 0,
         };
         let entries = self.legend_entries();
-        let outside = entries.len() > MAX_INSIDE_LEGEND;
+        let place = Placement::of(&entries, true, at);
         let cb = self.colorbar.as_ref().map(|(l, a, b)| (l.as_str(), *a, *b));
-        let legend_w = if outside {
-            panel_width(root, &entries, s)?
-        } else {
-            0
-        };
+        let (legend_w, strip_h) = place.room(root, &entries, s)?;
         let cb_w = match cb {
             Some(c) => colorbar_width(root, c, s)?,
             None => 0,
         };
-        let (w, _) = root.dim_in_pixel();
-        let (left, right) = root.split_horizontally(w as i32 - legend_w - cb_w - y2_w);
-        let frame = Frame {
-            title: &self.title,
-            x_label: &self.x_label,
-            y_label: &self.y_label,
-        };
+        let (w, h) = root.dim_in_pixel();
+        let (upper, strip) = root.split_vertically(h as i32 - strip_h);
+        let (left, right) = upper.split_horizontally(w as i32 - legend_w - cb_w - y2_w);
+        let frame = Frame::of(&self.title, &self.x_label, &self.y_label);
         let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
         let (plot_x, plot_y) = chart.plotting_area().get_pixel_range();
         let view = View {
@@ -1342,17 +1489,24 @@ impl Figure for LinePlot {
             clip: Rect::of(&xa, &ya),
             data_per_px: (xa.hi - xa.lo) / (plot_x.end - plot_x.start).max(1) as f64,
         };
-        let mut occupied = vec![];
-        self.draw_bands(&mut chart, &prepared, &view.clip, &mut occupied)?;
+        let mut marks = Marks::default();
+        self.draw_bands(&mut chart, &prepared, &view.clip, &mut marks)?;
         for (i, p) in prepared.iter().enumerate() {
-            self.draw_line(&mut chart, i, p, &view, &mut occupied)?;
+            self.draw_line(&mut chart, i, p, &view, &mut marks)?;
         }
-        if outside {
-            let (_, lh) = legend_size(root, &entries, s)?;
-            let top = plot_y.start.min(root.dim_in_pixel().1 as i32 - lh).max(0);
-            draw_legend(&right, &entries, (px(s, 10.0), top), s)?;
-        } else {
-            legend_inside(&left, &chart, &entries, &occupied, s)?;
+        let top = plot_y
+            .start
+            .min(h as i32 - legend_size(root, &entries, s)?.1);
+        // Past the second axis' scale, which runs from the plot's right edge.
+        let areas = LegendAreas(
+            &left,
+            &chart,
+            &right,
+            (y2_w + px(s, 10.0), top.max(0)),
+            &strip,
+        );
+        if !place_legend(place, areas, &entries, &marks, s)? {
+            return Ok(false);
         }
         if let Some(c) = cb {
             let offset = legend_w + y2_w + px(s, 24.0);
@@ -1368,7 +1522,7 @@ impl Figure for LinePlot {
             .plot()?;
             draw_scale(root, (label, a.lo, a.hi), plot_y.start, plot_y.end, x, s)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -1465,7 +1619,12 @@ impl Histogram {
 }
 
 impl Figure for Histogram {
-    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        s: f64,
+        at: LegendAt,
+    ) -> Result<bool> {
         let ((lo, hi), heights) = self.binned();
         let bins = self.bins.max(1);
         let width = (hi - lo) / bins as f64;
@@ -1485,21 +1644,16 @@ impl Figure for Histogram {
                 swatch: Swatch::Patch,
             })
             .collect();
-        let outside = entries.len() > MAX_INSIDE_LEGEND;
-        let legend_w = if outside {
-            panel_width(root, &entries, s)?
-        } else {
-            0
-        };
-        let (w, _) = root.dim_in_pixel();
-        let (left, right) = root.split_horizontally(w as i32 - legend_w);
-        let frame = Frame {
-            title: &self.title,
-            x_label: &self.x_label,
-            y_label: &self.y_label,
-        };
+        // One group needs no legend, unless there are too many entries for the axes.
+        let shown = self.groups.len() > 1 || entries.len() > MAX_INSIDE_LEGEND;
+        let place = Placement::of(&entries, shown, at);
+        let (legend_w, strip_h) = place.room(root, &entries, s)?;
+        let (w, h) = root.dim_in_pixel();
+        let (upper, strip) = root.split_vertically(h as i32 - strip_h);
+        let (left, right) = upper.split_horizontally(w as i32 - legend_w);
+        let frame = Frame::of(&self.title, &self.x_label, &self.y_label);
         let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
-        let mut occupied = vec![];
+        let mut marks = Marks::default();
         for (i, h) in heights.iter().enumerate() {
             let color = palette(i);
             chart
@@ -1519,12 +1673,14 @@ impl Figure for Histogram {
                 let x = lo + b as f64 * width;
                 step.push((x, v));
                 step.push((x + width, v));
-                for k in 0..4 {
-                    occupied.push((x + width * k as f64 / 4.0, v));
-                    occupied.push((x + width * k as f64 / 4.0, v / 2.0));
+                if v > 0.0 {
+                    marks
+                        .areas
+                        .push(vec![(x, 0.0), (x + width, 0.0), (x + width, v), (x, v)]);
                 }
             }
             step.push((hi, 0.0));
+            marks.polyline(&step);
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     step,
@@ -1532,15 +1688,14 @@ impl Figure for Histogram {
                 )))
                 .plot()?;
         }
-        if self.groups.len() > 1 || outside {
-            if outside {
-                let (_, plot_y) = chart.plotting_area().get_pixel_range();
-                draw_legend(&right, &entries, (px(s, 10.0), plot_y.start), s)?;
-            } else {
-                legend_inside(&left, &chart, &entries, &occupied, s)?;
-            }
-        }
-        Ok(())
+        let areas = LegendAreas(
+            &left,
+            &chart,
+            &right,
+            (px(s, 10.0), chart.plotting_area().get_pixel_range().1.start),
+            &strip,
+        );
+        place_legend(place, areas, &entries, &marks, s)
     }
 }
 
@@ -1615,7 +1770,12 @@ fn draw_note<DB: DrawingBackend>(
 }
 
 impl Figure for Scatter {
-    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        s: f64,
+        at: LegendAt,
+    ) -> Result<bool> {
         let pts: Vec<Vec<(f64, f64)>> = self
             .groups
             .iter()
@@ -1630,11 +1790,7 @@ impl Figure for Scatter {
         let (y0, y1) = limits(pts.iter().flatten().map(|p| p.1), 0.05, None, false);
         let xa = Axis::linear(x0, x1, 8);
         let ya = Axis::linear(y0, y1, 7);
-        let frame = Frame {
-            title: &self.title,
-            x_label: &self.x_label,
-            y_label: &self.y_label,
-        };
+        let frame = Frame::of(&self.title, &self.x_label, &self.y_label);
         let entries: Vec<LegendEntry> = if self.groups.len() > 1 {
             self.groups
                 .iter()
@@ -1649,16 +1805,14 @@ impl Figure for Scatter {
         } else {
             vec![]
         };
-        let outside = entries.len() > MAX_INSIDE_LEGEND;
-        let legend_w = if outside {
-            panel_width(root, &entries, s)?
-        } else {
-            0
-        };
+        let place = Placement::of(&entries, true, at);
+        let (legend_w, strip_h) = place.room(root, &entries, s)?;
         let note = self.note.as_deref().filter(|n| !n.is_empty());
         let (w, h) = root.dim_in_pixel();
         let note_h = note_height(note.map_or(0, |n| n.lines().count()), s);
-        let (upper, strip) = root.split_vertically(h as i32 - note_h);
+        // Under the axes: the legend (if no corner is free), then the note.
+        let (upper, below) = root.split_vertically(h as i32 - note_h - strip_h);
+        let (legend_strip, strip) = below.split_vertically(strip_h);
         let (left, right) = upper.split_horizontally(w as i32 - legend_w);
         let mut chart = build_chart(&left, s, &frame, &xa, &ya)?;
         let r = px(
@@ -1675,20 +1829,25 @@ impl Figure for Scatter {
                 .draw_series(g.iter().map(|&p| Circle::new(p, r, c.mix(0.6).filled())))
                 .plot()?;
         }
-        let occupied: Vec<(f64, f64)> = pts.iter().flatten().copied().collect();
+        let marks = Marks {
+            points: pts.iter().flatten().copied().collect(),
+            ..Marks::default()
+        };
         let plot = chart.plotting_area().get_pixel_range();
-        let pix = to_pixels(&chart, &occupied);
-        if outside {
-            draw_legend(&right, &entries, (px(s, 10.0), plot.1.start), s)?;
-        } else if !entries.is_empty() {
-            let (lw, lh) = legend_size(root, &entries, s)?;
-            let (_, at) = best_corner(&plot, lw, lh, &pix, s, None);
-            draw_legend(&left, &entries, at, s)?;
+        let areas = LegendAreas(
+            &left,
+            &chart,
+            &right,
+            (px(s, 10.0), plot.1.start),
+            &legend_strip,
+        );
+        if !place_legend(place, areas, &entries, &marks, s)? {
+            return Ok(false);
         }
         if let Some(note) = note {
             draw_note(&strip, note, plot.0.start, s)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -1944,6 +2103,97 @@ mod tests {
                 "note at y {y}, a point at {lowest_point}"
             );
         }
+    }
+
+    /// The `points` of every `<polyline>` drawn in `color` (an SVG of plotters).
+    fn svg_polylines(svg: &str, color: RGBColor) -> Vec<Vec<(f64, f64)>> {
+        let stroke = format!("stroke=\"#{:02X}{:02X}{:02X}\"", color.0, color.1, color.2);
+        svg.split("<polyline")
+            .skip(1)
+            .filter(|e| e.split("/>").next().is_some_and(|e| e.contains(&stroke)))
+            .filter_map(|e| e.split(" points=\"").nth(1)?.split('"').next())
+            .map(|pts| {
+                pts.split_whitespace()
+                    .filter_map(|p| {
+                        let (x, y) = p.split_once(',')?;
+                        Some((x.parse().ok()?, y.parse().ok()?))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The legend's frame: the one rectangle stroked in the frame's grey.
+    fn svg_legend_box(svg: &str) -> Rect {
+        let frame = svg
+            .split("<rect")
+            .skip(1)
+            .map(|e| e.split("/>").next().unwrap())
+            .find(|e| e.contains("stroke=\"#5A5A5A\""))
+            .expect("a legend frame");
+        let attr = |name: &str| -> f64 {
+            let rest = frame.split(&format!(" {name}=\"")).nth(1).unwrap();
+            rest.split('"').next().unwrap().parse().unwrap()
+        };
+        let (x, y) = (attr("x"), attr("y"));
+        Rect {
+            x0: x,
+            x1: x + attr("width"),
+            y0: y,
+            y1: y + attr("height"),
+        }
+    }
+
+    /// Two diagonals through the whole plot, one of them on a dashed second axis (as the
+    /// loss of the checkpoint figure), and markers along the top and bottom: every corner
+    /// holds data, so the legend must leave the axes; it then crosses no line of the data.
+    /// With one diagonal only, the two free corners off it take the legend inside.
+    #[test]
+    fn a_legend_never_covers_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let x: Vec<f64> = (0..=20).map(f64::from).collect();
+        let up: Vec<f64> = x.iter().map(|v| v / 20.0).collect();
+        let down: Vec<f64> = x.iter().map(|v| 2.0 - v / 10.0).collect();
+        let full = LinePlot::new("corners", "x", "y")
+            .series(Series::new("rising", x.clone(), up.clone()).with_markers(true))
+            .series(Series::new("falling (right axis)", x.clone(), down).on_right())
+            .y2_label("loss");
+        let svg =
+            std::fs::read_to_string(&full.save(&dir.path().join("full")).unwrap()[1]).unwrap();
+        let legend = svg_legend_box(&svg);
+        let mut lines = 0;
+        for colour in [palette(0), palette(1)] {
+            for line in svg_polylines(&svg, colour) {
+                // The legend's own swatches lie inside it.
+                if line.iter().all(|&p| legend.contains(p)) {
+                    continue;
+                }
+                for w in line.windows(2) {
+                    lines += 1;
+                    assert!(
+                        legend.clip_segment(w[0], w[1]).is_none(),
+                        "segment {:?} crosses the legend {legend:?}",
+                        (w[0], w[1])
+                    );
+                }
+            }
+        }
+        assert!(lines > 20, "the data lines were found: {lines}");
+        // Of the markers, only the rising line's swatch lies in the legend.
+        let in_legend = svg_attr(&svg, "circle", "cx")
+            .into_iter()
+            .zip(svg_attr(&svg, "circle", "cy"))
+            .filter(|&q| legend.contains(q))
+            .count();
+        assert_eq!(in_legend, 1, "markers in the legend {legend:?}");
+        let one = LinePlot::new("one diagonal", "x", "y")
+            .series(Series::new("rising", x.clone(), up.clone()))
+            .series(Series::new("level", vec![0.0, 20.0], vec![0.0, 0.0]));
+        let svg = std::fs::read_to_string(&one.save(&dir.path().join("one")).unwrap()[1]).unwrap();
+        let legend = svg_legend_box(&svg);
+        // Upper left: the first free corner (upper right holds the rising line's end).
+        assert!(legend.x1 < FIGURE_WIDTH as f64 / 2.0, "{legend:?}");
+        assert!(legend.y1 < FIGURE_HEIGHT as f64 / 2.0, "{legend:?}");
     }
 
     #[test]

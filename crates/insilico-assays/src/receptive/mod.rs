@@ -19,7 +19,8 @@ pub mod transform;
 
 pub use exemplars::{exemplars, responses, top_k, top_patches, Exemplars, Patch};
 pub use objective::{BatchObjective, Objective};
-pub use param::{ImageParam, ImageSpace, Param, Range};
+pub use param::{ImageParam, ImageSpace, Param, ParamBlur, Range};
+pub use regularize::Regularizer;
 pub use revcorr::{spike_triggered_average, Sta};
 pub use synth::{objective_values, synthesize, Adam, Settings, Synthesis};
 pub use transform::Transforms;

@@ -16,6 +16,7 @@
 //! ([`Range::Sigmoid`]), or are used directly as normalized network inputs
 //! ([`Range::Free`], unbounded; the linear-site analysis and the benchmark use it).
 
+use super::regularize::{blur_gain, gaussian_blur, gaussian_kernel};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use insilico_data::Dataset;
@@ -162,6 +163,16 @@ pub fn fourier_basis(h: usize, w: usize) -> Vec<f32> {
     out
 }
 
+/// A Gaussian blur of the image in parameter space ([`ImageParam::blur_op`]).
+#[derive(Clone, Debug)]
+pub enum ParamBlur {
+    /// The kernel, applied along both axes of the pixels.
+    Pixels(Vec<f32>),
+    /// `[1, coefficients]`: each Fourier coefficient's gain (boxed: a tensor handle is
+    /// far larger than a kernel's vector).
+    Gains(Box<Tensor<2>>),
+}
+
 /// A batch of `rows` images under one parameterization.
 #[derive(Clone, Debug)]
 pub struct ImageParam {
@@ -256,6 +267,48 @@ impl ImageParam {
         match self.range {
             Range::Sigmoid => sigmoid(img),
             Range::Free => img,
+        }
+    }
+
+    /// The blur of [`ImageParam::blur`], built once per ascent: `None` for `sigma` 0.
+    pub fn blur_op(&self, sigma: f32, device: &Device) -> Option<ParamBlur> {
+        if sigma <= 0.0 {
+            return None;
+        }
+        let [_, h, w] = self.space.shape;
+        let kernel = gaussian_kernel(sigma, h.min(w));
+        Some(match self.kind {
+            Param::Pixel => ParamBlur::Pixels(kernel),
+            Param::Fourier => {
+                // Coefficient order of `fourier_basis`: (ky, kx), then cos, sin.
+                let gains: Vec<f32> = (0..h)
+                    .flat_map(|ky| (0..w / 2 + 1).map(move |kx| (ky, kx)))
+                    .flat_map(|(ky, kx)| {
+                        let g = blur_gain(&kernel, ky, h) * blur_gain(&kernel, kx, w);
+                        [g, g]
+                    })
+                    .collect();
+                let n = gains.len();
+                ParamBlur::Gains(Box::new(Tensor::from_data(
+                    TensorData::new(gains, [1, n]),
+                    device,
+                )))
+            }
+        })
+    }
+
+    /// The parameters of the same image blurred, before its colour mixing and sigmoid
+    /// (both act pixel by pixel, so the blur commutes with the colour mixing): the pixels
+    /// themselves, or each Fourier coefficient times its frequency's gain (the circular
+    /// blur is diagonal in that basis: the same image either way).
+    pub fn blur(&self, raw: Tensor<2>, op: &ParamBlur) -> Tensor<2> {
+        match op {
+            ParamBlur::Pixels(kernel) => {
+                let [rows, n] = raw.dims();
+                let [_, h, w] = self.space.shape;
+                gaussian_blur(raw.reshape([rows, 1, h, w]), kernel).reshape([rows, n])
+            }
+            ParamBlur::Gains(g) => raw * (**g).clone(),
         }
     }
 

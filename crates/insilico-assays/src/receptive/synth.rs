@@ -4,10 +4,11 @@
 //! Each step: parameters → image (parameterization, colour, range) → random transform →
 //! normalization → network (stopping after the deepest site read) → per-row objective
 //! plus an optional diversity term, minus L2 / total variation / blur penalties. The
-//! optimizer is Adam, written out on the raw parameter tensor (PyTorch's update).
+//! optimizer is Adam, written out on the raw parameter tensor (PyTorch's update); after
+//! each step the parameters may decay towards grey and the image be blurred.
 
 use super::objective::{BatchObjective, Objective};
-use super::param::{ImageParam, ImageSpace, Param, Range};
+use super::param::{ImageParam, ImageSpace, Param, ParamBlur, Range};
 use super::regularize::{blur_pull, l2, total_variation};
 use super::transform::Transforms;
 use anyhow::{bail, Result};
@@ -39,6 +40,16 @@ pub struct Settings {
     pub tv: f32,
     /// Weight of the pull towards the image's own 3x3 blur (per pixel, see [`blur_pull`]).
     pub blur: f32,
+    /// Weight of the total variation relative to each row's objective: the penalty is
+    /// `tv_relative * |objective| * TV` with the objective held constant, whose gradient is
+    /// `|objective|` times that of `log(objective) - tv_relative * TV`. The same weight thus
+    /// means the same trade-off at every site, whatever the scale of its units.
+    pub tv_relative: f32,
+    /// Standard deviation in pixels of the Gaussian blur applied to the image (before its
+    /// sigmoid) after every step; 0: none (see [`ImageParam::blur`]).
+    pub blur_sigma: f32,
+    /// Fraction of the parameters removed after every step (a decay towards mid-grey).
+    pub decay: f32,
     /// Weight of the diversity term (negative cosine similarity of Gram matrices between
     /// images of the same group); 0 disables it.
     pub diversity: f32,
@@ -60,6 +71,9 @@ impl Default for Settings {
             l2: 1e-3,
             tv: 1e-2,
             blur: 0.0,
+            tv_relative: 0.0,
+            blur_sigma: 0.0,
+            decay: 0.0,
             diversity: 0.0,
             diversity_site: None,
         }
@@ -195,13 +209,19 @@ fn same_group_mask(rows: usize, groups: Option<&[usize]>, device: &Device) -> Te
     Tensor::<2>::from_data(TensorData::new(m, [rows, rows]), device)
 }
 
-/// The loss per row `[rows, 1]` with the regularizers added.
+/// The loss per row `[rows, 1]` with the regularizers added; `objective` (per row,
+/// without gradient) scales the relative total variation.
 fn add_penalties(
     mut loss: Tensor<2>,
+    objective: Tensor<2>,
     param: &ImageParam,
     visible: Tensor<4>,
     settings: &Settings,
 ) -> Tensor<2> {
+    if settings.tv_relative != 0.0 {
+        let weight = objective.detach().abs() * settings.tv_relative;
+        loss = loss + total_variation(visible.clone()) * weight;
+    }
     if settings.l2 != 0.0 {
         loss = loss + l2(param.to_input(visible.clone())) * settings.l2;
     }
@@ -212,6 +232,20 @@ fn add_penalties(
         loss = loss + blur_pull(visible) * settings.blur;
     }
     loss
+}
+
+/// What the step-wise regularizers leave of the parameters after a step: the decay
+/// towards mid-grey, then the Gaussian blur.
+fn shrink(raw: Tensor<2>, param: &ImageParam, blur: Option<&ParamBlur>, decay: f32) -> Tensor<2> {
+    let raw = if decay > 0.0 {
+        raw * (1.0 - decay)
+    } else {
+        raw
+    };
+    match blur {
+        Some(op) => param.blur(raw, op),
+        None => raw,
+    }
 }
 
 /// Optimizes one image per objective, all in one batch. `groups` (one id per row) says
@@ -254,6 +288,7 @@ pub fn synthesize(
     let fill = param.fill();
     let mut raw = param.init(seed, settings.init_std, device);
     let mut adam = Adam::new(settings.lr);
+    let blur = param.blur_op(settings.blur_sigma, device);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut trace_parts = Vec::with_capacity(settings.steps);
     for _ in 0..settings.steps {
@@ -269,12 +304,13 @@ pub fn synthesize(
         if let (Some(site), Some(mask)) = (&div_site, &div_mask) {
             per_row = per_row + diversity(rec.get(site).clone(), mask.clone()) * settings.diversity;
         }
-        let loss = add_penalties(-per_row, &param, visible, settings);
+        let objective = per_row.clone();
+        let loss = add_penalties(-per_row, objective, &param, visible, settings);
         let grads = loss.sum().backward();
         let Some(g) = p.grad(&grads) else {
             bail!("the objective does not depend on the image: no gradient reaches it");
         };
-        raw = adam.step(raw, g);
+        raw = shrink(adam.step(raw, g), &param, blur.as_ref(), settings.decay);
     }
     let trace = if trace_parts.is_empty() {
         Vec::new()

@@ -3,8 +3,8 @@
 //! fits, and a colour bar naming the quantity and its range.
 
 use super::{
-    draw_colorbar, font, px, save_figure, Figure, PlotResult, AXIS_LABEL_SIZE, SEQ_SPAN, TICK_SIZE,
-    TITLE_SIZE,
+    draw_colorbar, font, px, save_figure, Figure, LegendAt, PlotResult, AXIS_LABEL_SIZE, SEQ_SPAN,
+    TICK_SIZE, TITLE_SIZE,
 };
 use crate::color::sequential;
 use anyhow::{bail, Result};
@@ -69,7 +69,13 @@ impl Heatmap {
 }
 
 impl Figure for Heatmap {
-    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, s: f64) -> Result<()> {
+    /// No legend (a colour bar): `at` changes nothing.
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        s: f64,
+        _at: LegendAt,
+    ) -> Result<bool> {
         let (w, h) = root.dim_in_pixel();
         let (w, h) = (w as i32, h as i32);
         let left = Self::label_width(root, &self.rows, s)? + px(s, 24.0 + AXIS_LABEL_SIZE * 1.5);
@@ -96,7 +102,8 @@ impl Figure for Heatmap {
             y0 + ch * nr,
             x0 + cw * nc + px(s, 24.0),
             s,
-        )
+        )?;
+        Ok(true)
     }
 }
 
