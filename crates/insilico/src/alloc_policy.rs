@@ -8,8 +8,13 @@
 //! allocation from the heap and never trimming it keeps those pages for reuse; the cost is
 //! that the process keeps its peak memory until it exits (1.4 GB to 1.8 GB there).
 
-/// Keeps freed memory in the process for reuse (glibc only; elsewhere a no-op).
+/// Keeps freed memory in the process for reuse (glibc only; elsewhere a no-op). The
+/// environment variable `INSILICO_MALLOC=default` leaves glibc's policy as it is, to
+/// compare the two with one binary.
 pub fn keep_freed_memory() {
+    if std::env::var("INSILICO_MALLOC").is_ok_and(|v| v == "default") {
+        return;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets allocator parameters; called first thing in `main`,
     // before any other thread exists.
