@@ -62,14 +62,11 @@ struct Prepared {
     cross_xy: Mat<f64>,
 }
 
+/// Why CCA needs three stimuli at least (and, checked later, more than the summed ranks).
+pub(crate) const SUMMED_RANKS: &str = "CCA needs more stimuli than the summed ranks";
+
 fn prepare(x: &Matrix, y: &Matrix, what: &'static str) -> Result<Prepared> {
-    check_pair(
-        x,
-        y,
-        what,
-        3,
-        "CCA needs more stimuli than the summed ranks",
-    )?;
+    check_pair(x, y, what, 3, SUMMED_RANKS)?;
     let xc = centred(x.as_faer());
     let yc = centred(y.as_faer());
     let bx = RightBasis::of_centred(xc.as_ref(), what)?;

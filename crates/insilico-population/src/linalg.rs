@@ -150,15 +150,16 @@ pub(crate) struct RightBasis {
 impl RightBasis {
     pub fn of_centred(xc: MatRef<'_, f64>, what: &'static str) -> Result<Self> {
         if xc.ncols() <= xc.nrows() {
-            return Self::of_gram(gram_t(xc).as_ref(), what);
+            return Self::of_gram(lower_gram(xc).as_ref(), what);
         }
-        let (s, u) = kept_eigen(gram_t(xc.transpose()).as_ref(), what)?;
+        let (s, u) = kept_eigen(lower_gram(xc.transpose()).as_ref(), what)?;
         let v = scale_columns(cross(xc, u.as_ref()), &s); // V = X^T U / s
         Ok(Self { s, v })
     }
 
-    /// From the Gram matrix `X^T X` of the centred input (both triangles), where it is
-    /// already at hand (see [`crate::prepared`]).
+    /// From the Gram matrix `X^T X` of the centred input, where it is already at hand (see
+    /// [`crate::prepared`]). Only its lower triangle is read (the eigendecomposition is
+    /// `Side::Lower`), so a `lower_gram` serves.
     pub fn of_gram(gram: MatRef<'_, f64>, what: &'static str) -> Result<Self> {
         let (s, v) = kept_eigen(gram, what)?;
         Ok(Self { s, v })

@@ -13,9 +13,11 @@ use std::cell::OnceCell;
 
 use faer::Mat;
 
-use crate::cca::{cca_of, check_variance_kept, svcca_of};
+use crate::cca::{cca_of, check_variance_kept, svcca_of, SUMMED_RANKS};
 use crate::error::Result;
-use crate::linalg::{centred, check_pair, cross, frobenius_sq, gram_t, RightBasis};
+use crate::linalg::{
+    centred, check_pair, cross, frobenius_sq, lower_gram, lower_inner, RightBasis,
+};
 use crate::{compare, Matrix, Measure};
 
 /// One input, with what comparisons need of it alone, computed when first needed.
@@ -41,8 +43,10 @@ impl<'a> Prepared<'a> {
         self.matrix.units() < self.matrix.stimuli()
     }
 
+    /// The lower triangle of `X^T X`: all that CKA's norm (`lower_inner`, as `cka_linear`
+    /// computes it) and the eigendecomposition behind the basis read.
     fn gram(&self) -> &Mat<f64> {
-        self.gram.get_or_init(|| gram_t(self.centred.as_ref()))
+        self.gram.get_or_init(|| lower_gram(self.centred.as_ref()))
     }
 
     fn basis(&self, what: &'static str) -> Result<&RightBasis> {
@@ -87,18 +91,18 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
             Measure::CkaLinear => {
                 check_pair(x, y, "linear CKA", 3, crate::cka::TWO_STIMULI)?;
                 let xy = frobenius_sq(self.cross().as_ref());
-                let xx = frobenius_sq(self.x.gram().as_ref());
-                let yy = frobenius_sq(self.y.gram().as_ref());
+                let (gx, gy) = (self.x.gram().as_ref(), self.y.gram().as_ref());
+                let (xx, yy) = (lower_inner(gx, gx), lower_inner(gy, gy));
                 crate::cka::ratio("linear CKA", xy, xx, yy)
             }
             Measure::Svcca { kept } => {
                 check_variance_kept(kept)?;
-                self.check_cca(x, y, "SVCCA")?;
+                check_pair(x, y, "SVCCA", 3, SUMMED_RANKS)?;
                 let (bx, by) = (self.x.basis("SVCCA")?, self.y.basis("SVCCA")?);
                 Ok(svcca_of(bx, by, self.cross().as_ref(), n, kept)?.mean)
             }
             Measure::CcaMean | Measure::CcaMeanSquared => {
-                self.check_cca(x, y, "CCA")?;
+                check_pair(x, y, "CCA", 3, SUMMED_RANKS)?;
                 let (bx, by) = (self.x.basis("CCA")?, self.y.basis("CCA")?);
                 let r = cca_of(bx, by, self.cross().as_ref(), n)?;
                 Ok(match measure {
@@ -108,16 +112,6 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
             }
             _ => compare(measure, x, y),
         }
-    }
-
-    fn check_cca(&self, x: &Matrix, y: &Matrix, what: &'static str) -> Result<()> {
-        check_pair(
-            x,
-            y,
-            what,
-            3,
-            "CCA needs more stimuli than the summed ranks",
-        )
     }
 }
 
