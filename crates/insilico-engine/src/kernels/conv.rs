@@ -6,9 +6,8 @@
 //! - forward: `out[c_out, P] = W[c_out, K] @ col[K, P] + bias`, relu applied in place while
 //!   the image's output is still in cache;
 //! - input gradient: `dcol[K, P] = W^T @ g[c_out, P]`, folded back onto the image (col2im);
-//! - weight gradient: `dW[c_out, K] += g[c_out, P] @ rows[P, K]`, where `rows` is the
-//!   image unfolded by output position (the transpose of im2col's matrix), one product per
-//!   image accumulated over a fixed block of images, the blocks summed in order.
+//! - weight gradient: `dW[c_out, K] += g[c_out, P] @ col[K, P]^T`, one product per image
+//!   accumulated over a fixed block of images, the blocks summed in order.
 //!
 //! Rayon splits the batch; each worker thread keeps one scratch buffer between calls, so
 //! nothing is allocated per image or per tile. The weight gradient's blocks depend on the
@@ -105,12 +104,12 @@ impl ConvDims {
 
     /// Output columns `lo..hi` whose window column `j` falls inside the image (not the padding).
     fn valid_columns(&self, j: usize) -> (usize, usize) {
-        let lo = self.pw.saturating_sub(j).div_ceil(self.sw).min(self.ow);
-        let hi = (self.w + self.pw)
-            .saturating_sub(j)
-            .div_ceil(self.sw)
-            .min(self.ow);
-        (lo, hi.max(lo))
+        valid_outputs(self.w, self.pw, self.sw, self.ow, j)
+    }
+
+    /// Output rows `lo..hi` whose window row `i` falls inside the image.
+    fn valid_rows(&self, i: usize) -> (usize, usize) {
+        valid_outputs(self.h, self.ph, self.sh, self.oh, i)
     }
 
     /// The input row under output row `oy` for window row `i`, `None` in the padding.
@@ -120,11 +119,97 @@ impl ConvDims {
             .filter(|&iy| iy < self.h)
     }
 
+    /// Stride 1 with outputs as wide as the input (the "same" padding of every configured
+    /// convolution): then output position `q` of tap `(c, i, j)` reads input `q + offset`
+    /// of plane `c`, so a tap's row of the im2col matrix is one shifted copy of the plane
+    /// (with the columns that wrapped round an edge cleared), not one short copy per
+    /// output row.
+    fn flat_shift(&self) -> bool {
+        self.sh == 1 && self.sw == 1 && self.ow == self.w
+    }
+
+    /// For [`Self::flat_shift`]: where window tap `(i, j)`'s row reads its plane.
+    fn shift(&self, i: usize, j: usize) -> Shift {
+        let (ylo, yhi) = self.valid_rows(i);
+        let (lo, hi) = self.valid_columns(j);
+        let w = self.w as isize;
+        let off = (i as isize - self.ph as isize) * w + j as isize - self.pw as isize;
+        let (rows_lo, rows_hi) = (ylo as isize * w, yhi as isize * w);
+        // Clamped to the plane: what lies beyond it is padding (wrapped columns).
+        let q0 = rows_lo.max(-off).min(rows_hi);
+        let q1 = rows_hi.min((self.h as isize) * w - off).max(q0);
+        Shift {
+            q0: q0 as usize,
+            q1: q1 as usize,
+            // Only read where q1 > q0, and then q0 + off lies in the plane.
+            src: (q0 + off).max(0) as usize,
+            lo,
+            hi,
+            ow: self.ow,
+        }
+    }
+
     /// Images per block of the batch: about 32 blocks, a number that depends on the batch
     /// size only (see the module note on determinism).
     fn block(&self) -> usize {
         self.n.div_ceil(32).max(1)
     }
+}
+
+/// One window tap's row of the im2col matrix under [`ConvDims::flat_shift`]: positions
+/// `q0..q1` read the plane from `src` on, except the columns outside `lo..hi` of each
+/// output row, which wrapped round an edge; every other position is padding.
+#[derive(Clone, Copy, Debug)]
+struct Shift {
+    q0: usize,
+    q1: usize,
+    src: usize,
+    lo: usize,
+    hi: usize,
+    ow: usize,
+}
+
+impl Shift {
+    fn unfold(&self, plane: &[f32], row: &mut [f32]) {
+        let (q0, q1) = (self.q0, self.q1);
+        row[..q0].fill(0.0);
+        row[q1..].fill(0.0);
+        if q1 > q0 {
+            row[q0..q1].copy_from_slice(&plane[self.src..][..q1 - q0]);
+            self.clear_wrapped(row);
+        }
+    }
+
+    /// Adds the row onto the plane, clearing its wrapped columns first so that they add
+    /// exact zeros.
+    fn fold(&self, row: &mut [f32], plane: &mut [f32]) {
+        let (q0, q1) = (self.q0, self.q1);
+        if q1 > q0 {
+            self.clear_wrapped(row);
+            let dst = &mut plane[self.src..][..q1 - q0];
+            dst.iter_mut().zip(&row[q0..q1]).for_each(|(o, s)| *o += s);
+        }
+    }
+
+    /// A few values per output row, stored one by one (a slice fill per row would be a
+    /// library call each).
+    fn clear_wrapped(&self, row: &mut [f32]) {
+        for x in (0..self.lo).chain(self.hi..self.ow) {
+            let mut k = x;
+            while k < row.len() {
+                row[k] = 0.0;
+                k += self.ow;
+            }
+        }
+    }
+}
+
+/// Outputs `lo..hi` (of `out`) along one axis whose window offset `k` lands inside an
+/// input of `size` values padded by `pad` on each side, with stride `stride`.
+fn valid_outputs(size: usize, pad: usize, stride: usize, out: usize, k: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(k).div_ceil(stride).min(out);
+    let hi = (size + pad).saturating_sub(k).div_ceil(stride).min(out);
+    (lo, hi.max(lo))
 }
 
 /// A matrix view into a slice: element `(r, c)` at `r * rs + c * cs`.
@@ -226,58 +311,99 @@ fn sum(row: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// The offsets `(i, j)` of a window, row by row.
+fn window(d: &ConvDims) -> impl Iterator<Item = (usize, usize)> + '_ {
+    (0..d.kh).flat_map(move |i| (0..d.kw).map(move |j| (i, j)))
+}
+
+/// The taps `(c, (i, j))` in the order of the im2col matrix's rows.
+fn taps(d: &ConvDims) -> impl Iterator<Item = (usize, (usize, usize))> + '_ {
+    (0..d.ci).flat_map(move |c| window(d).map(move |ij| (c, ij)))
+}
+
 /// Unfolds one image `[ci, h, w]` into `col[ci * kh * kw, oh * ow]`, zeros in the padding.
 fn im2col(d: &ConvDims, image: &[f32], col: &mut [f32]) {
-    let p = d.positions();
-    let rows = col.chunks_exact_mut(p);
-    let taps =
-        (0..d.ci).flat_map(|c| (0..d.kh).flat_map(move |i| (0..d.kw).map(move |j| (c, i, j))));
-    for ((c, i, j), row) in taps.zip(rows) {
-        let plane = &image[c * d.h * d.w..][..d.h * d.w];
-        let (lo, hi) = d.valid_columns(j);
-        for (oy, out) in row.chunks_exact_mut(d.ow).enumerate() {
-            let Some(iy) = d.input_row(oy, i) else {
-                out.fill(0.0);
-                continue;
-            };
-            let src = &plane[iy * d.w..][..d.w];
-            out[..lo].fill(0.0);
-            out[hi..].fill(0.0);
-            if d.sw == 1 && hi > lo {
-                let start = lo + j - d.pw;
-                out[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
-            } else if d.sw > 1 {
-                for (ox, v) in out[lo..hi].iter_mut().enumerate() {
-                    *v = src[(lo + ox) * d.sw + j - d.pw];
-                }
+    let (p, plane) = (d.positions(), d.h * d.w);
+    if d.flat_shift() {
+        // Window taps outside, channels inside: a tap's shift serves every channel.
+        for (t, (i, j)) in window(d).enumerate() {
+            let shift = d.shift(i, j);
+            for c in 0..d.ci {
+                let row = &mut col[(c * d.kh * d.kw + t) * p..][..p];
+                shift.unfold(&image[c * plane..][..plane], row);
+            }
+        }
+        return;
+    }
+    for ((c, (i, j)), row) in taps(d).zip(col.chunks_exact_mut(p)) {
+        im2col_rows(d, i, j, &image[c * plane..][..plane], row);
+    }
+}
+
+/// One tap's row of the im2col matrix in general (any stride and padding), output row by
+/// output row.
+fn im2col_rows(d: &ConvDims, i: usize, j: usize, plane: &[f32], row: &mut [f32]) {
+    let (lo, hi) = d.valid_columns(j);
+    for (oy, out) in row.chunks_exact_mut(d.ow).enumerate() {
+        let Some(iy) = d.input_row(oy, i) else {
+            out.fill(0.0);
+            continue;
+        };
+        let src = &plane[iy * d.w..][..d.w];
+        out[..lo].fill(0.0);
+        out[hi..].fill(0.0);
+        if d.sw == 1 && hi > lo {
+            let start = lo + j - d.pw;
+            out[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+        } else if d.sw > 1 {
+            for (ox, v) in out[lo..hi].iter_mut().enumerate() {
+                *v = src[(lo + ox) * d.sw + j - d.pw];
             }
         }
     }
 }
 
-/// Adds `col[ci * kh * kw, oh * ow]` back onto the image `[ci, h, w]` (the adjoint of im2col).
-fn col2im(d: &ConvDims, col: &[f32], image: &mut [f32]) {
+/// Adds `col[ci * kh * kw, oh * ow]` back onto the image `[ci, h, w]` (the adjoint of
+/// im2col). Each input value receives its taps' terms in the same order on both paths
+/// (taps in row order); the flat path adds the wrapped columns as exact zeros, which change
+/// no sum (the image starts at +0, so no -0 is ever there to flip), and clears them in
+/// `col` to do so.
+fn col2im(d: &ConvDims, col: &mut [f32], image: &mut [f32]) {
     image.fill(0.0);
-    let p = d.positions();
-    let taps =
-        (0..d.ci).flat_map(|c| (0..d.kh).flat_map(move |i| (0..d.kw).map(move |j| (c, i, j))));
-    for ((c, i, j), row) in taps.zip(col.chunks_exact(p)) {
-        let plane = &mut image[c * d.h * d.w..][..d.h * d.w];
-        let (lo, hi) = d.valid_columns(j);
-        for (oy, src) in row.chunks_exact(d.ow).enumerate() {
-            let Some(iy) = d.input_row(oy, i) else {
-                continue;
-            };
-            let dst = &mut plane[iy * d.w..][..d.w];
-            if d.sw == 1 && hi > lo {
-                let start = lo + j - d.pw;
-                for (o, s) in dst[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
-                    *o += s;
-                }
-            } else if d.sw > 1 {
-                for (ox, s) in src[lo..hi].iter().enumerate() {
-                    dst[(lo + ox) * d.sw + j - d.pw] += s;
-                }
+    let (p, plane) = (d.positions(), d.h * d.w);
+    // A few dozen small values, computed once for every channel of the image.
+    let shifts: Vec<Shift> = match d.flat_shift() {
+        true => window(d).map(|(i, j)| d.shift(i, j)).collect(),
+        false => Vec::new(),
+    };
+    for c in 0..d.ci {
+        let dst = &mut image[c * plane..][..plane];
+        for (t, (i, j)) in window(d).enumerate() {
+            let row = &mut col[(c * d.kh * d.kw + t) * p..][..p];
+            match shifts.get(t) {
+                Some(shift) => shift.fold(row, dst),
+                None => col2im_rows(d, i, j, row, dst),
+            }
+        }
+    }
+}
+
+/// One tap's row added back onto its plane in general, output row by output row.
+fn col2im_rows(d: &ConvDims, i: usize, j: usize, row: &[f32], plane: &mut [f32]) {
+    let (lo, hi) = d.valid_columns(j);
+    for (oy, src) in row.chunks_exact(d.ow).enumerate() {
+        let Some(iy) = d.input_row(oy, i) else {
+            continue;
+        };
+        let dst = &mut plane[iy * d.w..][..d.w];
+        if d.sw == 1 && hi > lo {
+            let start = lo + j - d.pw;
+            for (o, s) in dst[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                *o += s;
+            }
+        } else if d.sw > 1 {
+            for (ox, s) in src[lo..hi].iter().enumerate() {
+                dst[(lo + ox) * d.sw + j - d.pw] += s;
             }
         }
     }
@@ -401,10 +527,10 @@ pub fn param_grad(d: &ConvDims, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>)
         .map(|(x, grad)| {
             let mut dw = vec![0.0f32; d.co * k];
             let mut db = vec![0.0f32; d.co];
-            with_scratch(d.patch() * d.positions(), |rows| {
+            with_scratch(d.col_len() + d.patch() * d.positions(), |scratch| {
                 let grads = grad.chunks_exact(d.out_len());
                 for (image, g) in x.chunks_exact(d.image_len()).zip(grads) {
-                    param_grad_image(d, image, g, rows, &mut dw, &mut db);
+                    param_grad_image(d, image, g, scratch, &mut dw, &mut db);
                 }
             });
             (dw, db)
@@ -423,54 +549,218 @@ pub fn param_grad(d: &ConvDims, x: &[f32], grad: &[f32]) -> (Vec<f32>, Vec<f32>)
 }
 
 /// Adds one image's contribution to the weight and bias gradients:
-/// `dW[co, K] += g[co, P] @ rows[P, K]`, with the image unfolded by rows ([`im2row`]), so
-/// that both operands are read along their rows (the transposed im2col matrix made the
-/// GEMM gather its right operand column by column, at a third of the speed).
+/// `dW[co, K] += g[co, P] @ rows[P, K]`, where `rows` is the image's im2col matrix
+/// transposed (one output position's window per row). Both GEMM operands are then read
+/// along their rows: handing the GEMM `col^T` as a strided view made its packing gather
+/// the operand column by column, 40 % of the pass in a profile; unfolding by position
+/// directly copies `kw` values at a time. So the image is unfolded as for the forward
+/// pass (one shifted copy per tap) and transposed in tiles.
 fn param_grad_image(
     d: &ConvDims,
     image: &[f32],
     g: &[f32],
-    rows: &mut [f32],
+    scratch: &mut [f32],
     dw: &mut [f32],
     db: &mut [f32],
 ) {
     let (p, k) = (d.positions(), d.patch());
-    im2row(d, image, rows);
+    let (col, rows) = scratch.split_at_mut(d.col_len());
+    let rows = if d.pointwise() {
+        transpose(image, k, p, rows);
+        &*rows
+    } else {
+        im2col(d, image, col);
+        transpose(col, k, p, rows);
+        &*rows
+    };
     let g_mat = Mat::row_major(g, p);
-    let rows_mat = Mat::row_major(rows, k);
-    matmul(d.co, k, p, dw, true, g_mat, rows_mat);
+    matmul(d.co, k, p, dw, true, g_mat, Mat::row_major(rows, k));
     for (b, row) in db.iter_mut().zip(g.chunks_exact(p)) {
         *b += sum(row);
     }
 }
 
-/// Unfolds one image `[ci, h, w]` into `rows[oh * ow, ci * kh * kw]`: the transpose of
-/// [`im2col`]'s matrix, one output position's window per row, zeros in the padding.
-fn im2row(d: &ConvDims, image: &[f32], rows: &mut [f32]) {
-    let k = d.patch();
-    for (pos, row) in rows.chunks_exact_mut(k).enumerate() {
-        let (oy, ox) = (pos / d.ow, pos % d.ow);
-        // The window's first input column, which may lie in the left padding.
-        let x0 = (ox * d.sw) as isize - d.pw as isize;
-        let inside = x0 >= 0 && x0 as usize + d.kw <= d.w;
-        let taps = row.chunks_exact_mut(d.kw);
-        let rows_of_window = (0..d.ci).flat_map(|c| (0..d.kh).map(move |i| (c, i)));
-        for ((c, i), dst) in rows_of_window.zip(taps) {
-            let Some(iy) = d.input_row(oy, i) else {
-                dst.fill(0.0);
-                continue;
-            };
-            let src = &image[(c * d.h + iy) * d.w..][..d.w];
-            if inside {
-                dst.copy_from_slice(&src[x0 as usize..x0 as usize + d.kw]);
-            } else {
-                for (j, v) in dst.iter_mut().enumerate() {
-                    let ix = x0 + j as isize;
-                    *v = if (0..d.w as isize).contains(&ix) {
-                        src[ix as usize]
+/// `dst[cols, rows] = src[rows, cols]^T`, in 8 x 8 tiles so that both sides stay in cache
+/// lines: whole tiles with AVX where the CPU has it (eight loads, 24 shuffles, eight
+/// stores), a fixed-size array otherwise, the ragged edges value by value.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    let avx = avx_available();
+    // Two tiles down before the next across: each row of `dst` then gets 16 consecutive
+    // values, a whole cache line, before it is left (the matrices outgrow L2).
+    for r0 in (0..rows).step_by(2 * TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r0 in [r0, r0 + TILE] {
+                if r0 + TILE <= rows && c0 + TILE <= cols {
+                    let (from, to) = (r0 * cols + c0, c0 * rows + r0);
+                    if avx {
+                        // SAFETY: AVX is present; the tile's eight rows of eight values,
+                        // at strides `cols` and `rows`, lie inside the slices (a whole
+                        // tile, lengths checked above).
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            transpose_tile_avx(
+                                src[from..].as_ptr(),
+                                cols,
+                                dst[to..].as_mut_ptr(),
+                                rows,
+                            )
+                        };
                     } else {
-                        0.0
-                    };
+                        transpose_tile(&src[from..], cols, &mut dst[to..], rows);
+                    }
+                    continue;
+                }
+                for r in r0..(r0 + TILE).min(rows) {
+                    for c in c0..(c0 + TILE).min(cols) {
+                        dst[c * rows + r] = src[r * cols + c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+const TILE: usize = 8;
+
+fn avx_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx");
+    #[allow(unreachable_code)]
+    false
+}
+
+/// One whole tile without AVX: through a fixed-size array, straight-line moves.
+fn transpose_tile(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
+    let mut tile = [[0.0f32; TILE]; TILE];
+    for (r, line) in tile.iter_mut().enumerate() {
+        line.copy_from_slice(&src[r * src_stride..][..TILE]);
+    }
+    for c in 0..TILE {
+        let out = &mut dst[c * dst_stride..][..TILE];
+        for (r, v) in out.iter_mut().enumerate() {
+            *v = tile[r][c];
+        }
+    }
+}
+
+/// One whole tile with AVX: the classic unpack / shuffle / lane-permute transpose.
+///
+/// # Safety
+/// The CPU has AVX; `src` holds eight rows of eight values `src_stride` apart and `dst`
+/// eight rows of eight `dst_stride` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose_tile_avx(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY (every load and store): inside the tile the caller vouches for.
+    let load = |k: usize| unsafe { _mm256_loadu_ps(src.add(k * src_stride)) };
+    let (r0, r1, r2, r3) = (load(0), load(1), load(2), load(3));
+    let (r4, r5, r6, r7) = (load(4), load(5), load(6), load(7));
+    // Pairs of rows interleaved, then pairs of pairs: columns (k, k + 4) of rows 0-3 in
+    // `sk`, of rows 4-7 in `sk + 4`.
+    let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+    let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+    let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+    let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    let store = |k: usize, v: __m256| unsafe { _mm256_storeu_ps(dst.add(k * dst_stride), v) };
+    store(0, _mm256_permute2f128_ps::<0x20>(s0, s4));
+    store(1, _mm256_permute2f128_ps::<0x20>(s1, s5));
+    store(2, _mm256_permute2f128_ps::<0x20>(s2, s6));
+    store(3, _mm256_permute2f128_ps::<0x20>(s3, s7));
+    store(4, _mm256_permute2f128_ps::<0x31>(s0, s4));
+    store(5, _mm256_permute2f128_ps::<0x31>(s1, s5));
+    store(6, _mm256_permute2f128_ps::<0x31>(s2, s6));
+    store(7, _mm256_permute2f128_ps::<0x31>(s3, s7));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distinct values that show which input a copy read (no zeros, unlike the padding).
+    fn ramp(len: usize) -> Vec<f32> {
+        (0..len).map(|i| 1.0 + i as f32).collect()
+    }
+
+    /// Shapes with outputs as wide as the input, where [`ConvDims::flat_shift`] holds:
+    /// square and oblong kernels, rows that lose their padding (`ph = 0`), windows wider
+    /// than the image, a one-pixel image.
+    fn flat_shapes() -> Vec<ConvDims> {
+        [
+            ([2, 3, 7, 5], [4, 3, 5, 5], [2, 2]),
+            ([1, 2, 6, 9], [1, 2, 3, 5], [0, 2]),
+            ([1, 1, 1, 2], [1, 1, 5, 5], [2, 2]),
+            ([1, 2, 1, 1], [3, 2, 3, 3], [1, 1]),
+            ([1, 1, 4, 4], [2, 1, 3, 1], [1, 0]),
+        ]
+        .into_iter()
+        .map(|(x, w, pad)| ConvDims::new(x, w, [1, 1], pad))
+        .inspect(|d| assert!(d.flat_shift(), "{d:?}"))
+        .collect()
+    }
+
+    #[test]
+    fn the_flat_shift_unfolds_as_the_row_by_row_copy() {
+        for d in flat_shapes() {
+            let image = ramp(d.image_len());
+            let mut flat = vec![f32::NAN; d.patch() * d.positions()];
+            im2col(&d, &image, &mut flat);
+            let mut rows = vec![f32::NAN; flat.len()];
+            for ((c, (i, j)), row) in taps(&d).zip(rows.chunks_exact_mut(d.positions())) {
+                im2col_rows(&d, i, j, &image[c * d.h * d.w..][..d.h * d.w], row);
+            }
+            assert_eq!(flat, rows, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn the_flat_shift_folds_back_as_the_row_by_row_sum() {
+        for d in flat_shapes() {
+            let col = ramp(d.patch() * d.positions());
+            let mut flat = vec![f32::NAN; d.image_len()];
+            col2im(&d, &mut col.clone(), &mut flat);
+            let mut rows = vec![0.0; d.image_len()];
+            for ((c, (i, j)), row) in taps(&d).zip(col.chunks_exact(d.positions())) {
+                col2im_rows(&d, i, j, row, &mut rows[c * d.h * d.w..][..d.h * d.w]);
+            }
+            assert_eq!(flat, rows, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn the_portable_tile_transposes_too() {
+        let src = ramp(TILE * 11);
+        let mut dst = vec![f32::NAN; TILE * 13];
+        transpose_tile(&src, 11, &mut dst, 13);
+        for r in 0..TILE {
+            for c in 0..TILE {
+                assert_eq!(dst[c * 13 + r], src[r * 11 + c], "at {r},{c}");
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_moves_every_value_once() {
+        for (rows, cols) in [(1, 1), (3, 17), (8, 8), (16, 24), (25, 784), (9, 8)] {
+            let src = ramp(rows * cols);
+            let mut dst = vec![f32::NAN; rows * cols];
+            transpose(&src, rows, cols, &mut dst);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        dst[c * rows + r],
+                        src[r * cols + c],
+                        "{rows}x{cols} at {r},{c}"
+                    );
                 }
             }
         }
