@@ -114,18 +114,50 @@ pub fn forward(d: &PoolDims, x: &[f32]) -> Vec<f32> {
 /// The common 2x2 window with stride 2, row pair by row pair, in the order of [`argmax`]
 /// (top-left, top-right, bottom-left, bottom-right), written so that it vectorizes.
 fn forward_plane_2x2(d: &PoolDims, plane: &[f32], out: &mut [f32]) {
-    let pick = |best: f32, v: f32| if replaces(v, best) { v } else { best };
     for (oy, row) in out.chunks_exact_mut(d.ow).enumerate() {
         let top = &plane[2 * oy * d.w..][..2 * d.ow];
         let bottom = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-        for ((o, t), b) in row
-            .iter_mut()
-            .zip(top.chunks_exact(2))
-            .zip(bottom.chunks_exact(2))
-        {
-            *o = pick(pick(pick(t[0], t[1]), b[0]), b[1]);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            unsafe { forward_row_2x2_avx2(top, bottom, row) };
+            continue;
+        }
+        forward_row_2x2(top, bottom, row);
+    }
+}
+
+/// One row of windows over the input rows `top` and `bottom`.
+fn forward_row_2x2(top: &[f32], bottom: &[f32], row: &mut [f32]) {
+    let pick = |best: f32, v: f32| if replaces(v, best) { v } else { best };
+    for ((o, t), b) in row
+        .iter_mut()
+        .zip(top.chunks_exact(2))
+        .zip(bottom.chunks_exact(2))
+    {
+        *o = pick(pick(pick(t[0], t[1]), b[0]), b[1]);
+    }
+}
+
+/// [`forward_row_2x2`] eight windows at a time, the ragged end by the scalar loop.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn forward_row_2x2_avx2(top: &[f32], bottom: &[f32], row: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let whole = row.len() / 8 * 8;
+    for ox in (0..whole).step_by(8) {
+        // SAFETY: ox + 8 <= row.len(), and both input rows hold 2 * row.len() values.
+        unsafe {
+            let (t0, t1) = deinterleave(top.as_ptr().add(2 * ox));
+            let (b0, b1) = deinterleave(bottom.as_ptr().add(2 * ox));
+            let pick = |best: __m256, v: __m256| _mm256_blendv_ps(best, v, replaces_avx(v, best));
+            _mm256_storeu_ps(row.as_mut_ptr().add(ox), pick(pick(pick(t0, t1), b0), b1));
         }
     }
+    forward_row_2x2(&top[2 * whole..], &bottom[2 * whole..], &mut row[whole..]);
 }
 
 /// Gradient with respect to the input: each output's gradient goes to its window's first
@@ -167,20 +199,147 @@ pub fn backward(d: &PoolDims, x: &[f32], grad: &[f32]) -> Vec<f32> {
 }
 
 /// [`backward`] for the 2x2 window with stride 2 (windows do not overlap: each gradient
-/// is written, not added), with the order and rule of [`forward_plane_2x2`].
+/// is written, not added), with the order and rule of [`forward_plane_2x2`]. Branch-free:
+/// which of the four values is the window's maximum is as unpredictable as the data, and
+/// the branches of a search mispredicted half the time.
 fn backward_plane_2x2(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { backward_plane_2x2_avx2(d, plane, g, dx) };
+    }
+    backward_plane_2x2_body(d, plane, g, dx)
+}
+
+/// [`backward_plane_2x2_body`] eight windows at a time with AVX2 (the compiler does not
+/// vectorize the stride-2 pattern itself); the ragged end of a row goes to the scalar loop.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn backward_plane_2x2_avx2(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
+    use std::arch::x86_64::*;
+    const LANES: usize = 8;
     for (oy, g) in g.chunks_exact(d.ow).enumerate() {
-        let top = 2 * oy * d.w;
-        let bottom = top + d.w;
-        for (ox, gv) in g.iter().enumerate() {
-            let mut best = top + 2 * ox;
-            for i in [best + 1, bottom + 2 * ox, bottom + 2 * ox + 1] {
-                if replaces(plane[i], plane[best]) {
-                    best = i;
-                }
+        let top = &plane[2 * oy * d.w..][..2 * d.ow];
+        let bottom = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+        let (dtop, dbottom) = dx[2 * oy * d.w..][..2 * d.w].split_at_mut(d.w);
+        let whole = d.ow / LANES * LANES;
+        for ox in (0..whole).step_by(LANES) {
+            // SAFETY: ox + 8 <= ow, so the 16 values at 2 * ox lie in each row (length
+            // 2 * ow at least), and the 8 gradients in `g`.
+            unsafe {
+                let (t0, t1) = deinterleave(top.as_ptr().add(2 * ox));
+                let (b0, b1) = deinterleave(bottom.as_ptr().add(2 * ox));
+                let gv = _mm256_loadu_ps(g.as_ptr().add(ox));
+                let right = replaces_avx(t1, t0);
+                let best = _mm256_blendv_ps(t0, t1, right);
+                let below = replaces_avx(b0, best);
+                let best = _mm256_blendv_ps(best, b0, below);
+                let last = replaces_avx(b1, best);
+                // Each window's gradient goes to exactly one of the four.
+                let keep = |won: __m256| _mm256_and_ps(gv, won);
+                let not_later = _mm256_andnot_ps(
+                    last,
+                    _mm256_andnot_ps(below, _mm256_set1_ps(f32::from_bits(!0))),
+                );
+                let dt0 = keep(_mm256_andnot_ps(right, not_later));
+                let dt1 = keep(_mm256_and_ps(right, not_later));
+                let db0 = keep(_mm256_andnot_ps(last, below));
+                let db1 = keep(last);
+                interleave(dt0, dt1, dtop.as_mut_ptr().add(2 * ox));
+                interleave(db0, db1, dbottom.as_mut_ptr().add(2 * ox));
             }
-            dx[best] = *gv;
         }
+        let tail = 2 * whole..;
+        backward_row_2x2(
+            &top[tail.clone()],
+            &bottom[tail.clone()],
+            &g[whole..],
+            &mut dtop[tail.clone()],
+            &mut dbottom[tail],
+        );
+    }
+}
+
+/// `replaces(v, best)` lane by lane, as an all-ones / all-zeros mask.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn replaces_avx(
+    v: std::arch::x86_64::__m256,
+    best: std::arch::x86_64::__m256,
+) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(v, best);
+    let v_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v);
+    let best_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(best, best);
+    _mm256_or_ps(greater, _mm256_andnot_ps(best_nan, v_nan))
+}
+
+/// Sixteen consecutive values as their even and odd halves, in order.
+///
+/// # Safety
+/// The CPU has AVX2; 16 values are readable at `p`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn deinterleave(p: *const f32) -> (std::arch::x86_64::__m256, std::arch::x86_64::__m256) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller vouches for 16 values.
+    let (a, b) = unsafe { (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) };
+    // Within each 128-bit lane: evens (a0 a2 b0 b2 | a4 a6 b4 b6), odds likewise; then the
+    // 64-bit quarters back in order.
+    let even = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+    let odd = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+    let order =
+        |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+    (order(even), order(odd))
+}
+
+/// The inverse of [`deinterleave`]: stores `even[0] odd[0] even[1] odd[1] ...` at `p`.
+///
+/// # Safety
+/// The CPU has AVX2; 16 values are writable at `p`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interleave(even: std::arch::x86_64::__m256, odd: std::arch::x86_64::__m256, p: *mut f32) {
+    use std::arch::x86_64::*;
+    let low = _mm256_unpacklo_ps(even, odd); // e0 o0 e1 o1 | e4 o4 e5 o5
+    let high = _mm256_unpackhi_ps(even, odd); // e2 o2 e3 o3 | e6 o6 e7 o7
+                                              // SAFETY: the caller vouches for 16 values.
+    unsafe {
+        _mm256_storeu_ps(p, _mm256_permute2f128_ps::<0x20>(low, high));
+        _mm256_storeu_ps(p.add(8), _mm256_permute2f128_ps::<0x31>(low, high));
+    }
+}
+
+fn backward_plane_2x2_body(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
+    for (oy, g) in g.chunks_exact(d.ow).enumerate() {
+        let top = &plane[2 * oy * d.w..][..2 * d.ow];
+        let bottom = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+        let (dtop, dbottom) = dx[2 * oy * d.w..][..2 * d.w].split_at_mut(d.w);
+        backward_row_2x2(top, bottom, g, dtop, dbottom);
+    }
+}
+
+/// One row of windows: `top` and `bottom` the two input rows under it, `g` its gradients,
+/// `dtop` and `dbottom` where they go.
+fn backward_row_2x2(top: &[f32], bottom: &[f32], g: &[f32], dtop: &mut [f32], dbottom: &mut [f32]) {
+    let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+    let targets = dtop.chunks_exact_mut(2).zip(dbottom.chunks_exact_mut(2));
+    for ((gv, (t, b)), (dt, db)) in g.iter().zip(windows).zip(targets) {
+        // The search of `argmax` unrolled: each later value takes over if it replaces the
+        // best so far.
+        let right = replaces(t[1], t[0]);
+        let best = if right { t[1] } else { t[0] };
+        let below = replaces(b[0], best);
+        let best = if below { b[0] } else { best };
+        let last = replaces(b[1], best);
+        let pick = |won: bool| if won { *gv } else { 0.0 };
+        dt[0] = pick(!last && !below && !right);
+        dt[1] = pick(!last && !below && right);
+        db[0] = pick(!last && below);
+        db[1] = pick(last);
     }
 }
 
@@ -224,5 +383,36 @@ mod tests {
         let d = PoolDims::new([1, 1, 2, 2], 2, 2);
         assert!(forward(&d, &x)[0].is_nan());
         assert_eq!(backward(&d, &x, &[5.]), [0., 5., 0., 0.]);
+    }
+
+    #[test]
+    fn the_2x2_fast_paths_take_and_send_back_what_argmax_finds() {
+        // Values from {0, 1, 2, NaN}: ties and NaNs in most windows; odd widths and heights
+        // leave a last column and row outside every window; 18 windows a row are two
+        // vectors of eight and a scalar tail.
+        for (h, w) in [(7, 9), (5, 37), (4, 32)] {
+            let x: Vec<f32> = (0..h * w)
+                .map(|i| match (i * 7 + i / 5) % 9 {
+                    0 => f32::NAN,
+                    k => (k % 3) as f32,
+                })
+                .collect();
+            let d = PoolDims::new([1, 1, h, w], 2, 2);
+            let g: Vec<f32> = (0..d.oh * d.ow).map(|o| 1.0 + o as f32).collect();
+            let mut expected = vec![0.0; h * w];
+            for (o, gv) in g.iter().enumerate() {
+                expected[argmax(&d, &x, o / d.ow, o % d.ow)] = *gv;
+            }
+            assert_eq!(backward(&d, &x, &g), expected, "{h}x{w}");
+            // The forward's maxima: bit for bit the values argmax picks (NaN as NaN).
+            let maxima: Vec<u32> = (0..d.oh * d.ow)
+                .map(|o| x[argmax(&d, &x, o / d.ow, o % d.ow)].to_bits())
+                .collect();
+            let out: Vec<u32> = forward(&d, &x).iter().map(|v| v.to_bits()).collect();
+            assert_eq!(out, maxima, "{h}x{w} forward");
+            let mut scalar = vec![0.0; h * w];
+            backward_plane_2x2_body(&d, &x, &g, &mut scalar);
+            assert_eq!(scalar, expected, "{h}x{w}, without AVX2");
+        }
     }
 }
