@@ -528,11 +528,16 @@ fn input_grad_image(d: &ConvDims, weight: &[f32], g: &[f32], scratch: &mut [f32]
         rs: 1,
         cs: k,
     };
-    let g = Mat::row_major(g, p);
-    if d.pointwise() {
-        matmul(k, p, co, dx, false, wt, g);
+    let out = if d.pointwise() { &mut *dx } else { &mut *dcol };
+    if co == 1 {
+        // An outer product: the GEMM's general path costs more than the products.
+        for (row, wv) in out.chunks_exact_mut(p).zip(w) {
+            row.iter_mut().zip(g).for_each(|(o, gv)| *o = wv * gv);
+        }
     } else {
-        matmul(k, p, co, dcol, false, wt, g);
+        matmul(k, p, co, out, false, wt, Mat::row_major(g, p));
+    }
+    if !d.pointwise() {
         col2im(d, dcol, dx);
     }
 }
@@ -826,7 +831,8 @@ mod tests {
 
     #[test]
     fn channels_without_gradient_are_left_out_of_the_input_gradient() {
-        // 8 output channels: all live, two live (the gathered path), none live.
+        // 8 output channels: all live, two live (the gathered path), one (an outer
+        // product), none.
         let d = ConvDims::new([2, 3, 6, 5], [8, 3, 3, 3], [1, 1], [1, 1]);
         let weight: Vec<f32> = (0..d.co * d.patch())
             .map(|i| ((i * 37) % 23) as f32 / 23.0 - 0.5)
