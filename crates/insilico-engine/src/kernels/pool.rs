@@ -139,25 +139,56 @@ fn forward_row_2x2(top: &[f32], bottom: &[f32], row: &mut [f32]) {
     }
 }
 
-/// [`forward_row_2x2`] eight windows at a time, the ragged end by the scalar loop.
+/// [`forward_row_2x2`] eight windows at a time. The last eight overlap the ones before
+/// where the row is not a multiple of eight (the same maxima written twice); a row of
+/// fewer than eight goes through a padded copy. (A scalar tail held most of the work:
+/// cnn-small pools rows of 14 and 7 windows.)
 ///
 /// # Safety
 /// The CPU has AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn forward_row_2x2_avx2(top: &[f32], bottom: &[f32], row: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let whole = row.len() / 8 * 8;
-    for ox in (0..whole).step_by(8) {
-        // SAFETY: ox + 8 <= row.len(), and both input rows hold 2 * row.len() values.
-        unsafe {
-            let (t0, t1) = deinterleave(top.as_ptr().add(2 * ox));
-            let (b0, b1) = deinterleave(bottom.as_ptr().add(2 * ox));
-            let pick = |best: __m256, v: __m256| _mm256_blendv_ps(best, v, replaces_avx(v, best));
-            _mm256_storeu_ps(row.as_mut_ptr().add(ox), pick(pick(pick(t0, t1), b0), b1));
+    let n = row.len();
+    if n >= 8 {
+        for ox in eights(n) {
+            // SAFETY: ox + 8 <= n, and both input rows hold 2 * n values.
+            unsafe {
+                let (t, b) = (top.as_ptr().add(2 * ox), bottom.as_ptr().add(2 * ox));
+                forward8(t, b, row.as_mut_ptr().add(ox));
+            }
         }
+        return;
     }
-    forward_row_2x2(&top[2 * whole..], &bottom[2 * whole..], &mut row[whole..]);
+    let (mut t, mut b, mut out) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 8]);
+    t[..2 * n].copy_from_slice(&top[..2 * n]);
+    b[..2 * n].copy_from_slice(&bottom[..2 * n]);
+    // SAFETY: full-size local arrays.
+    unsafe { forward8(t.as_ptr(), b.as_ptr(), out.as_mut_ptr()) };
+    row.copy_from_slice(&out[..n]);
+}
+
+/// Where the groups of eight of a row of `n >= 8` windows start: every eighth, and `n - 8`.
+#[cfg(target_arch = "x86_64")]
+fn eights(n: usize) -> impl Iterator<Item = usize> {
+    (0..n - 8).step_by(8).chain(std::iter::once(n - 8))
+}
+
+/// Eight windows' maxima: 16 values of each input row in, 8 out.
+///
+/// # Safety
+/// The CPU has AVX2; 16 values are readable at `top` and `bottom`, 8 writable at `out`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn forward8(top: *const f32, bottom: *const f32, out: *mut f32) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller vouches for the pointers.
+    unsafe {
+        let (t0, t1) = deinterleave(top);
+        let (b0, b1) = deinterleave(bottom);
+        let pick = |best: __m256, v: __m256| _mm256_blendv_ps(best, v, replaces_avx(v, best));
+        _mm256_storeu_ps(out, pick(pick(pick(t0, t1), b0), b1));
+    }
 }
 
 /// Gradient with respect to the input: each output's gradient goes to its window's first
@@ -212,54 +243,92 @@ fn backward_plane_2x2(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
 }
 
 /// [`backward_plane_2x2_body`] eight windows at a time with AVX2 (the compiler does not
-/// vectorize the stride-2 pattern itself); the ragged end of a row goes to the scalar loop.
+/// vectorize the stride-2 pattern itself), row ends as in [`forward_row_2x2_avx2`]:
+/// overlapping groups write the same gradients twice (windows do not overlap, so each is
+/// written, not added).
 ///
 /// # Safety
 /// The CPU has AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn backward_plane_2x2_avx2(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
-    use std::arch::x86_64::*;
-    const LANES: usize = 8;
-    for (oy, g) in g.chunks_exact(d.ow).enumerate() {
-        let top = &plane[2 * oy * d.w..][..2 * d.ow];
-        let bottom = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+    let n = d.ow;
+    for (oy, g) in g.chunks_exact(n).enumerate() {
+        let top = &plane[2 * oy * d.w..][..2 * n];
+        let bottom = &plane[(2 * oy + 1) * d.w..][..2 * n];
         let (dtop, dbottom) = dx[2 * oy * d.w..][..2 * d.w].split_at_mut(d.w);
-        let whole = d.ow / LANES * LANES;
-        for ox in (0..whole).step_by(LANES) {
-            // SAFETY: ox + 8 <= ow, so the 16 values at 2 * ox lie in each row (length
-            // 2 * ow at least), and the 8 gradients in `g`.
-            unsafe {
-                let (t0, t1) = deinterleave(top.as_ptr().add(2 * ox));
-                let (b0, b1) = deinterleave(bottom.as_ptr().add(2 * ox));
-                let gv = _mm256_loadu_ps(g.as_ptr().add(ox));
-                let right = replaces_avx(t1, t0);
-                let best = _mm256_blendv_ps(t0, t1, right);
-                let below = replaces_avx(b0, best);
-                let best = _mm256_blendv_ps(best, b0, below);
-                let last = replaces_avx(b1, best);
-                // Each window's gradient goes to exactly one of the four.
-                let keep = |won: __m256| _mm256_and_ps(gv, won);
-                let not_later = _mm256_andnot_ps(
-                    last,
-                    _mm256_andnot_ps(below, _mm256_set1_ps(f32::from_bits(!0))),
-                );
-                let dt0 = keep(_mm256_andnot_ps(right, not_later));
-                let dt1 = keep(_mm256_and_ps(right, not_later));
-                let db0 = keep(_mm256_andnot_ps(last, below));
-                let db1 = keep(last);
-                interleave(dt0, dt1, dtop.as_mut_ptr().add(2 * ox));
-                interleave(db0, db1, dbottom.as_mut_ptr().add(2 * ox));
+        if n >= 8 {
+            for ox in eights(n) {
+                // SAFETY: ox + 8 <= n: 16 values at 2 * ox in each row of the input and of
+                // dx (rows of 2 * n values at least), 8 gradients at ox.
+                unsafe {
+                    let (t, b) = (top.as_ptr().add(2 * ox), bottom.as_ptr().add(2 * ox));
+                    let (dt, db) = (
+                        dtop.as_mut_ptr().add(2 * ox),
+                        dbottom.as_mut_ptr().add(2 * ox),
+                    );
+                    backward8(t, b, g.as_ptr().add(ox), dt, db);
+                }
             }
+            continue;
         }
-        let tail = 2 * whole..;
-        backward_row_2x2(
-            &top[tail.clone()],
-            &bottom[tail.clone()],
-            &g[whole..],
-            &mut dtop[tail.clone()],
-            &mut dbottom[tail],
+        let (mut t, mut b, mut gv) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 8]);
+        let (mut dt, mut db) = ([0.0f32; 16], [0.0f32; 16]);
+        t[..2 * n].copy_from_slice(top);
+        b[..2 * n].copy_from_slice(bottom);
+        gv[..n].copy_from_slice(g);
+        // SAFETY: full-size local arrays.
+        unsafe {
+            backward8(
+                t.as_ptr(),
+                b.as_ptr(),
+                gv.as_ptr(),
+                dt.as_mut_ptr(),
+                db.as_mut_ptr(),
+            )
+        };
+        dtop[..2 * n].copy_from_slice(&dt[..2 * n]);
+        dbottom[..2 * n].copy_from_slice(&db[..2 * n]);
+    }
+}
+
+/// Eight windows' gradients, each to its window's first maximum.
+///
+/// # Safety
+/// The CPU has AVX2; 16 values are readable at `top` and `bottom` and writable at `dtop`
+/// and `dbottom`, 8 readable at `g`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn backward8(
+    top: *const f32,
+    bottom: *const f32,
+    g: *const f32,
+    dtop: *mut f32,
+    dbottom: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: the caller vouches for the pointers.
+    unsafe {
+        let (t0, t1) = deinterleave(top);
+        let (b0, b1) = deinterleave(bottom);
+        let gv = _mm256_loadu_ps(g);
+        let right = replaces_avx(t1, t0);
+        let best = _mm256_blendv_ps(t0, t1, right);
+        let below = replaces_avx(b0, best);
+        let best = _mm256_blendv_ps(best, b0, below);
+        let last = replaces_avx(b1, best);
+        // Each window's gradient goes to exactly one of the four.
+        let keep = |won: __m256| _mm256_and_ps(gv, won);
+        let neither = _mm256_andnot_ps(
+            last,
+            _mm256_andnot_ps(below, _mm256_set1_ps(f32::from_bits(!0))),
         );
+        interleave(
+            keep(_mm256_andnot_ps(right, neither)),
+            keep(_mm256_and_ps(right, neither)),
+            dtop,
+        );
+        interleave(keep(_mm256_andnot_ps(last, below)), keep(last), dbottom);
     }
 }
 
