@@ -170,17 +170,48 @@ pub fn bias_row(net: &Network, lin: &Linearization, b: usize, device: &Device) -
     }
 }
 
-/// The linear layer's output `pre` (`[rows, out]`) as the activation to resume from, and
-/// the site to resume after. Where a relu and a 2x2 max pool follow, they are applied
-/// here in the other order (both monotone, so they commute) with the pool as a reshape
-/// and a max: the relu then touches a quarter of the values.
-pub fn resume_point(
-    net: &Network,
-    lin: &Linearization,
-    pre: Tensor<2>,
-    rows: usize,
-) -> Result<(String, Activation)> {
-    let plan = net.plan();
+/// How the linear layer's output becomes the activation the forward pass resumes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResumeAt {
+    /// A relu and a 2x2 max pool follow the map `[o, h, w]` (even sides): they are
+    /// applied in the other order (both monotone, so they commute), the relu then
+    /// touching a quarter of the values, and the pass resumes after the pool at `site`.
+    PoolRelu { site: String, dims: [usize; 3] },
+    /// The output as it is (`dims` without the batch axis); the pass resumes after the
+    /// linear layer at `site`.
+    Output { site: String, dims: Vec<usize> },
+}
+
+impl ResumeAt {
+    /// Values per row of the resumed activation.
+    pub fn row_len(&self) -> usize {
+        match self {
+            ResumeAt::PoolRelu {
+                dims: [o, h, w], ..
+            } => o * (h / 2) * (w / 2),
+            ResumeAt::Output { dims, .. } => dims.iter().product(),
+        }
+    }
+
+    /// The resumed activation's shape for `rows` rows of [`Self::row_len`] values.
+    pub fn dims(&self, rows: usize) -> Vec<usize> {
+        match self {
+            ResumeAt::PoolRelu {
+                dims: [o, h, w], ..
+            } => vec![rows, *o, h / 2, w / 2],
+            ResumeAt::Output { dims, .. } => [&[rows][..], dims].concat(),
+        }
+    }
+
+    pub fn site(&self) -> &str {
+        match self {
+            ResumeAt::PoolRelu { site, .. } | ResumeAt::Output { site, .. } => site,
+        }
+    }
+}
+
+/// Where and how the forward pass resumes after the linear layer of `lin`.
+pub fn resume_at(plan: &Plan, lin: &Linearization) -> Result<ResumeAt> {
     let j = plan.site_index(&lin.linear_site)?;
     let stages = &plan.stages;
     let relu_then_pool = j + 2 < stages.len()
@@ -194,19 +225,43 @@ pub fn resume_point(
             }
         );
     Ok(match lin.out_dims[..] {
-        [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => {
-            let pooled = pre
-                .reshape([rows, o, h / 2, 2, w / 2, 2])
-                .max_dim(5)
-                .max_dim(3)
-                .reshape([rows, o, h / 2, w / 2]);
-            (stages[j + 2].site.clone(), Activation::Map(relu(pooled)))
-        }
-        [o, h, w] => (
-            lin.linear_site.clone(),
-            Activation::Map(pre.reshape([rows, o, h, w])),
-        ),
-        [_] => (lin.linear_site.clone(), Activation::Flat(pre)),
+        [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => ResumeAt::PoolRelu {
+            site: stages[j + 2].site.clone(),
+            dims: [o, h, w],
+        },
+        [_, _, _] | [_] => ResumeAt::Output {
+            site: lin.linear_site.clone(),
+            dims: lin.out_dims.clone(),
+        },
         _ => bail!("{} has neither a map nor a vector output", lin.linear_site),
     })
+}
+
+/// The linear layer's output `pre` (`[rows, out]`) as the activation to resume from, and
+/// the site to resume after (see [`ResumeAt`]; the pool is a reshape and a max).
+pub fn resume_point(
+    net: &Network,
+    lin: &Linearization,
+    pre: Tensor<2>,
+    rows: usize,
+) -> Result<(String, Activation)> {
+    let at = resume_at(net.plan(), lin)?;
+    let act = match (&at, &lin.out_dims[..]) {
+        (
+            ResumeAt::PoolRelu {
+                dims: [o, h, w], ..
+            },
+            _,
+        ) => {
+            let pooled = pre
+                .reshape([rows, *o, h / 2, 2, w / 2, 2])
+                .max_dim(5)
+                .max_dim(3)
+                .reshape([rows, *o, h / 2, w / 2]);
+            Activation::Map(relu(pooled))
+        }
+        (ResumeAt::Output { .. }, &[o, h, w]) => Activation::Map(pre.reshape([rows, o, h, w])),
+        (ResumeAt::Output { .. }, _) => Activation::Flat(pre),
+    };
+    Ok((at.site().to_string(), act))
 }

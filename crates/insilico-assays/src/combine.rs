@@ -1,0 +1,290 @@
+//! Combining per-unit contributions into the pre-activations of many masks, on plain
+//! slices.
+//!
+//! For a binary mask `m`, the next linear layer's pre-activation is
+//! `base + sum_u m_u (R_u - C_u)`, with `C_u` unit `u`'s contribution for the image, `R_u`
+//! its replacement's and `base = bias + sum_u C_u` (see [`crate::masks`]). Masks come in
+//! cumulative chains (each fraction silences the previous fraction's units and a few
+//! more), so a mask's pre-activation is reached from the previous mask's by adding the
+//! units it silences anew and taking back those it no longer silences: a [`Schedule`]
+//! step. A chain of 11 fractions then costs about as many row additions as it has units,
+//! not one full combination per mask. Each image is taken through every mask of a block
+//! in turn, so its contributions are read from memory once per block, and the relu and
+//! 2x2 max pool that follow are applied in the same pass, writing straight into the rows
+//! the rest of the network runs on.
+
+use insilico_engine::linearize::ResumeAt;
+use rayon::prelude::*;
+
+/// How one mask's pre-activation is reached from the previous mask's in a [`Schedule`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Start again from the unablated `base` (cheaper than undoing the previous mask).
+    pub fresh: bool,
+    /// Units silenced by this mask that the starting point does not silence.
+    pub add: Vec<usize>,
+    /// Units the starting point silences that this mask does not.
+    pub sub: Vec<usize>,
+}
+
+impl Step {
+    /// Row additions this step costs.
+    pub fn cost(&self) -> usize {
+        self.add.len() + self.sub.len() + usize::from(self.fresh)
+    }
+}
+
+/// One [`Step`] per mask, in the masks' order.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub steps: Vec<Step>,
+}
+
+impl Schedule {
+    /// The schedule for binary masks (a value of 1 silences the unit): each mask starts
+    /// from the previous one where their symmetric difference is smaller than the mask
+    /// itself, and from `base` otherwise.
+    pub fn new(masks: &[Vec<f32>]) -> Self {
+        let silenced = |m: &[f32]| -> Vec<bool> { m.iter().map(|&v| v != 0.0).collect() };
+        let mut prev: Option<Vec<bool>> = None;
+        let steps = masks
+            .iter()
+            .map(|m| {
+                let now = silenced(m);
+                let fresh_add: Vec<usize> = (0..now.len()).filter(|&u| now[u]).collect();
+                let step = match &prev {
+                    Some(p) => {
+                        let add: Vec<usize> = (0..now.len()).filter(|&u| now[u] && !p[u]).collect();
+                        let sub: Vec<usize> = (0..now.len()).filter(|&u| !now[u] && p[u]).collect();
+                        if add.len() + sub.len() < fresh_add.len() + 1 {
+                            Some(Step {
+                                fresh: false,
+                                add,
+                                sub,
+                            })
+                        } else {
+                            None
+                        }
+                    }
+                    None => None,
+                };
+                prev = Some(now);
+                step.unwrap_or(Step {
+                    fresh: true,
+                    add: fresh_add,
+                    sub: Vec::new(),
+                })
+            })
+            .collect();
+        Self { steps }
+    }
+
+    /// Row additions per image for all masks.
+    pub fn cost(&self) -> usize {
+        self.steps.iter().map(Step::cost).sum()
+    }
+}
+
+/// What the combination reads for a chunk of images.
+pub struct Contributions<'a> {
+    /// `C`: `[units, images * out]`, each unit's contribution to each image's `out` values.
+    pub per_unit: &'a [f32],
+    /// `R`: `[units, out]`, each unit's replacement's contribution (the same for every image).
+    pub replacement: &'a [f32],
+    /// The linear layer's bias per output value, `[out]`.
+    pub bias: &'a [f32],
+    pub units: usize,
+    pub images: usize,
+}
+
+impl Contributions<'_> {
+    fn out(&self) -> usize {
+        self.bias.len()
+    }
+
+    fn unit(&self, u: usize, image: usize) -> &[f32] {
+        let out = self.out();
+        let start = (u * self.images + image) * out;
+        &self.per_unit[start..start + out]
+    }
+}
+
+/// Every mask's resumed activation for every image of `c`, image-major: row
+/// `image * masks + mask` of `[images * masks, at.row_len()]`. Images run in parallel.
+pub fn combine(c: &Contributions, schedule: &Schedule, at: &ResumeAt) -> Vec<f32> {
+    let out = c.out();
+    let row = at.row_len();
+    let masks = schedule.steps.len();
+    assert_eq!(c.per_unit.len(), c.units * c.images * out);
+    assert_eq!(c.replacement.len(), c.units * out);
+    let mut rows = vec![0.0f32; c.images * masks * row];
+    rows.par_chunks_mut((masks * row).max(1))
+        .enumerate()
+        .for_each(|(image, dst)| {
+            let mut base = c.bias.to_vec();
+            for u in 0..c.units {
+                add_into(&mut base, c.unit(u, image), 1.0);
+            }
+            let mut acc = base.clone();
+            for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(row)) {
+                if step.fresh {
+                    acc.copy_from_slice(&base);
+                }
+                for (units, sign) in [(&step.add, 1.0), (&step.sub, -1.0)] {
+                    for &u in units {
+                        add_change(
+                            &mut acc,
+                            &c.replacement[u * out..(u + 1) * out],
+                            c.unit(u, image),
+                            sign,
+                        );
+                    }
+                }
+                finish(&acc, at, dst);
+            }
+        });
+    rows
+}
+
+fn add_into(acc: &mut [f32], x: &[f32], sign: f32) {
+    for (a, v) in acc.iter_mut().zip(x) {
+        *a += sign * v;
+    }
+}
+
+/// `acc += sign * (r - c)`: silencing (sign 1) or restoring (sign -1) one unit.
+fn add_change(acc: &mut [f32], r: &[f32], c: &[f32], sign: f32) {
+    for ((a, r), c) in acc.iter_mut().zip(r).zip(c) {
+        *a += sign * (r - c);
+    }
+}
+
+/// The pre-activation `pre` as the resumed row: pooled 2x2 then rectified, or as it is.
+fn finish(pre: &[f32], at: &ResumeAt, dst: &mut [f32]) {
+    match at {
+        ResumeAt::PoolRelu {
+            dims: [o, h, w], ..
+        } => {
+            let (h2, w2) = (h / 2, w / 2);
+            for ch in 0..*o {
+                let plane = &pre[ch * h * w..(ch + 1) * h * w];
+                for y in 0..h2 {
+                    let top = &plane[2 * y * w..(2 * y + 1) * w];
+                    let bottom = &plane[(2 * y + 1) * w..(2 * y + 2) * w];
+                    let out = &mut dst[(ch * h2 + y) * w2..(ch * h2 + y + 1) * w2];
+                    for (x, o) in out.iter_mut().enumerate() {
+                        let m = top[2 * x]
+                            .max(top[2 * x + 1])
+                            .max(bottom[2 * x])
+                            .max(bottom[2 * x + 1]);
+                        *o = m.max(0.0);
+                    }
+                }
+            }
+        }
+        ResumeAt::Output { .. } => dst.copy_from_slice(pre),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masks(rows: &[&[usize]], units: usize) -> Vec<Vec<f32>> {
+        rows.iter()
+            .map(|r| {
+                (0..units)
+                    .map(|u| f32::from(u8::from(r.contains(&u))))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn schedule_follows_cumulative_chains_and_restarts_between_them() {
+        // A chain {}, {2}, {2, 0}, {2, 0, 1, 3}, then a new order's {1}: undoing four
+        // units costs more than starting again from base with one.
+        let m = masks(&[&[], &[2], &[2, 0], &[2, 0, 1, 3], &[1]], 4);
+        let s = Schedule::new(&m);
+        let st = |fresh, add: &[usize], sub: &[usize]| Step {
+            fresh,
+            add: add.to_vec(),
+            sub: sub.to_vec(),
+        };
+        assert_eq!(
+            s.steps,
+            vec![
+                st(true, &[], &[]),
+                st(false, &[2], &[]),
+                st(false, &[0], &[]),
+                st(false, &[1, 3], &[]),
+                st(true, &[1], &[]),
+            ]
+        );
+        assert_eq!(s.cost(), 1 + 1 + 1 + 2 + 2);
+        // Dropping one unit and adding another is cheaper than starting again.
+        let s = Schedule::new(&masks(&[&[0, 1, 2], &[0, 1, 3]], 4));
+        assert_eq!(s.steps[1], st(false, &[3], &[2]));
+    }
+
+    /// Each mask's row against the definition `base + sum_u m_u (R_u - C_u)`, summed
+    /// directly per mask, then pooled and rectified by hand.
+    #[test]
+    fn combine_matches_the_direct_sum_with_pool_and_relu() {
+        let (units, images, [o, h, w]) = (3, 2, [2, 2, 4]);
+        let out = o * h * w;
+        let val = |i: usize| ((i * 37 % 23) as f32 - 11.0) / 7.0;
+        let per_unit: Vec<f32> = (0..units * images * out).map(val).collect();
+        let replacement: Vec<f32> = (0..units * out).map(|i| val(i + 5) * 0.5).collect();
+        let bias: Vec<f32> = (0..out).map(|i| val(i + 9) * 0.1).collect();
+        let c = Contributions {
+            per_unit: &per_unit,
+            replacement: &replacement,
+            bias: &bias,
+            units,
+            images,
+        };
+        let m = masks(&[&[], &[1], &[1, 2], &[0, 1, 2], &[0], &[0, 2]], units);
+        let at = ResumeAt::PoolRelu {
+            site: "pool".into(),
+            dims: [o, h, w],
+        };
+        let rows = combine(&c, &Schedule::new(&m), &at);
+        let row = at.row_len();
+        assert_eq!(row, o * (h / 2) * (w / 2));
+        for image in 0..images {
+            for (k, mask) in m.iter().enumerate() {
+                let pre: Vec<f32> = (0..out)
+                    .map(|j| {
+                        let mut v = bias[j];
+                        for u in 0..units {
+                            let cu = per_unit[(u * images + image) * out + j];
+                            v += if mask[u] == 1.0 {
+                                replacement[u * out + j]
+                            } else {
+                                cu
+                            };
+                        }
+                        v
+                    })
+                    .collect();
+                let got = &rows[(image * m.len() + k) * row..][..row];
+                for ch in 0..o {
+                    for x in 0..w / 2 {
+                        let at = |yy: usize, xx: usize| pre[ch * h * w + yy * w + xx];
+                        let want = at(0, 2 * x)
+                            .max(at(0, 2 * x + 1))
+                            .max(at(1, 2 * x))
+                            .max(at(1, 2 * x + 1))
+                            .max(0.0);
+                        let g = got[ch * (w / 2) + x];
+                        assert!(
+                            (g - want).abs() < 1e-5,
+                            "image {image} mask {k}: {g} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
