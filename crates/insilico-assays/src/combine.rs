@@ -102,6 +102,7 @@ impl Contributions<'_> {
         self.bias.len()
     }
 
+    /// `C_u` of one image, `[out]`.
     fn unit(&self, u: usize, image: usize) -> &[f32] {
         let out = self.out();
         let start = (u * self.images + image) * out;
@@ -110,7 +111,8 @@ impl Contributions<'_> {
 }
 
 /// Every mask's resumed activation for every image of `c`, image-major: row
-/// `image * masks + mask` of `[images * masks, at.row_len()]`. Images run in parallel.
+/// `image * masks + mask` of `[images * masks, at.row_len()]`. Images run in parallel;
+/// each thread keeps one image's unablated sum, changes and running sum in its cache.
 pub fn combine(c: &Contributions, schedule: &Schedule, at: &ResumeAt) -> Vec<f32> {
     let out = c.out();
     let row = at.row_len();
@@ -121,63 +123,66 @@ pub fn combine(c: &Contributions, schedule: &Schedule, at: &ResumeAt) -> Vec<f32
     rows.par_chunks_mut((masks * row).max(1))
         .enumerate()
         .for_each(|(image, dst)| {
+            // base = bias + sum_u C_u, and each unit's change D_u = R_u - C_u, laid out
+            // [U, out] (each is read by several steps: a chain adds it, the next
+            // order's chain adds it again).
             let mut base = c.bias.to_vec();
-            for u in 0..c.units {
-                add_into(&mut base, c.unit(u, image), 1.0);
+            let mut change = c.replacement.to_vec();
+            for (u, d) in change.chunks_exact_mut(out).enumerate() {
+                let cu = c.unit(u, image);
+                add_scaled(&mut base, cu, 1.0);
+                add_scaled(d, cu, -1.0);
             }
             let mut acc = base.clone();
+            let mut pair = Vec::new();
             for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(row)) {
                 if step.fresh {
                     acc.copy_from_slice(&base);
                 }
                 for (units, sign) in [(&step.add, 1.0), (&step.sub, -1.0)] {
                     for &u in units {
-                        add_change(
-                            &mut acc,
-                            &c.replacement[u * out..(u + 1) * out],
-                            c.unit(u, image),
-                            sign,
-                        );
+                        add_scaled(&mut acc, &change[u * out..(u + 1) * out], sign);
                     }
                 }
-                finish(&acc, at, dst);
+                finish(&acc, at, dst, &mut pair);
             }
         });
     rows
 }
 
-fn add_into(acc: &mut [f32], x: &[f32], sign: f32) {
+/// `acc += sign * x`.
+fn add_scaled(acc: &mut [f32], x: &[f32], sign: f32) {
     for (a, v) in acc.iter_mut().zip(x) {
         *a += sign * v;
     }
 }
 
-/// `acc += sign * (r - c)`: silencing (sign 1) or restoring (sign -1) one unit.
-fn add_change(acc: &mut [f32], r: &[f32], c: &[f32], sign: f32) {
-    for ((a, r), c) in acc.iter_mut().zip(r).zip(c) {
-        *a += sign * (r - c);
+/// The larger of two values as a select, which vectorizes (`f32::max` does not).
+fn larger(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
 
 /// The pre-activation `pre` as the resumed row: pooled 2x2 then rectified, or as it is.
-fn finish(pre: &[f32], at: &ResumeAt, dst: &mut [f32]) {
+/// `pair` holds one row's vertical maxima (a scratch kept by the caller).
+fn finish(pre: &[f32], at: &ResumeAt, dst: &mut [f32], pair: &mut Vec<f32>) {
     match at {
         ResumeAt::PoolRelu {
             dims: [o, h, w], ..
         } => {
             let (h2, w2) = (h / 2, w / 2);
-            for ch in 0..*o {
-                let plane = &pre[ch * h * w..(ch + 1) * h * w];
-                for y in 0..h2 {
-                    let top = &plane[2 * y * w..(2 * y + 1) * w];
-                    let bottom = &plane[(2 * y + 1) * w..(2 * y + 2) * w];
-                    let out = &mut dst[(ch * h2 + y) * w2..(ch * h2 + y + 1) * w2];
-                    for (x, o) in out.iter_mut().enumerate() {
-                        let m = top[2 * x]
-                            .max(top[2 * x + 1])
-                            .max(bottom[2 * x])
-                            .max(bottom[2 * x + 1]);
-                        *o = m.max(0.0);
+            pair.resize(*w, 0.0);
+            for (plane, out) in pre.chunks_exact(h * w).zip(dst.chunks_exact_mut(h2 * w2)) {
+                for (rows, out) in plane.chunks_exact(2 * w).zip(out.chunks_exact_mut(w2)) {
+                    let (top, bottom) = rows.split_at(*w);
+                    for ((p, t), b) in pair.iter_mut().zip(top).zip(bottom) {
+                        *p = larger(*t, *b);
+                    }
+                    for (o, p) in out.iter_mut().zip(pair.chunks_exact(2)) {
+                        *o = larger(larger(p[0], p[1]), 0.0);
                     }
                 }
             }

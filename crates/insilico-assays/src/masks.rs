@@ -25,7 +25,8 @@ use anyhow::{ensure, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use insilico_engine::eval::{argmax_rows, to_vec};
 use insilico_engine::linearize::{
-    bias_row, linearization, resume_at, unit_contributions, Linearization, ResumeAt,
+    bias_row, linearization, resume_at, unit_contributions, unit_contributions_vec, Linearization,
+    ResumeAt,
 };
 use insilico_engine::{Ablation, Activation, Hooks, Network};
 
@@ -329,7 +330,7 @@ impl<'a> MaskEvaluator<'a> {
         for start in (0..n).step_by(chunk_len) {
             let len = chunk_len.min(n - start);
             let pre = self.to_pre_site(lin, self.cache.narrow(start, len))?;
-            let per_unit = to_vec(unit_contributions(self.net, lin, pre, self.units)?);
+            let per_unit = unit_contributions_vec(self.net, lin, pre, self.units)?;
             let c = Contributions {
                 per_unit: &per_unit,
                 replacement: &lin.replacement_contrib,

@@ -10,7 +10,9 @@
 //! combines them.
 
 use crate::config::LayerSpec;
+use crate::eval::to_vec;
 use crate::hooks::Activation;
+use crate::kernels::conv::{forward as conv_forward, ConvDims};
 use crate::network::{Layer, Network};
 use crate::plan::Plan;
 use anyhow::{bail, ensure, Result};
@@ -148,6 +150,56 @@ pub fn unit_contributions(
         }
         _ => bail!("{} is not a conv or linear layer", lin.linear_site),
     })
+}
+
+/// [`unit_contributions`] as plain values, `[units, B * out]`. For a convolution, each
+/// unit's contribution is the convolution of its own input channel with its own slice of
+/// the filters, `[O, 1, kh, kw]`: one call of the engine's CPU convolution per unit over
+/// the whole batch, written straight into that unit's rows (no im2col of all channels at
+/// once, no permutation of the product afterwards).
+pub fn unit_contributions_vec(
+    net: &Network,
+    lin: &Linearization,
+    x: Activation,
+    units: usize,
+) -> Result<Vec<f32>> {
+    let plan = net.plan();
+    let spec = &plan.stages[plan.site_index(&lin.linear_site)?].spec;
+    let (
+        Layer::Conv2d(conv),
+        Activation::Map(x),
+        LayerSpec::Conv2d {
+            stride, padding, ..
+        },
+    ) = (net.layer(&lin.linear_site)?, &x, spec)
+    else {
+        return Ok(to_vec(unit_contributions(net, lin, x, units)?));
+    };
+    let [b, c, h, w] = x.dims();
+    let weight = conv.weight.val();
+    let [o, wc, kh, kw] = weight.dims();
+    ensure!(
+        c == units && wc == units,
+        "per-unit contributions need one input channel per unit"
+    );
+    let (x, weight) = (to_vec(x.clone()), to_vec(weight));
+    let dims = ConvDims::new([b, 1, h, w], [o, 1, kh, kw], [*stride; 2], [*padding; 2]);
+    let zeros = vec![0.0; o];
+    let mut out = Vec::with_capacity(units * b * o * dims.oh * dims.ow);
+    for u in 0..units {
+        let plane: Vec<f32> = x
+            .chunks_exact(c * h * w)
+            .flat_map(|image| &image[u * h * w..(u + 1) * h * w])
+            .copied()
+            .collect();
+        let filters: Vec<f32> = weight
+            .chunks_exact(c * kh * kw)
+            .flat_map(|f| &f[u * kh * kw..(u + 1) * kh * kw])
+            .copied()
+            .collect();
+        out.extend(conv_forward(&dims, &plane, &filters, &zeros, false));
+    }
+    Ok(out)
 }
 
 /// The linear layer's bias laid out like one row of contributions, `[1, B * out]`.
