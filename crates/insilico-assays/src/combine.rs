@@ -87,8 +87,11 @@ impl Schedule {
 
 /// What the combination reads for a chunk of images.
 pub struct Contributions<'a> {
-    /// `C`: `[units, images * out]`, each unit's contribution to each image's `out` values.
+    /// `C`: `[units, groups, images, out / groups]`, each unit's contribution to each
+    /// image's `out` values, in `groups` contiguous runs per unit and image (a conv
+    /// layer's output channels; one group for a linear layer).
     pub per_unit: &'a [f32],
+    pub groups: usize,
     /// `R`: `[units, out]`, each unit's replacement's contribution (the same for every image).
     pub replacement: &'a [f32],
     /// The linear layer's bias per output value, `[out]`.
@@ -102,11 +105,13 @@ impl Contributions<'_> {
         self.bias.len()
     }
 
-    /// `C_u` of one image, `[out]`.
-    fn unit(&self, u: usize, image: usize) -> &[f32] {
-        let out = self.out();
-        let start = (u * self.images + image) * out;
-        &self.per_unit[start..start + out]
+    /// `C_u` of one image as `groups` runs whose concatenation is its `[out]` values.
+    fn unit(&self, u: usize, image: usize) -> impl Iterator<Item = &[f32]> {
+        let seg = self.out() / self.groups;
+        (0..self.groups).map(move |g| {
+            let start = ((u * self.groups + g) * self.images + image) * seg;
+            &self.per_unit[start..start + seg]
+        })
     }
 }
 
@@ -118,6 +123,7 @@ pub fn combine(c: &Contributions, schedule: &Schedule, at: &ResumeAt) -> Vec<f32
     let row = at.row_len();
     let masks = schedule.steps.len();
     assert_eq!(c.per_unit.len(), c.units * c.images * out);
+    assert_eq!(out % c.groups.max(1), 0, "groups must divide the output");
     assert_eq!(c.replacement.len(), c.units * out);
     let mut rows = vec![0.0f32; c.images * masks * row];
     rows.par_chunks_mut((masks * row).max(1))
@@ -128,10 +134,13 @@ pub fn combine(c: &Contributions, schedule: &Schedule, at: &ResumeAt) -> Vec<f32
             // order's chain adds it again).
             let mut base = c.bias.to_vec();
             let mut change = c.replacement.to_vec();
+            let seg = out / c.groups;
             for (u, d) in change.chunks_exact_mut(out).enumerate() {
-                let cu = c.unit(u, image);
-                add_scaled(&mut base, cu, 1.0);
-                add_scaled(d, cu, -1.0);
+                let runs = base.chunks_exact_mut(seg).zip(d.chunks_exact_mut(seg));
+                for ((base, d), cu) in runs.zip(c.unit(u, image)) {
+                    add_scaled(base, cu, 1.0);
+                    add_scaled(d, cu, -1.0);
+                }
             }
             let mut acc = base.clone();
             let mut pair = Vec::new();
@@ -171,7 +180,7 @@ fn larger(a: f32, b: f32) -> f32 {
 fn finish(pre: &[f32], at: &ResumeAt, dst: &mut [f32], pair: &mut Vec<f32>) {
     match at {
         ResumeAt::PoolRelu {
-            dims: [o, h, w], ..
+            dims: [_, h, w], ..
         } => {
             let (h2, w2) = (h / 2, w / 2);
             pair.resize(*w, 0.0);
@@ -233,21 +242,27 @@ mod tests {
     }
 
     /// Each mask's row against the definition `base + sum_u m_u (R_u - C_u)`, summed
-    /// directly per mask, then pooled and rectified by hand.
+    /// directly per mask, then pooled and rectified by hand; the contributions come in
+    /// one run per output channel (`groups = o`), as a convolution's GEMM writes them.
     #[test]
     fn combine_matches_the_direct_sum_with_pool_and_relu() {
         let (units, images, [o, h, w]) = (3, 2, [2, 2, 4]);
-        let out = o * h * w;
+        let (out, seg) = (o * h * w, h * w);
         let val = |i: usize| ((i * 37 % 23) as f32 - 11.0) / 7.0;
         let per_unit: Vec<f32> = (0..units * images * out).map(val).collect();
         let replacement: Vec<f32> = (0..units * out).map(|i| val(i + 5) * 0.5).collect();
         let bias: Vec<f32> = (0..out).map(|i| val(i + 9) * 0.1).collect();
         let c = Contributions {
             per_unit: &per_unit,
+            groups: o,
             replacement: &replacement,
             bias: &bias,
             units,
             images,
+        };
+        // C_u of `image` at output value j = (channel g, position p): [u, g, image, p].
+        let cu = |u: usize, image: usize, j: usize| {
+            per_unit[((u * o + j / seg) * images + image) * seg + j % seg]
         };
         let m = masks(&[&[], &[1], &[1, 2], &[0, 1, 2], &[0], &[0, 2]], units);
         let at = ResumeAt::PoolRelu {
@@ -263,11 +278,10 @@ mod tests {
                     .map(|j| {
                         let mut v = bias[j];
                         for u in 0..units {
-                            let cu = per_unit[(u * images + image) * out + j];
                             v += if mask[u] == 1.0 {
                                 replacement[u * out + j]
                             } else {
-                                cu
+                                cu(u, image, j)
                             };
                         }
                         v
@@ -277,11 +291,9 @@ mod tests {
                 for ch in 0..o {
                     for x in 0..w / 2 {
                         let at = |yy: usize, xx: usize| pre[ch * h * w + yy * w + xx];
-                        let want = at(0, 2 * x)
-                            .max(at(0, 2 * x + 1))
-                            .max(at(1, 2 * x))
-                            .max(at(1, 2 * x + 1))
-                            .max(0.0);
+                        let want = [at(0, 2 * x), at(0, 2 * x + 1), at(1, 2 * x), at(1, 2 * x + 1)]
+                            .into_iter()
+                            .fold(0.0f32, f32::max);
                         let g = got[ch * (w / 2) + x];
                         assert!(
                             (g - want).abs() < 1e-5,
@@ -290,6 +302,19 @@ mod tests {
                     }
                 }
             }
+        }
+        // Without the pool, the rows are the pre-activations themselves.
+        let at = ResumeAt::Output {
+            site: "fc".into(),
+            dims: vec![out],
+        };
+        let plain = combine(&c, &Schedule::new(&m), &at);
+        let mask = &m[3]; // every unit silenced: bias plus the replacements
+        for j in 0..out {
+            let want: f32 = bias[j] + (0..units).map(|u| replacement[u * out + j]).sum::<f32>();
+            assert!(mask.iter().all(|&v| v == 1.0));
+            assert!((plain[3 * out + j] - want).abs() < 1e-5);
+            assert!((plain[(m.len() + 3) * out + j] - want).abs() < 1e-5);
         }
     }
 }

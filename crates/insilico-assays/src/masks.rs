@@ -332,7 +332,8 @@ impl<'a> MaskEvaluator<'a> {
             let pre = self.to_pre_site(lin, self.cache.narrow(start, len))?;
             let per_unit = unit_contributions_vec(self.net, lin, pre, self.units)?;
             let c = Contributions {
-                per_unit: &per_unit,
+                per_unit: &per_unit.values,
+                groups: per_unit.groups,
                 replacement: &lin.replacement_contrib,
                 bias: &lin.bias,
                 units: self.units,

@@ -12,7 +12,7 @@
 use crate::config::LayerSpec;
 use crate::eval::to_vec;
 use crate::hooks::Activation;
-use crate::kernels::conv::{forward as conv_forward, ConvDims};
+use crate::kernels::conv::ConvDims;
 use crate::network::{Layer, Network};
 use crate::plan::Plan;
 use anyhow::{bail, ensure, Result};
@@ -20,6 +20,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Device, Tensor};
+use rayon::prelude::*;
 
 /// The stretch of the network after a masked site that the algebra replaces.
 #[derive(Clone, Debug)]
@@ -152,17 +153,25 @@ pub fn unit_contributions(
     })
 }
 
-/// [`unit_contributions`] as plain values, `[units, B * out]`. For a convolution, each
-/// unit's contribution is the convolution of its own input channel with its own slice of
-/// the filters, `[O, 1, kh, kw]`: one call of the engine's CPU convolution per unit over
-/// the whole batch, written straight into that unit's rows (no im2col of all channels at
-/// once, no permutation of the product afterwards).
+/// Per-unit contributions as plain values (see [`unit_contributions_vec`]).
+pub struct UnitContributions {
+    /// `[units, groups, images, out / groups]`: for a convolution the groups are its
+    /// output channels (each unit's contribution to a channel is contiguous over the
+    /// images' positions, as one GEMM writes it); for a linear layer there is one group.
+    pub values: Vec<f32>,
+    pub groups: usize,
+}
+
+/// [`unit_contributions`] as plain values. For a convolution, unit `u`'s contribution is
+/// its own input channel's patches `[K, B * L]` (unfolded here) times its own slice of the
+/// filters `[O, K]`: one GEMM per unit with rows as long as the batch's positions (the
+/// units in parallel), written where the combination reads it, with no permutation.
 pub fn unit_contributions_vec(
     net: &Network,
     lin: &Linearization,
     x: Activation,
     units: usize,
-) -> Result<Vec<f32>> {
+) -> Result<UnitContributions> {
     let plan = net.plan();
     let spec = &plan.stages[plan.site_index(&lin.linear_site)?].spec;
     let (
@@ -173,7 +182,8 @@ pub fn unit_contributions_vec(
         },
     ) = (net.layer(&lin.linear_site)?, &x, spec)
     else {
-        return Ok(to_vec(unit_contributions(net, lin, x, units)?));
+        let values = to_vec(unit_contributions(net, lin, x, units)?);
+        return Ok(UnitContributions { values, groups: 1 });
     };
     let [b, c, h, w] = x.dims();
     let weight = conv.weight.val();
@@ -182,24 +192,91 @@ pub fn unit_contributions_vec(
         c == units && wc == units,
         "per-unit contributions need one input channel per unit"
     );
+    let d = ConvDims::new([b, c, h, w], [o, c, kh, kw], [*stride; 2], [*padding; 2]);
     let (x, weight) = (to_vec(x.clone()), to_vec(weight));
-    let dims = ConvDims::new([b, 1, h, w], [o, 1, kh, kw], [*stride; 2], [*padding; 2]);
-    let zeros = vec![0.0; o];
-    let mut out = Vec::with_capacity(units * b * o * dims.oh * dims.ow);
-    for u in 0..units {
-        let plane: Vec<f32> = x
-            .chunks_exact(c * h * w)
-            .flat_map(|image| &image[u * h * w..(u + 1) * h * w])
-            .copied()
-            .collect();
-        let filters: Vec<f32> = weight
-            .chunks_exact(c * kh * kw)
-            .flat_map(|f| &f[u * kh * kw..(u + 1) * kh * kw])
-            .copied()
-            .collect();
-        out.extend(conv_forward(&dims, &plane, &filters, &zeros, false));
+    let (k, n) = (kh * kw, b * d.oh * d.ow);
+    let mut values = vec![0.0f32; units * o * n];
+    values
+        .par_chunks_mut(o * n)
+        .enumerate()
+        .for_each(|(u, dst)| {
+            let patches = unfold_channel(&d, &x, u);
+            let filters: Vec<f32> = weight
+                .chunks_exact(c * k)
+                .flat_map(|f| &f[u * k..(u + 1) * k])
+                .copied()
+                .collect();
+            matmul_rows(o, n, k, &filters, &patches, dst);
+        });
+    Ok(UnitContributions { values, groups: o })
+}
+
+/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, all row-major, on the calling thread.
+fn matmul_rows(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
+    assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n);
+    if m * n * k == 0 {
+        dst.fill(0.0);
+        return;
     }
-    Ok(out)
+    // SAFETY: the three slices hold exactly the row-major matrices the call reads and
+    // writes (checked above); `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Channel `ch`'s patches on their own, `[kh * kw, N * L]` (L output positions), zeros in
+/// the padding; rows of a stride-1 window are copied whole.
+fn unfold_channel(d: &ConvDims, x: &[f32], ch: usize) -> Vec<f32> {
+    let l = d.oh * d.ow;
+    let mut out = vec![0.0f32; d.kh * d.kw * d.n * l];
+    for (tap, dst) in out.chunks_exact_mut(d.n * l).enumerate() {
+        let (ky, kx) = (tap / d.kw, tap % d.kw);
+        // Output columns whose input column lies inside the image.
+        let lo = d.pw.saturating_sub(kx).div_ceil(d.sw).min(d.ow);
+        let hi = (d.w + d.pw)
+            .saturating_sub(kx)
+            .div_ceil(d.sw)
+            .clamp(lo, d.ow);
+        for (image, dst) in dst.chunks_exact_mut(l).enumerate() {
+            let plane = &x[(image * d.ci + ch) * d.h * d.w..][..d.h * d.w];
+            for (oy, row) in dst.chunks_exact_mut(d.ow).enumerate() {
+                let Some(iy) = (oy * d.sh + ky).checked_sub(d.ph).filter(|&y| y < d.h) else {
+                    continue;
+                };
+                let src = &plane[iy * d.w..][..d.w];
+                if d.sw == 1 {
+                    let start = lo + kx - d.pw;
+                    row[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                } else {
+                    for (ox, v) in row[lo..hi].iter_mut().enumerate() {
+                        *v = src[(lo + ox) * d.sw + kx - d.pw];
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The linear layer's bias laid out like one row of contributions, `[1, B * out]`.
