@@ -291,9 +291,14 @@ mod tests {
                 for ch in 0..o {
                     for x in 0..w / 2 {
                         let at = |yy: usize, xx: usize| pre[ch * h * w + yy * w + xx];
-                        let want = [at(0, 2 * x), at(0, 2 * x + 1), at(1, 2 * x), at(1, 2 * x + 1)]
-                            .into_iter()
-                            .fold(0.0f32, f32::max);
+                        let want = [
+                            at(0, 2 * x),
+                            at(0, 2 * x + 1),
+                            at(1, 2 * x),
+                            at(1, 2 * x + 1),
+                        ]
+                        .into_iter()
+                        .fold(0.0f32, f32::max);
                         let g = got[ch * (w / 2) + x];
                         assert!(
                             (g - want).abs() < 1e-5,

@@ -327,10 +327,12 @@ impl<'a> MaskEvaluator<'a> {
         let chunk_len = (CONTRIBUTION_FLOATS / per_image.max(1))
             .clamp(8, self.images_per_chunk)
             .min(n.max(1));
+        // The contributions' buffer, reused from chunk to chunk.
+        let mut spare = Vec::new();
         for start in (0..n).step_by(chunk_len) {
             let len = chunk_len.min(n - start);
             let pre = self.to_pre_site(lin, self.cache.narrow(start, len))?;
-            let per_unit = unit_contributions_vec(self.net, lin, pre, self.units)?;
+            let per_unit = unit_contributions_vec(self.net, lin, pre, self.units, spare)?;
             let c = Contributions {
                 per_unit: &per_unit.values,
                 groups: per_unit.groups,
@@ -340,6 +342,7 @@ impl<'a> MaskEvaluator<'a> {
                 images: len,
             };
             let rows = combine(&c, schedule, &lin.resume);
+            spare = per_unit.values;
             let dims = lin.resume.dims(len * masks.len());
             let act = Activation::from_vec(rows, &dims, &self.device);
             let rec = self.net.resume(lin.resume.site(), act, &Hooks::new())?;

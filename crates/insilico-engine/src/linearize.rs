@@ -166,11 +166,14 @@ pub struct UnitContributions {
 /// its own input channel's patches `[K, B * L]` (unfolded here) times its own slice of the
 /// filters `[O, K]`: one GEMM per unit with rows as long as the batch's positions (the
 /// units in parallel), written where the combination reads it, with no permutation.
+/// `buffer`'s allocation is reused for the values (pass the previous call's values back:
+/// a fresh buffer of this size would be zeroed first, for nothing).
 pub fn unit_contributions_vec(
     net: &Network,
     lin: &Linearization,
     x: Activation,
     units: usize,
+    buffer: Vec<f32>,
 ) -> Result<UnitContributions> {
     let plan = net.plan();
     let spec = &plan.stages[plan.site_index(&lin.linear_site)?].spec;
@@ -195,18 +198,20 @@ pub fn unit_contributions_vec(
     let d = ConvDims::new([b, c, h, w], [o, c, kh, kw], [*stride; 2], [*padding; 2]);
     let (x, weight) = (to_vec(x.clone()), to_vec(weight));
     let (k, n) = (kh * kw, b * d.oh * d.ow);
-    let mut values = vec![0.0f32; units * o * n];
+    let mut values = buffer;
+    // Every value is written by the GEMM below (which does not read its destination).
+    values.resize(units * o * n, 0.0);
     values
         .par_chunks_mut(o * n)
         .enumerate()
-        .for_each(|(u, dst)| {
-            let patches = unfold_channel(&d, &x, u);
+        .for_each_init(Vec::new, |patches, (u, dst)| {
+            unfold_channel(&d, &x, u, patches);
             let filters: Vec<f32> = weight
                 .chunks_exact(c * k)
                 .flat_map(|f| &f[u * k..(u + 1) * k])
                 .copied()
                 .collect();
-            matmul_rows(o, n, k, &filters, &patches, dst);
+            matmul_rows(o, n, k, &filters, patches, dst);
         });
     Ok(UnitContributions { values, groups: o })
 }
@@ -245,11 +250,11 @@ fn matmul_rows(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut
     }
 }
 
-/// Channel `ch`'s patches on their own, `[kh * kw, N * L]` (L output positions), zeros in
-/// the padding; rows of a stride-1 window are copied whole.
-fn unfold_channel(d: &ConvDims, x: &[f32], ch: usize) -> Vec<f32> {
+/// Channel `ch`'s patches on their own into `out`, `[kh * kw, N * L]` (L output
+/// positions), zeros in the padding; rows of a stride-1 window are copied whole.
+fn unfold_channel(d: &ConvDims, x: &[f32], ch: usize, out: &mut Vec<f32>) {
     let l = d.oh * d.ow;
-    let mut out = vec![0.0f32; d.kh * d.kw * d.n * l];
+    out.resize(d.kh * d.kw * d.n * l, 0.0);
     for (tap, dst) in out.chunks_exact_mut(d.n * l).enumerate() {
         let (ky, kx) = (tap / d.kw, tap % d.kw);
         // Output columns whose input column lies inside the image.
@@ -262,9 +267,12 @@ fn unfold_channel(d: &ConvDims, x: &[f32], ch: usize) -> Vec<f32> {
             let plane = &x[(image * d.ci + ch) * d.h * d.w..][..d.h * d.w];
             for (oy, row) in dst.chunks_exact_mut(d.ow).enumerate() {
                 let Some(iy) = (oy * d.sh + ky).checked_sub(d.ph).filter(|&y| y < d.h) else {
+                    row.fill(0.0);
                     continue;
                 };
                 let src = &plane[iy * d.w..][..d.w];
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
                 if d.sw == 1 {
                     let start = lo + kx - d.pw;
                     row[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
@@ -276,7 +284,6 @@ fn unfold_channel(d: &ConvDims, x: &[f32], ch: usize) -> Vec<f32> {
             }
         }
     }
-    out
 }
 
 /// The linear layer's bias laid out like one row of contributions, `[1, B * out]`.

@@ -49,7 +49,8 @@ fn check(net: &Network, input: [usize; 3], site: &str) {
     let pre = rec.get(&lin.pre_site).clone();
     let layer = to_vec(rec.get(&lin.linear_site).clone().flatten());
     let units = pre.units();
-    let fast = unit_contributions_vec(net, &lin, pre.clone(), units).unwrap();
+    // A reused buffer of stale values must not leak into the result.
+    let fast = unit_contributions_vec(net, &lin, pre.clone(), units, vec![7.0; 5]).unwrap();
     let slow = to_vec(unit_contributions(net, &lin, pre, units).unwrap());
     let out: usize = lin.out_dims.iter().product();
     let (o, l) = (fast.groups, out / fast.groups);
@@ -64,7 +65,10 @@ fn check(net: &Network, input: [usize; 3], site: &str) {
                 for u in 0..units {
                     let v = fast.values[((u * o + g) * b + image) * l + p];
                     let w = slow[u * b * out + image * out + g * l + p];
-                    assert!((v - w).abs() <= 1e-4 * (1.0 + w.abs()), "{site}: {v} vs {w}");
+                    assert!(
+                        (v - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{site}: {v} vs {w}"
+                    );
                     sum += v;
                 }
                 bias_seen[g].push(layer[image * out + g * l + p] - sum);
