@@ -105,13 +105,11 @@ impl Contributions<'_> {
         self.bias.len()
     }
 
-    /// `C_u` of one image as `groups` runs whose concatenation is its `[out]` values.
-    fn unit(&self, u: usize, image: usize) -> impl Iterator<Item = &[f32]> {
+    /// `C_u` of one image in group `g`, `[out / groups]`.
+    fn run(&self, u: usize, g: usize, image: usize) -> &[f32] {
         let seg = self.out() / self.groups;
-        (0..self.groups).map(move |g| {
-            let start = ((u * self.groups + g) * self.images + image) * seg;
-            &self.per_unit[start..start + seg]
-        })
+        let start = ((u * self.groups + g) * self.images + image) * seg;
+        &self.per_unit[start..start + seg]
     }
 }
 
@@ -124,39 +122,79 @@ pub fn combine(c: &Contributions, schedule: &Schedule, at: &ResumeAt) -> Vec<f32
     let masks = schedule.steps.len();
     assert_eq!(c.per_unit.len(), c.units * c.images * out);
     assert_eq!(out % c.groups.max(1), 0, "groups must divide the output");
+    if let ResumeAt::PoolRelu {
+        dims: [_, h, w], ..
+    } = at
+    {
+        assert_eq!(
+            (out / c.groups) % (h * w),
+            0,
+            "a group holds whole channels"
+        );
+    }
     assert_eq!(c.replacement.len(), c.units * out);
     let mut rows = vec![0.0f32; c.images * masks * row];
     rows.par_chunks_mut((masks * row).max(1))
         .enumerate()
-        .for_each(|(image, dst)| {
-            // base = bias + sum_u C_u, and each unit's change D_u = R_u - C_u, laid out
-            // [U, out] (each is read by several steps: a chain adds it, the next
-            // order's chain adds it again).
-            let mut base = c.bias.to_vec();
-            let mut change = c.replacement.to_vec();
-            let seg = out / c.groups;
-            for (u, d) in change.chunks_exact_mut(out).enumerate() {
-                let runs = base.chunks_exact_mut(seg).zip(d.chunks_exact_mut(seg));
-                for ((base, d), cu) in runs.zip(c.unit(u, image)) {
-                    add_scaled(base, cu, 1.0);
-                    add_scaled(d, cu, -1.0);
-                }
-            }
-            let mut acc = base.clone();
-            let mut pair = Vec::new();
-            for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(row)) {
-                if step.fresh {
-                    acc.copy_from_slice(&base);
-                }
-                for (units, sign) in [(&step.add, 1.0), (&step.sub, -1.0)] {
-                    for &u in units {
-                        add_scaled(&mut acc, &change[u * out..(u + 1) * out], sign);
-                    }
-                }
-                finish(&acc, at, dst, &mut pair);
-            }
+        .for_each_init(Scratch::default, |scratch, (image, dst)| {
+            image_rows(c, schedule, at, image, dst, scratch)
         });
     rows
+}
+
+/// One thread's working rows, kept from image to image; one group of output values at
+/// a time (a conv layer's channel), so that all of them stay in the L1 cache.
+#[derive(Default)]
+struct Scratch {
+    /// `bias + sum_u C_u` for the group.
+    base: Vec<f32>,
+    /// Each unit's change `D_u = R_u - C_u` for the group, `[U, seg]` (each is read by
+    /// several steps: a chain adds it, the next order's chain adds it again).
+    change: Vec<f32>,
+    /// The running pre-activation of the group.
+    acc: Vec<f32>,
+    /// One row's vertical maxima for the pool.
+    pair: Vec<f32>,
+}
+
+/// Every mask's row for one image (`dst`, `[masks, row]`), group by group: the relu and
+/// pool act within a channel, so each group's part of a row is finished on its own.
+fn image_rows(
+    c: &Contributions,
+    schedule: &Schedule,
+    at: &ResumeAt,
+    image: usize,
+    dst: &mut [f32],
+    s: &mut Scratch,
+) {
+    let out = c.out();
+    let seg = out / c.groups;
+    let (row, part) = (at.row_len(), at.row_len() / c.groups);
+    for g in 0..c.groups {
+        s.base.clear();
+        s.base.extend_from_slice(&c.bias[g * seg..(g + 1) * seg]);
+        s.change.resize(c.units * seg, 0.0);
+        for (u, d) in s.change.chunks_exact_mut(seg).enumerate() {
+            let cu = c.run(u, g, image);
+            let r = &c.replacement[u * out + g * seg..][..seg];
+            for (((b, d), cu), r) in s.base.iter_mut().zip(d).zip(cu).zip(r) {
+                *b += cu;
+                *d = r - cu;
+            }
+        }
+        s.acc.resize(seg, 0.0);
+        for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(row)) {
+            if step.fresh {
+                s.acc.copy_from_slice(&s.base);
+            }
+            for (units, sign) in [(&step.add, 1.0), (&step.sub, -1.0)] {
+                for &u in units {
+                    add_scaled(&mut s.acc, &s.change[u * seg..(u + 1) * seg], sign);
+                }
+            }
+            finish(&s.acc, at, &mut dst[g * part..(g + 1) * part], &mut s.pair);
+        }
+    }
 }
 
 /// `acc += sign * x`.
