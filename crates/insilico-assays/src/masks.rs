@@ -10,8 +10,8 @@
 //! conv or linear layer `L` is linear in its input units, so
 //! `L(x') = base + sum_u m_u D_u` with `base = sum_u L(x_u) + bias` (nothing silenced)
 //! and `D_u = L(r_u) - L(x_u)` (what silencing unit `u` changes). The per-unit
-//! contributions `L(x_u)` are computed once per image (a batched matmul over image
-//! patches, or over the flattened map); every mask is then one row of a single
+//! contributions `L(x_u)` are computed once per image (one GEMM per unit over its own
+//! channel's patches, or a batched matmul over the flattened map); every mask is then a
 //! sum of rows instead of a convolution per mask. Cumulative masks are reached from one
 //! another a few rows at a time, every mask of a block in one pass over each image's
 //! contributions ([`crate::combine`]), and a mask of one unit (single-unit importance) is
