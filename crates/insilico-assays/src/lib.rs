@@ -6,6 +6,7 @@
 //! writing files is the report crate's job.
 
 pub mod ablation;
+pub mod combine;
 pub mod erf;
 pub mod masks;
 pub mod noise;

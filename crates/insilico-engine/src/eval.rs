@@ -83,6 +83,37 @@ pub fn evaluate(net: &Network, examples: &Examples, batch: usize, device: &Devic
     }
 }
 
+/// The activations at several sites, recorded in one forward pass over the examples (in
+/// batches of `batch`), in the order of `sites`.
+pub fn record_sites(
+    net: &Network,
+    examples: &Examples,
+    sites: &[&str],
+    batch: usize,
+    device: &Device,
+) -> anyhow::Result<Vec<Activation>> {
+    let last = sites
+        .iter()
+        .map(|s| net.plan().site_index(s))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no sites to record"))?;
+    let hooks = Hooks::new()
+        .record(sites)
+        .stop_after(&net.plan().stages[last].site);
+    net.check_hooks(&hooks)?;
+    let mut parts: Vec<Vec<Activation>> = vec![Vec::new(); sites.len()];
+    for start in (0..examples.len()).step_by(batch) {
+        let len = batch.min(examples.len() - start);
+        let rec = net.run(examples.range(start, len, device), &hooks);
+        for (part, site) in parts.iter_mut().zip(sites) {
+            part.push(rec.get(site).clone());
+        }
+    }
+    Ok(parts.into_iter().map(Activation::cat).collect())
+}
+
 /// Records `site` for all examples, `batch` at a time, and returns the activations stacked
 /// along the batch axis (the network runs only up to the site).
 pub fn record_site(

@@ -10,7 +10,9 @@
 //! combines them.
 
 use crate::config::LayerSpec;
+use crate::eval::to_vec;
 use crate::hooks::Activation;
+use crate::kernels::conv::ConvDims;
 use crate::network::{Layer, Network};
 use crate::plan::Plan;
 use anyhow::{bail, ensure, Result};
@@ -18,6 +20,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Device, Tensor};
+use rayon::prelude::*;
 
 /// The stretch of the network after a masked site that the algebra replaces.
 #[derive(Clone, Debug)]
@@ -150,6 +153,139 @@ pub fn unit_contributions(
     })
 }
 
+/// Per-unit contributions as plain values (see [`unit_contributions_vec`]).
+pub struct UnitContributions {
+    /// `[units, groups, images, out / groups]`: for a convolution the groups are its
+    /// output channels (each unit's contribution to a channel is contiguous over the
+    /// images' positions, as one GEMM writes it); for a linear layer there is one group.
+    pub values: Vec<f32>,
+    pub groups: usize,
+}
+
+/// [`unit_contributions`] as plain values. For a convolution, unit `u`'s contribution is
+/// its own input channel's patches `[K, B * L]` (unfolded here) times its own slice of the
+/// filters `[O, K]`: one GEMM per unit with rows as long as the batch's positions (the
+/// units in parallel), written where the combination reads it, with no permutation.
+/// `buffer`'s allocation is reused for the values (pass the previous call's values back:
+/// a fresh buffer of this size would be zeroed first, for nothing).
+pub fn unit_contributions_vec(
+    net: &Network,
+    lin: &Linearization,
+    x: Activation,
+    units: usize,
+    buffer: Vec<f32>,
+) -> Result<UnitContributions> {
+    let plan = net.plan();
+    let spec = &plan.stages[plan.site_index(&lin.linear_site)?].spec;
+    let (
+        Layer::Conv2d(conv),
+        Activation::Map(x),
+        LayerSpec::Conv2d {
+            stride, padding, ..
+        },
+    ) = (net.layer(&lin.linear_site)?, &x, spec)
+    else {
+        let values = to_vec(unit_contributions(net, lin, x, units)?);
+        return Ok(UnitContributions { values, groups: 1 });
+    };
+    let [b, c, h, w] = x.dims();
+    let weight = conv.weight.val();
+    let [o, wc, kh, kw] = weight.dims();
+    ensure!(
+        c == units && wc == units,
+        "per-unit contributions need one input channel per unit"
+    );
+    let d = ConvDims::new([b, c, h, w], [o, c, kh, kw], [*stride; 2], [*padding; 2]);
+    let (x, weight) = (to_vec(x.clone()), to_vec(weight));
+    let (k, n) = (kh * kw, b * d.oh * d.ow);
+    let mut values = buffer;
+    // Every value is written by the GEMM below (which does not read its destination).
+    values.resize(units * o * n, 0.0);
+    values
+        .par_chunks_mut(o * n)
+        .enumerate()
+        .for_each_init(Vec::new, |patches, (u, dst)| {
+            unfold_channel(&d, &x, u, patches);
+            let filters: Vec<f32> = weight
+                .chunks_exact(c * k)
+                .flat_map(|f| &f[u * k..(u + 1) * k])
+                .copied()
+                .collect();
+            matmul_rows(o, n, k, &filters, patches, dst);
+        });
+    Ok(UnitContributions { values, groups: o })
+}
+
+/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, all row-major, on the calling thread.
+fn matmul_rows(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
+    assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n);
+    if m * n * k == 0 {
+        dst.fill(0.0);
+        return;
+    }
+    // SAFETY: the three slices hold exactly the row-major matrices the call reads and
+    // writes (checked above); `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Channel `ch`'s patches on their own into `out`, `[kh * kw, N * L]` (L output
+/// positions), zeros in the padding; rows of a stride-1 window are copied whole.
+fn unfold_channel(d: &ConvDims, x: &[f32], ch: usize, out: &mut Vec<f32>) {
+    let l = d.oh * d.ow;
+    out.resize(d.kh * d.kw * d.n * l, 0.0);
+    for (tap, dst) in out.chunks_exact_mut(d.n * l).enumerate() {
+        let (ky, kx) = (tap / d.kw, tap % d.kw);
+        // Output columns whose input column lies inside the image.
+        let lo = d.pw.saturating_sub(kx).div_ceil(d.sw).min(d.ow);
+        let hi = (d.w + d.pw)
+            .saturating_sub(kx)
+            .div_ceil(d.sw)
+            .clamp(lo, d.ow);
+        for (image, dst) in dst.chunks_exact_mut(l).enumerate() {
+            let plane = &x[(image * d.ci + ch) * d.h * d.w..][..d.h * d.w];
+            for (oy, row) in dst.chunks_exact_mut(d.ow).enumerate() {
+                let Some(iy) = (oy * d.sh + ky).checked_sub(d.ph).filter(|&y| y < d.h) else {
+                    row.fill(0.0);
+                    continue;
+                };
+                let src = &plane[iy * d.w..][..d.w];
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
+                if d.sw == 1 {
+                    let start = lo + kx - d.pw;
+                    row[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                } else {
+                    for (ox, v) in row[lo..hi].iter_mut().enumerate() {
+                        *v = src[(lo + ox) * d.sw + kx - d.pw];
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The linear layer's bias laid out like one row of contributions, `[1, B * out]`.
 pub fn bias_row(net: &Network, lin: &Linearization, b: usize, device: &Device) -> Tensor<2> {
     let out: usize = lin.out_dims.iter().product();
@@ -170,17 +306,48 @@ pub fn bias_row(net: &Network, lin: &Linearization, b: usize, device: &Device) -
     }
 }
 
-/// The linear layer's output `pre` (`[rows, out]`) as the activation to resume from, and
-/// the site to resume after. Where a relu and a 2x2 max pool follow, they are applied
-/// here in the other order (both monotone, so they commute) with the pool as a reshape
-/// and a max: the relu then touches a quarter of the values.
-pub fn resume_point(
-    net: &Network,
-    lin: &Linearization,
-    pre: Tensor<2>,
-    rows: usize,
-) -> Result<(String, Activation)> {
-    let plan = net.plan();
+/// How the linear layer's output becomes the activation the forward pass resumes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResumeAt {
+    /// A relu and a 2x2 max pool follow the map `[o, h, w]` (even sides): they are
+    /// applied in the other order (both monotone, so they commute), the relu then
+    /// touching a quarter of the values, and the pass resumes after the pool at `site`.
+    PoolRelu { site: String, dims: [usize; 3] },
+    /// The output as it is (`dims` without the batch axis); the pass resumes after the
+    /// linear layer at `site`.
+    Output { site: String, dims: Vec<usize> },
+}
+
+impl ResumeAt {
+    /// Values per row of the resumed activation.
+    pub fn row_len(&self) -> usize {
+        match self {
+            ResumeAt::PoolRelu {
+                dims: [o, h, w], ..
+            } => o * (h / 2) * (w / 2),
+            ResumeAt::Output { dims, .. } => dims.iter().product(),
+        }
+    }
+
+    /// The resumed activation's shape for `rows` rows of [`Self::row_len`] values.
+    pub fn dims(&self, rows: usize) -> Vec<usize> {
+        match self {
+            ResumeAt::PoolRelu {
+                dims: [o, h, w], ..
+            } => vec![rows, *o, h / 2, w / 2],
+            ResumeAt::Output { dims, .. } => [&[rows][..], dims].concat(),
+        }
+    }
+
+    pub fn site(&self) -> &str {
+        match self {
+            ResumeAt::PoolRelu { site, .. } | ResumeAt::Output { site, .. } => site,
+        }
+    }
+}
+
+/// Where and how the forward pass resumes after the linear layer of `lin`.
+pub fn resume_at(plan: &Plan, lin: &Linearization) -> Result<ResumeAt> {
     let j = plan.site_index(&lin.linear_site)?;
     let stages = &plan.stages;
     let relu_then_pool = j + 2 < stages.len()
@@ -194,19 +361,43 @@ pub fn resume_point(
             }
         );
     Ok(match lin.out_dims[..] {
-        [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => {
-            let pooled = pre
-                .reshape([rows, o, h / 2, 2, w / 2, 2])
-                .max_dim(5)
-                .max_dim(3)
-                .reshape([rows, o, h / 2, w / 2]);
-            (stages[j + 2].site.clone(), Activation::Map(relu(pooled)))
-        }
-        [o, h, w] => (
-            lin.linear_site.clone(),
-            Activation::Map(pre.reshape([rows, o, h, w])),
-        ),
-        [_] => (lin.linear_site.clone(), Activation::Flat(pre)),
+        [o, h, w] if relu_then_pool && h % 2 == 0 && w % 2 == 0 => ResumeAt::PoolRelu {
+            site: stages[j + 2].site.clone(),
+            dims: [o, h, w],
+        },
+        [_, _, _] | [_] => ResumeAt::Output {
+            site: lin.linear_site.clone(),
+            dims: lin.out_dims.clone(),
+        },
         _ => bail!("{} has neither a map nor a vector output", lin.linear_site),
     })
+}
+
+/// The linear layer's output `pre` (`[rows, out]`) as the activation to resume from, and
+/// the site to resume after (see [`ResumeAt`]; the pool is a reshape and a max).
+pub fn resume_point(
+    net: &Network,
+    lin: &Linearization,
+    pre: Tensor<2>,
+    rows: usize,
+) -> Result<(String, Activation)> {
+    let at = resume_at(net.plan(), lin)?;
+    let act = match (&at, &lin.out_dims[..]) {
+        (
+            ResumeAt::PoolRelu {
+                dims: [o, h, w], ..
+            },
+            _,
+        ) => {
+            let pooled = pre
+                .reshape([rows, *o, h / 2, 2, w / 2, 2])
+                .max_dim(5)
+                .max_dim(3)
+                .reshape([rows, *o, h / 2, w / 2]);
+            Activation::Map(relu(pooled))
+        }
+        (ResumeAt::Output { .. }, &[o, h, w]) => Activation::Map(pre.reshape([rows, o, h, w])),
+        (ResumeAt::Output { .. }, _) => Activation::Flat(pre),
+    };
+    Ok((at.site().to_string(), act))
 }

@@ -85,7 +85,8 @@ impl Assay for Ablation {
         and order), ablation.json, and curves_<site>.png/.svg and curves.png/.svg.\n\n\
         The site's activation is recorded once; masks are applied to the cached activations, \
         many per forward pass, and where a conv or linear layer follows, each unit's \
-        contribution to it is computed once so that a mask costs one matrix product.";
+        contribution to it is computed once so that a mask costs a few row additions (each \
+        fraction's mask adds units to the previous one's).";
     const EXAMPLES: &'static str = "Examples:\n  insilico ablate --run runs/demo\n  insilico ablate --run runs/mlp --sites fc1.relu,fc2.relu --order random,selectivity-high --value mean --split test";
     const RESULT_FILE: &'static str = "ablation.json";
     type Options = AblationOptions;

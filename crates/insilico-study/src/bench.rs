@@ -126,7 +126,7 @@ fn agree(
 pub fn bench_ablation(compute: &Compute) -> Result<Value> {
     use insilico_assays::ablation::{cumulative_masks, fractions, unit_orders};
     use insilico_assays::masks::{Counts, MaskEvaluator};
-    use insilico_engine::eval::record_site;
+    use insilico_engine::eval::record_sites;
     use insilico_engine::Examples;
     let device = &compute.device;
     let config = load_config("cnn-small", &[])?;
@@ -145,9 +145,10 @@ pub fn bench_ablation(compute: &Compute) -> Result<Value> {
     let sites = ["conv1.relu", "conv2.relu", "fc1.relu"];
     let fracs = fractions(10);
     let sweep = |linearized: bool| -> Result<Vec<Counts>> {
+        // One forward pass records every site (as the assay's caches would be).
+        let caches = record_sites(&net, &examples, &sites, 1000, device)?;
         let mut correct = Vec::new();
-        for (i, site) in sites.iter().enumerate() {
-            let cache = record_site(&net, &examples, site, 1000, device)?;
+        for (i, (site, cache)) in sites.iter().zip(caches).enumerate() {
             let units = cache.units();
             let mut eval = MaskEvaluator::new(
                 &net,

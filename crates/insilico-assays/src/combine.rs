@@ -1,0 +1,363 @@
+//! Combining per-unit contributions into the pre-activations of many masks, on plain
+//! slices.
+//!
+//! For a binary mask `m`, the next linear layer's pre-activation is
+//! `base + sum_u m_u (R_u - C_u)`, with `C_u` unit `u`'s contribution for the image, `R_u`
+//! its replacement's and `base = bias + sum_u C_u` (see [`crate::masks`]). Masks come in
+//! cumulative chains (each fraction silences the previous fraction's units and a few
+//! more), so a mask's pre-activation is reached from the previous mask's by adding the
+//! units it silences anew and taking back those it no longer silences: a [`Schedule`]
+//! step. A chain of 11 fractions then costs about as many row additions as it has units,
+//! not one full combination per mask. Each image is taken through every mask of a block
+//! in turn, so its contributions are read from memory once per block, and the relu and
+//! 2x2 max pool that follow are applied in the same pass, writing straight into the rows
+//! the rest of the network runs on.
+
+use insilico_engine::linearize::ResumeAt;
+use rayon::prelude::*;
+
+/// How one mask's pre-activation is reached from the previous mask's in a [`Schedule`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Start again from the unablated `base` (cheaper than undoing the previous mask).
+    pub fresh: bool,
+    /// Units silenced by this mask that the starting point does not silence.
+    pub add: Vec<usize>,
+    /// Units the starting point silences that this mask does not.
+    pub sub: Vec<usize>,
+}
+
+impl Step {
+    /// Row additions this step costs.
+    pub fn cost(&self) -> usize {
+        self.add.len() + self.sub.len() + usize::from(self.fresh)
+    }
+}
+
+/// One [`Step`] per mask, in the masks' order.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub steps: Vec<Step>,
+}
+
+impl Schedule {
+    /// The schedule for binary masks (a value of 1 silences the unit): each mask starts
+    /// from the previous one where their symmetric difference is smaller than the mask
+    /// itself, and from `base` otherwise.
+    pub fn new(masks: &[Vec<f32>]) -> Self {
+        let silenced = |m: &[f32]| -> Vec<bool> { m.iter().map(|&v| v != 0.0).collect() };
+        let mut prev: Option<Vec<bool>> = None;
+        let steps = masks
+            .iter()
+            .map(|m| {
+                let now = silenced(m);
+                let fresh_add: Vec<usize> = (0..now.len()).filter(|&u| now[u]).collect();
+                let step = match &prev {
+                    Some(p) => {
+                        let add: Vec<usize> = (0..now.len()).filter(|&u| now[u] && !p[u]).collect();
+                        let sub: Vec<usize> = (0..now.len()).filter(|&u| !now[u] && p[u]).collect();
+                        if add.len() + sub.len() < fresh_add.len() + 1 {
+                            Some(Step {
+                                fresh: false,
+                                add,
+                                sub,
+                            })
+                        } else {
+                            None
+                        }
+                    }
+                    None => None,
+                };
+                prev = Some(now);
+                step.unwrap_or(Step {
+                    fresh: true,
+                    add: fresh_add,
+                    sub: Vec::new(),
+                })
+            })
+            .collect();
+        Self { steps }
+    }
+
+    /// Row additions per image for all masks.
+    pub fn cost(&self) -> usize {
+        self.steps.iter().map(Step::cost).sum()
+    }
+}
+
+/// What the combination reads for a chunk of images.
+pub struct Contributions<'a> {
+    /// `C`: `[units, groups, images, out / groups]`, each unit's contribution to each
+    /// image's `out` values, in `groups` contiguous runs per unit and image (a conv
+    /// layer's output channels; one group for a linear layer).
+    pub per_unit: &'a [f32],
+    pub groups: usize,
+    /// `R`: `[units, out]`, each unit's replacement's contribution (the same for every image).
+    pub replacement: &'a [f32],
+    /// The linear layer's bias per output value, `[out]`.
+    pub bias: &'a [f32],
+    pub units: usize,
+    pub images: usize,
+}
+
+impl Contributions<'_> {
+    fn out(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// `C_u` of one image in group `g`, `[out / groups]`.
+    fn run(&self, u: usize, g: usize, image: usize) -> &[f32] {
+        let seg = self.out() / self.groups;
+        let start = ((u * self.groups + g) * self.images + image) * seg;
+        &self.per_unit[start..start + seg]
+    }
+}
+
+/// Every mask's resumed activation for every image of `c`, image-major: row
+/// `image * masks + mask` of `[images * masks, at.row_len()]`. Images run in parallel;
+/// each thread keeps one image's unablated sum, changes and running sum in its cache.
+pub fn combine(c: &Contributions, schedule: &Schedule, at: &ResumeAt) -> Vec<f32> {
+    let out = c.out();
+    let row = at.row_len();
+    let masks = schedule.steps.len();
+    assert_eq!(c.per_unit.len(), c.units * c.images * out);
+    assert_eq!(out % c.groups.max(1), 0, "groups must divide the output");
+    if let ResumeAt::PoolRelu {
+        dims: [_, h, w], ..
+    } = at
+    {
+        assert_eq!(
+            (out / c.groups) % (h * w),
+            0,
+            "a group holds whole channels"
+        );
+    }
+    assert_eq!(c.replacement.len(), c.units * out);
+    let mut rows = vec![0.0f32; c.images * masks * row];
+    rows.par_chunks_mut((masks * row).max(1))
+        .enumerate()
+        .for_each_init(Scratch::default, |scratch, (image, dst)| {
+            image_rows(c, schedule, at, image, dst, scratch)
+        });
+    rows
+}
+
+/// One thread's working rows, kept from image to image; one group of output values at
+/// a time (a conv layer's channel), so that all of them stay in the L1 cache.
+#[derive(Default)]
+struct Scratch {
+    /// `bias + sum_u C_u` for the group.
+    base: Vec<f32>,
+    /// Each unit's change `D_u = R_u - C_u` for the group, `[U, seg]` (each is read by
+    /// several steps: a chain adds it, the next order's chain adds it again).
+    change: Vec<f32>,
+    /// The running pre-activation of the group.
+    acc: Vec<f32>,
+    /// One row's vertical maxima for the pool.
+    pair: Vec<f32>,
+}
+
+/// Every mask's row for one image (`dst`, `[masks, row]`), group by group: the relu and
+/// pool act within a channel, so each group's part of a row is finished on its own.
+fn image_rows(
+    c: &Contributions,
+    schedule: &Schedule,
+    at: &ResumeAt,
+    image: usize,
+    dst: &mut [f32],
+    s: &mut Scratch,
+) {
+    let out = c.out();
+    let seg = out / c.groups;
+    let (row, part) = (at.row_len(), at.row_len() / c.groups);
+    for g in 0..c.groups {
+        s.base.clear();
+        s.base.extend_from_slice(&c.bias[g * seg..(g + 1) * seg]);
+        s.change.resize(c.units * seg, 0.0);
+        for (u, d) in s.change.chunks_exact_mut(seg).enumerate() {
+            let cu = c.run(u, g, image);
+            let r = &c.replacement[u * out + g * seg..][..seg];
+            for (((b, d), cu), r) in s.base.iter_mut().zip(d).zip(cu).zip(r) {
+                *b += cu;
+                *d = r - cu;
+            }
+        }
+        s.acc.resize(seg, 0.0);
+        for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(row)) {
+            if step.fresh {
+                s.acc.copy_from_slice(&s.base);
+            }
+            for (units, sign) in [(&step.add, 1.0), (&step.sub, -1.0)] {
+                for &u in units {
+                    add_scaled(&mut s.acc, &s.change[u * seg..(u + 1) * seg], sign);
+                }
+            }
+            finish(&s.acc, at, &mut dst[g * part..(g + 1) * part], &mut s.pair);
+        }
+    }
+}
+
+/// `acc += sign * x`.
+fn add_scaled(acc: &mut [f32], x: &[f32], sign: f32) {
+    for (a, v) in acc.iter_mut().zip(x) {
+        *a += sign * v;
+    }
+}
+
+/// The larger of two values as a select, which vectorizes (`f32::max` does not).
+fn larger(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// The pre-activation `pre` as the resumed row: pooled 2x2 then rectified, or as it is.
+/// `pair` holds one row's vertical maxima (a scratch kept by the caller).
+fn finish(pre: &[f32], at: &ResumeAt, dst: &mut [f32], pair: &mut Vec<f32>) {
+    match at {
+        ResumeAt::PoolRelu {
+            dims: [_, h, w], ..
+        } => {
+            let (h2, w2) = (h / 2, w / 2);
+            pair.resize(*w, 0.0);
+            for (plane, out) in pre.chunks_exact(h * w).zip(dst.chunks_exact_mut(h2 * w2)) {
+                for (rows, out) in plane.chunks_exact(2 * w).zip(out.chunks_exact_mut(w2)) {
+                    let (top, bottom) = rows.split_at(*w);
+                    for ((p, t), b) in pair.iter_mut().zip(top).zip(bottom) {
+                        *p = larger(*t, *b);
+                    }
+                    for (o, p) in out.iter_mut().zip(pair.chunks_exact(2)) {
+                        *o = larger(larger(p[0], p[1]), 0.0);
+                    }
+                }
+            }
+        }
+        ResumeAt::Output { .. } => dst.copy_from_slice(pre),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masks(rows: &[&[usize]], units: usize) -> Vec<Vec<f32>> {
+        rows.iter()
+            .map(|r| {
+                (0..units)
+                    .map(|u| f32::from(u8::from(r.contains(&u))))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn schedule_follows_cumulative_chains_and_restarts_between_them() {
+        // A chain {}, {2}, {2, 0}, {2, 0, 1, 3}, then a new order's {1}: undoing four
+        // units costs more than starting again from base with one.
+        let m = masks(&[&[], &[2], &[2, 0], &[2, 0, 1, 3], &[1]], 4);
+        let s = Schedule::new(&m);
+        let st = |fresh, add: &[usize], sub: &[usize]| Step {
+            fresh,
+            add: add.to_vec(),
+            sub: sub.to_vec(),
+        };
+        assert_eq!(
+            s.steps,
+            vec![
+                st(true, &[], &[]),
+                st(false, &[2], &[]),
+                st(false, &[0], &[]),
+                st(false, &[1, 3], &[]),
+                st(true, &[1], &[]),
+            ]
+        );
+        assert_eq!(s.cost(), 1 + 1 + 1 + 2 + 2);
+        // Dropping one unit and adding another is cheaper than starting again.
+        let s = Schedule::new(&masks(&[&[0, 1, 2], &[0, 1, 3]], 4));
+        assert_eq!(s.steps[1], st(false, &[3], &[2]));
+    }
+
+    /// Each mask's row against the definition `base + sum_u m_u (R_u - C_u)`, summed
+    /// directly per mask, then pooled and rectified by hand; the contributions come in
+    /// one run per output channel (`groups = o`), as a convolution's GEMM writes them.
+    #[test]
+    fn combine_matches_the_direct_sum_with_pool_and_relu() {
+        let (units, images, [o, h, w]) = (3, 2, [2, 2, 4]);
+        let (out, seg) = (o * h * w, h * w);
+        let val = |i: usize| ((i * 37 % 23) as f32 - 11.0) / 7.0;
+        let per_unit: Vec<f32> = (0..units * images * out).map(val).collect();
+        let replacement: Vec<f32> = (0..units * out).map(|i| val(i + 5) * 0.5).collect();
+        let bias: Vec<f32> = (0..out).map(|i| val(i + 9) * 0.1).collect();
+        let c = Contributions {
+            per_unit: &per_unit,
+            groups: o,
+            replacement: &replacement,
+            bias: &bias,
+            units,
+            images,
+        };
+        // C_u of `image` at output value j = (channel g, position p): [u, g, image, p].
+        let cu = |u: usize, image: usize, j: usize| {
+            per_unit[((u * o + j / seg) * images + image) * seg + j % seg]
+        };
+        let m = masks(&[&[], &[1], &[1, 2], &[0, 1, 2], &[0], &[0, 2]], units);
+        let at = ResumeAt::PoolRelu {
+            site: "pool".into(),
+            dims: [o, h, w],
+        };
+        let rows = combine(&c, &Schedule::new(&m), &at);
+        let row = at.row_len();
+        assert_eq!(row, o * (h / 2) * (w / 2));
+        for image in 0..images {
+            for (k, mask) in m.iter().enumerate() {
+                let pre: Vec<f32> = (0..out)
+                    .map(|j| {
+                        let mut v = bias[j];
+                        for u in 0..units {
+                            v += if mask[u] == 1.0 {
+                                replacement[u * out + j]
+                            } else {
+                                cu(u, image, j)
+                            };
+                        }
+                        v
+                    })
+                    .collect();
+                let got = &rows[(image * m.len() + k) * row..][..row];
+                for ch in 0..o {
+                    for x in 0..w / 2 {
+                        let at = |yy: usize, xx: usize| pre[ch * h * w + yy * w + xx];
+                        let want = [
+                            at(0, 2 * x),
+                            at(0, 2 * x + 1),
+                            at(1, 2 * x),
+                            at(1, 2 * x + 1),
+                        ]
+                        .into_iter()
+                        .fold(0.0f32, f32::max);
+                        let g = got[ch * (w / 2) + x];
+                        assert!(
+                            (g - want).abs() < 1e-5,
+                            "image {image} mask {k}: {g} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+        // Without the pool, the rows are the pre-activations themselves.
+        let at = ResumeAt::Output {
+            site: "fc".into(),
+            dims: vec![out],
+        };
+        let plain = combine(&c, &Schedule::new(&m), &at);
+        let mask = &m[3]; // every unit silenced: bias plus the replacements
+        for j in 0..out {
+            let want: f32 = bias[j] + (0..units).map(|u| replacement[u * out + j]).sum::<f32>();
+            assert!(mask.iter().all(|&v| v == 1.0));
+            assert!((plain[3 * out + j] - want).abs() < 1e-5);
+            assert!((plain[(m.len() + 3) * out + j] - want).abs() < 1e-5);
+        }
+    }
+}
