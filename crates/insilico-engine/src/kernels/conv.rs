@@ -851,6 +851,7 @@ mod tests {
         for grad in [
             dense.clone(),
             masked(&|c| c == 1 || c == 5),
+            masked(&|c| c == 3),
             masked(&|_| false),
         ] {
             let ours = input_grad(&d, &weight, &grad);
