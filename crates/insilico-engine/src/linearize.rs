@@ -12,11 +12,10 @@
 use crate::config::LayerSpec;
 use crate::eval::to_vec;
 use crate::hooks::Activation;
-use crate::kernels::conv::ConvDims;
+use crate::kernels::conv::{self, matmul, ConvDims, Mat};
 use crate::network::{Layer, Network};
 use crate::plan::Plan;
 use anyhow::{bail, ensure, Result};
-use burn::tensor::activation::relu;
 use burn::tensor::module::unfold4d;
 use burn::tensor::ops::UnfoldOptions;
 use burn::tensor::{Device, Tensor};
@@ -211,77 +210,23 @@ pub fn unit_contributions_vec(
                 .flat_map(|f| &f[u * k..(u + 1) * k])
                 .copied()
                 .collect();
-            matmul_rows(o, n, k, &filters, patches, dst);
+            let (lhs, rhs) = (Mat::row_major(&filters, k), Mat::row_major(patches, n));
+            matmul(o, n, k, dst, false, lhs, rhs);
         });
     Ok(UnitContributions { values, groups: o })
 }
 
-/// `dst[m, n] = lhs[m, k] @ rhs[k, n]`, all row-major, on the calling thread.
-fn matmul_rows(m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32], dst: &mut [f32]) {
-    assert!(lhs.len() == m * k && rhs.len() == k * n && dst.len() == m * n);
-    if m * n * k == 0 {
-        dst.fill(0.0);
-        return;
-    }
-    // SAFETY: the three slices hold exactly the row-major matrices the call reads and
-    // writes (checked above); `dst` is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// Channel `ch`'s patches on their own into `out`, `[kh * kw, N * L]` (L output
-/// positions), zeros in the padding; rows of a stride-1 window are copied whole.
+/// positions), zeros in the padding: each tap's row of every image as the convolution
+/// kernel unfolds it ([`conv::unfold_tap`]).
 fn unfold_channel(d: &ConvDims, x: &[f32], ch: usize, out: &mut Vec<f32>) {
-    let l = d.oh * d.ow;
+    let (l, plane) = (d.oh * d.ow, d.h * d.w);
     out.resize(d.kh * d.kw * d.n * l, 0.0);
-    for (tap, dst) in out.chunks_exact_mut(d.n * l).enumerate() {
-        let (ky, kx) = (tap / d.kw, tap % d.kw);
-        // Output columns whose input column lies inside the image.
-        let lo = d.pw.saturating_sub(kx).div_ceil(d.sw).min(d.ow);
-        let hi = (d.w + d.pw)
-            .saturating_sub(kx)
-            .div_ceil(d.sw)
-            .clamp(lo, d.ow);
-        for (image, dst) in dst.chunks_exact_mut(l).enumerate() {
-            let plane = &x[(image * d.ci + ch) * d.h * d.w..][..d.h * d.w];
-            for (oy, row) in dst.chunks_exact_mut(d.ow).enumerate() {
-                let Some(iy) = (oy * d.sh + ky).checked_sub(d.ph).filter(|&y| y < d.h) else {
-                    row.fill(0.0);
-                    continue;
-                };
-                let src = &plane[iy * d.w..][..d.w];
-                row[..lo].fill(0.0);
-                row[hi..].fill(0.0);
-                if d.sw == 1 {
-                    let start = lo + kx - d.pw;
-                    row[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
-                } else {
-                    for (ox, v) in row[lo..hi].iter_mut().enumerate() {
-                        *v = src[(lo + ox) * d.sw + kx - d.pw];
-                    }
-                }
-            }
+    let taps = (0..d.kh).flat_map(|i| (0..d.kw).map(move |j| (i, j)));
+    for ((i, j), dst) in taps.zip(out.chunks_exact_mut(d.n * l)) {
+        for (image, row) in dst.chunks_exact_mut(l).enumerate() {
+            let src = &x[(image * d.ci + ch) * plane..][..plane];
+            conv::unfold_tap(d, src, i, j, row);
         }
     }
 }
@@ -371,33 +316,4 @@ pub fn resume_at(plan: &Plan, lin: &Linearization) -> Result<ResumeAt> {
         },
         _ => bail!("{} has neither a map nor a vector output", lin.linear_site),
     })
-}
-
-/// The linear layer's output `pre` (`[rows, out]`) as the activation to resume from, and
-/// the site to resume after (see [`ResumeAt`]; the pool is a reshape and a max).
-pub fn resume_point(
-    net: &Network,
-    lin: &Linearization,
-    pre: Tensor<2>,
-    rows: usize,
-) -> Result<(String, Activation)> {
-    let at = resume_at(net.plan(), lin)?;
-    let act = match (&at, &lin.out_dims[..]) {
-        (
-            ResumeAt::PoolRelu {
-                dims: [o, h, w], ..
-            },
-            _,
-        ) => {
-            let pooled = pre
-                .reshape([rows, *o, h / 2, 2, w / 2, 2])
-                .max_dim(5)
-                .max_dim(3)
-                .reshape([rows, *o, h / 2, w / 2]);
-            Activation::Map(relu(pooled))
-        }
-        (ResumeAt::Output { .. }, &[o, h, w]) => Activation::Map(pre.reshape([rows, o, h, w])),
-        (ResumeAt::Output { .. }, _) => Activation::Flat(pre),
-    };
-    Ok((at.site().to_string(), act))
 }

@@ -214,15 +214,15 @@ fn valid_outputs(size: usize, pad: usize, stride: usize, out: usize, k: usize) -
 
 /// A matrix view into a slice: element `(r, c)` at `r * rs + c * cs`.
 #[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
+pub(crate) struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
 }
 
 impl<'a> Mat<'a> {
     /// A row-major matrix whose rows hold `row_len` values.
-    fn row_major(data: &'a [f32], row_len: usize) -> Self {
+    pub fn row_major(data: &'a [f32], row_len: usize) -> Self {
         Self {
             data,
             rs: row_len,
@@ -232,7 +232,15 @@ impl<'a> Mat<'a> {
 }
 
 /// `dst[m, n]` (row-major) = `(dst if accumulate else 0) + lhs[m, k] @ rhs[k, n]`.
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat) {
+pub(crate) fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -363,6 +371,26 @@ fn im2col_rows(d: &ConvDims, i: usize, j: usize, plane: &[f32], row: &mut [f32])
     }
 }
 
+/// The image's im2col matrix `[K, P]`: the image itself for a pointwise convolution,
+/// otherwise unfolded into `col`.
+fn unfolded<'a>(d: &ConvDims, image: &'a [f32], col: &'a mut [f32]) -> &'a [f32] {
+    if d.pointwise() {
+        return image;
+    }
+    im2col(d, image, col);
+    col
+}
+
+/// Window tap `(i, j)`'s row of one plane's im2col matrix, `row[oh * ow]` (zeros in the
+/// padding), for callers that lay the rows out themselves.
+pub fn unfold_tap(d: &ConvDims, plane: &[f32], i: usize, j: usize, row: &mut [f32]) {
+    if d.flat_shift() {
+        d.shift(i, j).unfold(plane, row);
+    } else {
+        im2col_rows(d, i, j, plane, row);
+    }
+}
+
 /// Adds `col[ci * kh * kw, oh * ow]` back onto the image `[ci, h, w]` (the adjoint of
 /// im2col). Each input value receives its taps' terms in the same order on both paths
 /// (taps in row order); the flat path adds the wrapped columns as exact zeros, which change
@@ -446,14 +474,8 @@ fn forward_image(
     for (row, b) in out.chunks_exact_mut(p).zip(bias) {
         row.fill(*b);
     }
-    let rhs = if d.pointwise() {
-        image
-    } else {
-        im2col(d, image, col);
-        &*col
-    };
     let w = Mat::row_major(weight, k);
-    let cols = Mat::row_major(rhs, p);
+    let cols = Mat::row_major(unfolded(d, image, col), p);
     matmul(d.co, p, k, out, true, w, cols);
     if relu {
         // A select, not a branch, so that it vectorizes; NaN stays NaN.
@@ -603,14 +625,7 @@ fn param_grad_image(
 ) {
     let (p, k) = (d.positions(), d.patch());
     let (col, rows) = scratch.split_at_mut(d.col_len());
-    let rows = if d.pointwise() {
-        transpose(image, k, p, rows);
-        &*rows
-    } else {
-        im2col(d, image, col);
-        transpose(col, k, p, rows);
-        &*rows
-    };
+    transpose(unfolded(d, image, col), k, p, rows);
     let g_mat = Mat::row_major(g, p);
     matmul(d.co, k, p, dw, true, g_mat, Mat::row_major(rows, k));
     for (b, row) in db.iter_mut().zip(g.chunks_exact(p)) {
@@ -628,9 +643,9 @@ fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     // values, a whole cache line, before it is left (the matrices outgrow L2).
     for r0 in (0..rows).step_by(2 * TILE) {
         for c0 in (0..cols).step_by(TILE) {
-            for r0 in [r0, r0 + TILE] {
-                if r0 + TILE <= rows && c0 + TILE <= cols {
-                    let (from, to) = (r0 * cols + c0, c0 * rows + r0);
+            for r1 in [r0, r0 + TILE] {
+                if r1 + TILE <= rows && c0 + TILE <= cols {
+                    let (from, to) = (r1 * cols + c0, c0 * rows + r1);
                     if avx {
                         // SAFETY: AVX is present; the tile's eight rows of eight values,
                         // at strides `cols` and `rows`, lie inside the slices (a whole
@@ -649,7 +664,7 @@ fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
                     }
                     continue;
                 }
-                for r in r0..(r0 + TILE).min(rows) {
+                for r in r1..(r1 + TILE).min(rows) {
                     for c in c0..(c0 + TILE).min(cols) {
                         dst[c * rows + r] = src[r * cols + c];
                     }
