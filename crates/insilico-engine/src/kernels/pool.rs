@@ -91,7 +91,7 @@ pub fn forward(d: &PoolDims, x: &[f32]) -> Vec<f32> {
     if out.is_empty() {
         return out;
     }
-    let chunk = d.chunk();
+    let (chunk, simd) = (d.chunk(), avx2());
     out.par_chunks_mut(chunk * d.out_plane())
         .zip(x.par_chunks(chunk * d.plane()))
         .for_each(|(out, x)| {
@@ -100,7 +100,7 @@ pub fn forward(d: &PoolDims, x: &[f32]) -> Vec<f32> {
                 .zip(x.chunks_exact(d.plane()));
             for (out, plane) in planes {
                 if d.k == 2 && d.s == 2 {
-                    forward_plane_2x2(d, plane, out);
+                    forward_plane_2x2(d, plane, out, simd);
                 } else {
                     for (o, v) in out.iter_mut().enumerate() {
                         *v = plane[argmax(d, plane, o / d.ow, o % d.ow)];
@@ -112,19 +112,28 @@ pub fn forward(d: &PoolDims, x: &[f32]) -> Vec<f32> {
 }
 
 /// The common 2x2 window with stride 2, row pair by row pair, in the order of [`argmax`]
-/// (top-left, top-right, bottom-left, bottom-right), written so that it vectorizes.
-fn forward_plane_2x2(d: &PoolDims, plane: &[f32], out: &mut [f32]) {
+/// (top-left, top-right, bottom-left, bottom-right); eight windows at a time where `simd`
+/// (AVX2 present, see [`avx2`]).
+fn forward_plane_2x2(d: &PoolDims, plane: &[f32], out: &mut [f32], simd: bool) {
     for (oy, row) in out.chunks_exact_mut(d.ow).enumerate() {
         let top = &plane[2 * oy * d.w..][..2 * d.ow];
         let bottom = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
+        if simd {
+            // SAFETY: the caller found AVX2.
             unsafe { forward_row_2x2_avx2(top, bottom, row) };
             continue;
         }
         forward_row_2x2(top, bottom, row);
     }
+}
+
+/// Whether the 2x2 pooling can take its AVX2 paths (looked up once per call).
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[allow(unreachable_code)]
+    false
 }
 
 /// One row of windows over the input rows `top` and `bottom`.
@@ -208,7 +217,7 @@ pub fn backward(d: &PoolDims, x: &[f32], grad: &[f32]) -> Vec<f32> {
     if dx.is_empty() || grad.is_empty() {
         return dx;
     }
-    let chunk = d.chunk();
+    let (chunk, simd) = (d.chunk(), avx2());
     dx.par_chunks_mut(chunk * d.plane())
         .zip(x.par_chunks(chunk * d.plane()))
         .zip(grad.par_chunks(chunk * d.out_plane()))
@@ -218,7 +227,7 @@ pub fn backward(d: &PoolDims, x: &[f32], grad: &[f32]) -> Vec<f32> {
                 .zip(x.chunks_exact(d.plane()));
             for ((dx, plane), g) in planes.zip(grad.chunks_exact(d.out_plane())) {
                 if d.k == 2 && d.s == 2 {
-                    backward_plane_2x2(d, plane, g, dx);
+                    backward_plane_2x2(d, plane, g, dx, simd);
                     continue;
                 }
                 for (o, gv) in g.iter().enumerate() {
@@ -230,66 +239,71 @@ pub fn backward(d: &PoolDims, x: &[f32], grad: &[f32]) -> Vec<f32> {
 }
 
 /// [`backward`] for the 2x2 window with stride 2 (windows do not overlap: each gradient
-/// is written, not added), with the order and rule of [`forward_plane_2x2`]. Branch-free:
-/// which of the four values is the window's maximum is as unpredictable as the data, and
-/// the branches of a search mispredicted half the time.
-fn backward_plane_2x2(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        return unsafe { backward_plane_2x2_avx2(d, plane, g, dx) };
+/// is written, not added), with the order and rule of [`forward_plane_2x2`], row pair by
+/// row pair, eight windows at a time where `simd`.
+fn backward_plane_2x2(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32], simd: bool) {
+    for (oy, g) in g.chunks_exact(d.ow).enumerate() {
+        let top = &plane[2 * oy * d.w..][..2 * d.ow];
+        let bottom = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+        let (dtop, dbottom) = dx[2 * oy * d.w..][..2 * d.w].split_at_mut(d.w);
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: the caller found AVX2.
+            unsafe { backward_row_2x2_avx2(top, bottom, g, dtop, dbottom) };
+            continue;
+        }
+        backward_row_2x2(top, bottom, g, dtop, dbottom);
     }
-    backward_plane_2x2_body(d, plane, g, dx)
 }
 
-/// [`backward_plane_2x2_body`] eight windows at a time with AVX2 (the compiler does not
-/// vectorize the stride-2 pattern itself), row ends as in [`forward_row_2x2_avx2`]:
-/// overlapping groups write the same gradients twice (windows do not overlap, so each is
-/// written, not added).
+/// [`backward_row_2x2`] eight windows at a time (the compiler does not vectorize the
+/// stride-2 pattern itself), row ends as in [`forward_row_2x2_avx2`]: overlapping groups
+/// write the same gradients twice (windows do not overlap, so each is written, not added).
 ///
 /// # Safety
 /// The CPU has AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn backward_plane_2x2_avx2(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
-    let n = d.ow;
-    for (oy, g) in g.chunks_exact(n).enumerate() {
-        let top = &plane[2 * oy * d.w..][..2 * n];
-        let bottom = &plane[(2 * oy + 1) * d.w..][..2 * n];
-        let (dtop, dbottom) = dx[2 * oy * d.w..][..2 * d.w].split_at_mut(d.w);
-        if n >= 8 {
-            for ox in eights(n) {
-                // SAFETY: ox + 8 <= n: 16 values at 2 * ox in each row of the input and of
-                // dx (rows of 2 * n values at least), 8 gradients at ox.
-                unsafe {
-                    let (t, b) = (top.as_ptr().add(2 * ox), bottom.as_ptr().add(2 * ox));
-                    let (dt, db) = (
-                        dtop.as_mut_ptr().add(2 * ox),
-                        dbottom.as_mut_ptr().add(2 * ox),
-                    );
-                    backward8(t, b, g.as_ptr().add(ox), dt, db);
-                }
+unsafe fn backward_row_2x2_avx2(
+    top: &[f32],
+    bottom: &[f32],
+    g: &[f32],
+    dtop: &mut [f32],
+    dbottom: &mut [f32],
+) {
+    let n = g.len();
+    if n >= 8 {
+        for ox in eights(n) {
+            // SAFETY: ox + 8 <= n: 16 values at 2 * ox in each row of the input and of dx
+            // (rows of 2 * n values at least), 8 gradients at ox.
+            unsafe {
+                let (t, b) = (top.as_ptr().add(2 * ox), bottom.as_ptr().add(2 * ox));
+                let (dt, db) = (
+                    dtop.as_mut_ptr().add(2 * ox),
+                    dbottom.as_mut_ptr().add(2 * ox),
+                );
+                backward8(t, b, g.as_ptr().add(ox), dt, db);
             }
-            continue;
         }
-        let (mut t, mut b, mut gv) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 8]);
-        let (mut dt, mut db) = ([0.0f32; 16], [0.0f32; 16]);
-        t[..2 * n].copy_from_slice(top);
-        b[..2 * n].copy_from_slice(bottom);
-        gv[..n].copy_from_slice(g);
-        // SAFETY: full-size local arrays.
-        unsafe {
-            backward8(
-                t.as_ptr(),
-                b.as_ptr(),
-                gv.as_ptr(),
-                dt.as_mut_ptr(),
-                db.as_mut_ptr(),
-            )
-        };
-        dtop[..2 * n].copy_from_slice(&dt[..2 * n]);
-        dbottom[..2 * n].copy_from_slice(&db[..2 * n]);
+        return;
     }
+    let (mut t, mut b, mut gv) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 8]);
+    let (mut dt, mut db) = ([0.0f32; 16], [0.0f32; 16]);
+    t[..2 * n].copy_from_slice(&top[..2 * n]);
+    b[..2 * n].copy_from_slice(&bottom[..2 * n]);
+    gv[..n].copy_from_slice(g);
+    // SAFETY: full-size local arrays.
+    unsafe {
+        backward8(
+            t.as_ptr(),
+            b.as_ptr(),
+            gv.as_ptr(),
+            dt.as_mut_ptr(),
+            db.as_mut_ptr(),
+        )
+    };
+    dtop[..2 * n].copy_from_slice(&dt[..2 * n]);
+    dbottom[..2 * n].copy_from_slice(&db[..2 * n]);
 }
 
 /// Eight windows' gradients, each to its window's first maximum.
@@ -373,21 +387,13 @@ unsafe fn deinterleave(p: *const f32) -> (std::arch::x86_64::__m256, std::arch::
 #[target_feature(enable = "avx2")]
 unsafe fn interleave(even: std::arch::x86_64::__m256, odd: std::arch::x86_64::__m256, p: *mut f32) {
     use std::arch::x86_64::*;
-    let low = _mm256_unpacklo_ps(even, odd); // e0 o0 e1 o1 | e4 o4 e5 o5
-    let high = _mm256_unpackhi_ps(even, odd); // e2 o2 e3 o3 | e6 o6 e7 o7
-                                              // SAFETY: the caller vouches for 16 values.
+    // low: e0 o0 e1 o1 | e4 o4 e5 o5; high: e2 o2 e3 o3 | e6 o6 e7 o7.
+    let low = _mm256_unpacklo_ps(even, odd);
+    let high = _mm256_unpackhi_ps(even, odd);
+    // SAFETY: the caller vouches for 16 values.
     unsafe {
         _mm256_storeu_ps(p, _mm256_permute2f128_ps::<0x20>(low, high));
         _mm256_storeu_ps(p.add(8), _mm256_permute2f128_ps::<0x31>(low, high));
-    }
-}
-
-fn backward_plane_2x2_body(d: &PoolDims, plane: &[f32], g: &[f32], dx: &mut [f32]) {
-    for (oy, g) in g.chunks_exact(d.ow).enumerate() {
-        let top = &plane[2 * oy * d.w..][..2 * d.ow];
-        let bottom = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-        let (dtop, dbottom) = dx[2 * oy * d.w..][..2 * d.w].split_at_mut(d.w);
-        backward_row_2x2(top, bottom, g, dtop, dbottom);
     }
 }
 
@@ -457,8 +463,8 @@ mod tests {
     #[test]
     fn the_2x2_fast_paths_take_and_send_back_what_argmax_finds() {
         // Values from {0, 1, 2, NaN}: ties and NaNs in most windows; odd widths and heights
-        // leave a last column and row outside every window; 18 windows a row are two
-        // vectors of eight and a scalar tail.
+        // leave a last column and row outside every window; rows of 4 windows go through
+        // the padded copy, of 18 end with an overlapping group of eight, of 16 are whole.
         for (h, w) in [(7, 9), (5, 37), (4, 32)] {
             let x: Vec<f32> = (0..h * w)
                 .map(|i| match (i * 7 + i / 5) % 9 {
@@ -472,16 +478,24 @@ mod tests {
             for (o, gv) in g.iter().enumerate() {
                 expected[argmax(&d, &x, o / d.ow, o % d.ow)] = *gv;
             }
-            assert_eq!(backward(&d, &x, &g), expected, "{h}x{w}");
-            // The forward's maxima: bit for bit the values argmax picks (NaN as NaN).
             let maxima: Vec<u32> = (0..d.oh * d.ow)
                 .map(|o| x[argmax(&d, &x, o / d.ow, o % d.ow)].to_bits())
                 .collect();
+            // Through the public passes, and each plane path on its own (the scalar one
+            // too, which this machine's passes would not take).
+            assert_eq!(backward(&d, &x, &g), expected, "{h}x{w}");
             let out: Vec<u32> = forward(&d, &x).iter().map(|v| v.to_bits()).collect();
             assert_eq!(out, maxima, "{h}x{w} forward");
-            let mut scalar = vec![0.0; h * w];
-            backward_plane_2x2_body(&d, &x, &g, &mut scalar);
-            assert_eq!(scalar, expected, "{h}x{w}, without AVX2");
+            for simd in [false, avx2()] {
+                let mut dx = vec![0.0; h * w];
+                backward_plane_2x2(&d, &x, &g, &mut dx, simd);
+                assert_eq!(dx, expected, "{h}x{w}, simd {simd}");
+                // The forward's maxima: bit for bit the values argmax picks (NaN as NaN).
+                let mut out = vec![0.0; d.oh * d.ow];
+                forward_plane_2x2(&d, &x, &mut out, simd);
+                let out: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(out, maxima, "{h}x{w} forward, simd {simd}");
+            }
         }
     }
 }
