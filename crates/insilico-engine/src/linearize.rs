@@ -12,7 +12,8 @@
 use crate::config::LayerSpec;
 use crate::eval::to_vec;
 use crate::hooks::Activation;
-use crate::kernels::conv::{self, matmul, ConvDims, Mat};
+use crate::kernels::conv::{self, ConvDims};
+use crate::kernels::matmul::{matmul, Mat};
 use crate::network::{Layer, Network};
 use crate::plan::Plan;
 use anyhow::{bail, ensure, Result};

@@ -80,7 +80,7 @@ impl Layer {
         use Activation::{Flat, Map};
         match (self, x) {
             (Layer::Conv2d(l), Map(t)) => Map(conv2d(l, t, false)),
-            (Layer::Linear(l), Flat(t)) => Flat(l.forward(t)),
+            (Layer::Linear(l), Flat(t)) => Flat(linear(l, t)),
             (Layer::BatchNorm(l), Map(t)) => Map(l.forward(t)),
             (Layer::BatchNorm(l), Flat(t)) => Flat(l.forward(t)),
             (Layer::Dropout(l), x) => x.map(|t| l.forward(t), |t| l.forward(t)),
@@ -110,6 +110,15 @@ fn conv2d(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
         (Some(spec), Some(bias)) => kernels::conv2d(x, conv.weight.val(), bias.val(), spec),
         _ if relu => burn::tensor::activation::relu(conv.forward(x)),
         _ => conv.forward(x),
+    }
+}
+
+/// A linear layer: through the engine's kernels on the CPU (every layer [`Layer::new`]
+/// builds has a bias), through Burn's elsewhere.
+fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    match &layer.bias {
+        Some(bias) if kernels::supports(&x) => kernels::linear(x, layer.weight.val(), bias.val()),
+        _ => layer.forward(x),
     }
 }
 

@@ -1,8 +1,9 @@
-//! [`ConvKernels`] under autodiff: the forward runs on the inner backend and registers a
-//! handwritten backward step whose two gradients are the inner backend's
-//! `conv2d_input_grad` and `conv2d_param_grad` (after the relu mask when the relu is fused).
+//! The kernels under autodiff: each forward runs on the inner backend and registers a
+//! handwritten backward step whose gradients are the inner backend's (for a convolution
+//! `conv2d_input_grad` and `conv2d_param_grad`, after the relu mask when the relu is fused;
+//! for a linear layer `linear_input_grad` and `linear_param_grad`).
 
-use super::{ConvGradSpec, ConvKernels, ConvSpec, PoolKernels, PoolSpec};
+use super::{ConvGradSpec, ConvKernels, ConvSpec, LinearKernels, PoolKernels, PoolSpec};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -133,6 +134,81 @@ impl<B: Backend + ConvKernels, C: CheckpointStrategy> ConvKernels for Autodiff<B
         spec: ConvSpec,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (dw, db) = B::conv2d_param_grad(Self::inner(x), Self::inner(grad), weight_shape, spec);
+        (Self::from_inner(dw), Self::from_inner(db))
+    }
+}
+
+/// The backward step of one linear layer; its parents are x, weight and bias, and it keeps
+/// x and the weight (through the checkpointer).
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: Backend + LinearKernels> Backward<B, 3> for LinearBackward {
+    type State = (NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_id, weight_id) = ops.state;
+        if let Some(node) = node_x {
+            let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight_id);
+            grads.register::<B>(node.id, B::linear_input_grad(weight, grad.clone()));
+        }
+        if node_weight.is_some() || node_bias.is_some() {
+            let x: FloatTensor<B> = checkpointer.retrieve_node_output(x_id);
+            let (dw, db) = B::linear_param_grad(x, grad);
+            for (node, g) in [(node_weight, dw), (node_bias, db)] {
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, g);
+                }
+            }
+        }
+    }
+}
+
+impl<B: Backend + LinearKernels, C: CheckpointStrategy> LinearKernels for Autodiff<B, C> {
+    fn linear_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prep = LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let ids = (prep.checkpoint(&x), prep.checkpoint(&weight));
+                let out = B::linear_fused(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish(ids, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::linear_fused(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
+    // Not differentiated again, as the convolution's gradients.
+    fn linear_input_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(B::linear_input_grad(Self::inner(weight), Self::inner(grad)))
+    }
+
+    fn linear_param_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (dw, db) = B::linear_param_grad(Self::inner(x), Self::inner(grad));
         (Self::from_inner(dw), Self::from_inner(db))
     }
 }

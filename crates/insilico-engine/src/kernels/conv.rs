@@ -14,6 +14,7 @@
 //! batch size only, not on the number of threads, so the sums (and a resumed training run)
 //! are the same bit for bit on every run of the same machine.
 
+use super::matmul::{matmul, Mat};
 use rayon::prelude::*;
 
 /// The shape of one convolution: input `[n, ci, h, w]`, weights `[co, ci, kh, kw]`, stride,
@@ -210,81 +211,6 @@ fn valid_outputs(size: usize, pad: usize, stride: usize, out: usize, k: usize) -
     let lo = pad.saturating_sub(k).div_ceil(stride).min(out);
     let hi = (size + pad).saturating_sub(k).div_ceil(stride).min(out);
     (lo, hi.max(lo))
-}
-
-/// A matrix view into a slice: element `(r, c)` at `r * rs + c * cs`.
-#[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
-    pub data: &'a [f32],
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl<'a> Mat<'a> {
-    /// A row-major matrix whose rows hold `row_len` values.
-    pub fn row_major(data: &'a [f32], row_len: usize) -> Self {
-        Self {
-            data,
-            rs: row_len,
-            cs: 1,
-        }
-    }
-}
-
-/// `dst[m, n]` (row-major) = `(dst if accumulate else 0) + lhs[m, k] @ rhs[k, n]`.
-pub(crate) fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Mat,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // The bounds that make the raw-pointer call below sound.
-    assert!(dst.len() >= m * n, "matmul: destination too short");
-    assert!(
-        lhs.data.len() > (m - 1) * lhs.rs + (k - 1) * lhs.cs,
-        "matmul: lhs too short"
-    );
-    assert!(
-        rhs.data.len() > (k - 1) * rhs.rs + (n - 1) * rhs.cs,
-        "matmul: rhs too short"
-    );
-    // SAFETY: every index the product reads or writes is within the slices (checked above);
-    // `dst` is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 thread_local! {
@@ -545,11 +471,7 @@ fn input_grad_image(d: &ConvDims, weight: &[f32], g: &[f32], scratch: &mut [f32]
     };
     let co = w.len() / k;
     // W^T: element (r, c) of the [K, co] transpose is W[c, r].
-    let wt = Mat {
-        data: w,
-        rs: 1,
-        cs: k,
-    };
+    let wt = Mat::transposed(w, k);
     let out = if d.pointwise() { &mut *dx } else { &mut *dcol };
     if co == 1 {
         // An outer product: the GEMM's general path costs more than the products.

@@ -2,8 +2,9 @@
 //! the slice kernels of [`super::conv`], and their results come back without a copy.
 
 use super::conv::{self, ConvDims};
+use super::linear::{self, LinearDims};
 use super::pool::{self, PoolDims};
-use super::{ConvGradSpec, ConvKernels, ConvSpec, PoolKernels, PoolSpec};
+use super::{ConvGradSpec, ConvKernels, ConvSpec, LinearKernels, PoolKernels, PoolSpec};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
@@ -32,6 +33,12 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
     let s = t.shape();
     assert_eq!(s.num_dims(), 4, "expected a 4-d tensor, got {s:?}");
     [s[0], s[1], s[2], s[3]]
+}
+
+fn dims2(t: &FlexTensor) -> [usize; 2] {
+    let s = t.shape();
+    assert_eq!(s.num_dims(), 2, "expected a 2-d tensor, got {s:?}");
+    [s[0], s[1]]
 }
 
 fn tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
@@ -73,6 +80,34 @@ impl ConvKernels for Flex {
         let d = ConvDims::new(dims4(&x), weight_shape, spec.stride, spec.padding);
         let (dw, db) = conv::param_grad(&d, &values(&x), &values(&grad));
         (tensor(dw, weight_shape.to_vec()), tensor(db, vec![d.co]))
+    }
+}
+
+impl LinearKernels for Flex {
+    fn linear_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let ([n, i], [_, o]) = (dims2(&x), dims2(&weight));
+        let d = LinearDims { n, i, o };
+        let y = linear::forward(d, &values(&x), &values(&weight), &values(&bias));
+        tensor(y, vec![n, o])
+    }
+
+    fn linear_input_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let ([i, o], [n, _]) = (dims2(&weight), dims2(&grad));
+        let dx = linear::input_grad(LinearDims { n, i, o }, &values(&weight), &values(&grad));
+        tensor(dx, vec![n, i])
+    }
+
+    fn linear_param_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let ([n, i], [_, o]) = (dims2(&x), dims2(&grad));
+        let (dw, db) = linear::param_grad(LinearDims { n, i, o }, &values(&x), &values(&grad));
+        (tensor(dw, vec![i, o]), tensor(db, vec![o]))
     }
 }
 

@@ -2,9 +2,10 @@
 //!
 //! Burn 0.22 has no backend type parameter on `Tensor`; a custom operation is a trait over
 //! `burn::backend::Backend` marked `#[backend_extension(...)]`, which generates the runtime
-//! dispatch from a `Tensor`'s `DispatchTensor` to the concrete backend. We implement two,
-//! convolution ([`ConvKernels`]) and max pooling ([`PoolKernels`]), for Flex (the slice
-//! kernels of [`conv`] and [`pool`]) and for `Autodiff<B>` (handwritten `Backward` steps
+//! dispatch from a `Tensor`'s `DispatchTensor` to the concrete backend. We implement three,
+//! convolution ([`ConvKernels`]), linear layers ([`LinearKernels`]) and max pooling
+//! ([`PoolKernels`]), for Flex (the slice kernels of [`conv`], [`linear`] and [`pool`],
+//! every product through [`matmul`]) and for `Autodiff<B>` (handwritten `Backward` steps
 //! that call the same extension on the inner backend for the gradients), so training, hooks,
 //! resume and input gradients all run through it. The wgpu path keeps Burn's kernels:
 //! [`supports`] picks the extension only for `f32` tensors on the Flex device.
@@ -12,6 +13,8 @@
 mod autodiff;
 pub mod conv;
 mod flex;
+pub mod linear;
+pub(crate) mod matmul;
 pub mod pool;
 
 use burn::backend::tensor::FloatTensor;
@@ -63,6 +66,26 @@ pub trait ConvKernels: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
+/// The linear layer's operations of the engine (weight `[i, o]` as Burn's `Linear` keeps it).
+#[backend_extension(Flex, Autodiff)]
+pub trait LinearKernels: Backend {
+    /// `x @ weight + bias`: x `[n, i]`, weight `[i, o]`, bias `[o]`.
+    fn linear_fused(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient with respect to x, given the output gradient.
+    fn linear_input_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradients with respect to the weight and the bias.
+    fn linear_param_grad(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
 /// A max pooling's square window and stride (no padding, no dilation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolSpec {
@@ -87,7 +110,7 @@ pub trait PoolKernels: Backend {
 /// Whether the engine's own kernels serve this tensor: `f32` on the Flex (CPU) device,
 /// unless the environment sets `INSILICO_CONV=burn` (Burn's convolution and pooling
 /// everywhere, to compare the two in a benchmark with one binary).
-pub fn supports(x: &Tensor<4>) -> bool {
+pub fn supports<const D: usize>(x: &Tensor<D>) -> bool {
     static BURN_ONLY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *BURN_ONLY.get_or_init(|| std::env::var("INSILICO_CONV").is_ok_and(|v| v == "burn")) {
         return false;
@@ -107,6 +130,16 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, spec: ConvSpec) 
         weight.into_dispatch(),
         bias.into_dispatch(),
         spec,
+    ))
+}
+
+/// `x @ weight + bias` through the engine's kernels; differentiable with respect to all
+/// three. Call only where [`supports`] holds.
+pub fn linear(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as LinearKernels>::linear_fused(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
     ))
 }
 
