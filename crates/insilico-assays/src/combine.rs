@@ -193,7 +193,7 @@ struct Scratch {
     change: Vec<f32>,
     /// The running pre-activation of the group.
     acc: Vec<f32>,
-    /// One row's vertical maxima for the pool.
+    /// One plane's vertical maxima for the pool, `[h / 2, w]`.
     pair: Vec<f32>,
 }
 
@@ -213,6 +213,11 @@ fn image_rows(
     let seg = out / c.groups;
     let (row, part) = (at.row_len(), at.row_len() / c.groups);
     for g in 0..c.groups {
+        if g + 1 < c.groups {
+            for u in 0..c.units {
+                prefetch(c.run(u, g + 1, image));
+            }
+        }
         s.base.clear();
         s.base.extend_from_slice(&c.bias[g * seg..(g + 1) * seg]);
         s.change.resize(c.units * seg, 0.0);
@@ -239,6 +244,21 @@ fn image_rows(
     }
 }
 
+/// Asks the processor to bring `x` into its caches. The next group's contributions are
+/// one short run per unit, far apart (`[units, groups, images, ..]`), which the hardware
+/// prefetchers do not foresee: without this, reading them was the combination's largest
+/// stall (profiled).
+#[inline(always)]
+fn prefetch(x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in x.chunks(16) {
+        // SAFETY: a prefetch is a hint; it reads nothing and cannot fault.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(line.as_ptr().cast(), std::arch::x86_64::_MM_HINT_T0)
+        };
+    }
+}
+
 /// `acc += sign * x`.
 #[inline(always)]
 fn add_scaled(acc: &mut [f32], x: &[f32], sign: f32) {
@@ -258,7 +278,7 @@ fn larger(a: f32, b: f32) -> f32 {
 }
 
 /// The pre-activation `pre` as the resumed row: pooled 2x2 then rectified, or as it is.
-/// `pair` holds one row's vertical maxima (a scratch kept by the caller).
+/// `pair` holds one plane's vertical maxima (a scratch kept by the caller).
 #[inline(always)]
 fn finish(pre: &[f32], at: &ResumeAt, dst: &mut [f32], pair: &mut Vec<f32>) {
     match at {
@@ -266,16 +286,18 @@ fn finish(pre: &[f32], at: &ResumeAt, dst: &mut [f32], pair: &mut Vec<f32>) {
             dims: [_, h, w], ..
         } => {
             let (h2, w2) = (h / 2, w / 2);
-            pair.resize(*w, 0.0);
+            pair.resize(h2 * w, 0.0);
             for (plane, out) in pre.chunks_exact(h * w).zip(dst.chunks_exact_mut(h2 * w2)) {
-                for (rows, out) in plane.chunks_exact(2 * w).zip(out.chunks_exact_mut(w2)) {
+                for (rows, pair) in plane.chunks_exact(2 * w).zip(pair.chunks_exact_mut(*w)) {
                     let (top, bottom) = rows.split_at(*w);
                     for ((p, t), b) in pair.iter_mut().zip(top).zip(bottom) {
                         *p = larger(*t, *b);
                     }
-                    for (o, p) in out.iter_mut().zip(pair.chunks_exact(2)) {
-                        *o = larger(larger(p[0], p[1]), 0.0);
-                    }
+                }
+                // The sides are even, so no pair straddles two rows: one pass over the
+                // whole plane's vertical maxima (one long loop, not h/2 short ones).
+                for (o, p) in out.iter_mut().zip(pair.chunks_exact(2)) {
+                    *o = larger(larger(p[0], p[1]), 0.0);
                 }
             }
         }
