@@ -356,6 +356,9 @@ impl<'a> MaskEvaluator<'a> {
 }
 
 /// Floats of contributions (or combined rows) per chunk of images on the linearized path:
-/// 16 MB, so that a chunk's contributions stay in the last-level cache between the matmul
-/// that writes them and the combination that reads them.
-const CONTRIBUTION_FLOATS: usize = 1 << 22;
+/// 8 MB, so that a chunk's contributions and the rows combined from them stay in the
+/// last-level cache together (32 MB here) between the matmul that writes the first, the
+/// combination and the next layer's matmul. The bench's sweep ran 1.19-1.22 s a sweep
+/// with 16 MB, 0.94-1.19 with 8 MB, 1.08-1.15 with 4 MB (fewer images per chunk for the
+/// two threads to share).
+const CONTRIBUTION_FLOATS: usize = 1 << 21;

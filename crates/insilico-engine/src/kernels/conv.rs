@@ -1,6 +1,6 @@
 //! The CPU convolution on plain `f32` slices (NCHW, weights `[c_out, c_in, kh, kw]`).
 //!
-//! Every pass is a GEMM from the `gemm` crate over one image's im2col matrix
+//! Every pass is a single-threaded GEMM ([`super::matmul`]) over one image's im2col matrix
 //! `col[c_in * kh * kw, oh * ow]` (a 1x1 convolution with stride 1 and no padding uses the
 //! image itself):
 //! - forward: `out[c_out, P] = W[c_out, K] @ col[K, P] + bias`, relu applied in place while
