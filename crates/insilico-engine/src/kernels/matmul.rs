@@ -213,25 +213,13 @@ mod tests {
         // The public entry points route through the same function.
         let (a, b) = ([1.0f32, 2.0], [3.0f32, 4.0]);
         let mut dst = [0.0f32; 1];
-        matmul(
-            1,
-            1,
-            2,
-            &mut dst,
-            false,
-            Mat::row_major(&a, 2),
-            Mat::row_major(&b, 1),
-        );
-        assert_eq!(dst[0], 11.0);
-        matmul_parallel(
-            1,
-            1,
-            2,
-            &mut dst,
-            true,
-            Mat::row_major(&a, 2),
-            Mat::row_major(&b, 1),
-        );
-        assert_eq!(dst[0], 22.0);
+        type Entry = fn(usize, usize, usize, &mut [f32], bool, Mat, Mat);
+        let entries: [(Entry, bool, f32); 2] =
+            [(matmul, false, 11.0), (matmul_parallel, true, 22.0)];
+        for (f, accumulate, want) in entries {
+            let (lhs, rhs) = (Mat::row_major(&a, 2), Mat::row_major(&b, 1));
+            f(1, 1, 2, &mut dst, accumulate, lhs, rhs);
+            assert_eq!(dst[0], want);
+        }
     }
 }
