@@ -85,13 +85,32 @@ impl Schedule {
     }
 }
 
+/// Each unit's contribution `C_u` to the linear layer's output, image by image.
+#[derive(Clone, Copy)]
+pub enum PerUnit<'a> {
+    /// Computed beforehand: `[units, groups, images, out / groups]`, each unit's
+    /// contribution to each image's `out` values in `groups` contiguous runs per unit and
+    /// image (a conv layer's output channels; one group for a linear layer).
+    Values { values: &'a [f32], groups: usize },
+    /// A linear layer whose input units are single values (an MLP's hidden units): `C_u`
+    /// is the weight row `W[u, :]` scaled by the unit's value, a rank-one term computed
+    /// where it is added. Nothing per image and unit is written to memory (`U x out`
+    /// floats an image, read back once), the weight rows stay in cache across images,
+    /// and a unit whose value equals its replacement (a silent relu unit replaced by
+    /// zero) changes nothing and is skipped.
+    Factored {
+        /// The layer's input `[images, units]`.
+        inputs: &'a [f32],
+        /// `W`: `[units, out]`.
+        weight: &'a [f32],
+        /// Each unit's replacement value at the layer's input, `[units]`.
+        replacement: &'a [f32],
+    },
+}
+
 /// What the combination reads for a chunk of images.
 pub struct Contributions<'a> {
-    /// `C`: `[units, groups, images, out / groups]`, each unit's contribution to each
-    /// image's `out` values, in `groups` contiguous runs per unit and image (a conv
-    /// layer's output channels; one group for a linear layer).
-    pub per_unit: &'a [f32],
-    pub groups: usize,
+    pub per_unit: PerUnit<'a>,
     /// `R`: `[units, out]`, each unit's replacement's contribution (the same for every image).
     pub replacement: &'a [f32],
     /// The linear layer's bias per output value, `[out]`.
@@ -105,11 +124,39 @@ impl Contributions<'_> {
         self.bias.len()
     }
 
-    /// `C_u` of one image in group `g`, `[out / groups]`.
-    fn run(&self, u: usize, g: usize, image: usize) -> &[f32] {
-        let seg = self.out() / self.groups;
-        let start = ((u * self.groups + g) * self.images + image) * seg;
-        &self.per_unit[start..start + seg]
+    fn groups(&self) -> usize {
+        match self.per_unit {
+            PerUnit::Values { groups, .. } => groups,
+            PerUnit::Factored { .. } => 1,
+        }
+    }
+
+    /// Checks that the slices' lengths agree with `units`, `images` and `out`.
+    fn check(&self) {
+        let (units, out) = (self.units, self.out());
+        match self.per_unit {
+            PerUnit::Values { values, groups } => {
+                assert_eq!(values.len(), units * self.images * out);
+                assert_eq!(out % groups.max(1), 0, "groups must divide the output");
+            }
+            PerUnit::Factored {
+                inputs,
+                weight,
+                replacement,
+            } => {
+                assert_eq!(inputs.len(), self.images * units);
+                assert_eq!(weight.len(), units * out);
+                assert_eq!(replacement.len(), units);
+            }
+        }
+        assert_eq!(self.replacement.len(), units * out);
+    }
+
+    /// `C_u` of one image in group `g`, `[out / groups]` (precomputed contributions only).
+    fn run<'v>(&self, values: &'v [f32], u: usize, g: usize, image: usize) -> &'v [f32] {
+        let seg = self.out() / self.groups();
+        let start = ((u * self.groups() + g) * self.images + image) * seg;
+        &values[start..start + seg]
     }
 }
 
@@ -126,19 +173,17 @@ fn combine_on(c: &Contributions, schedule: &Schedule, at: &ResumeAt, avx2: bool)
     let out = c.out();
     let row = at.row_len();
     let masks = schedule.steps.len();
-    assert_eq!(c.per_unit.len(), c.units * c.images * out);
-    assert_eq!(out % c.groups.max(1), 0, "groups must divide the output");
+    c.check();
     if let ResumeAt::PoolRelu {
         dims: [_, h, w], ..
     } = at
     {
         assert_eq!(
-            (out / c.groups) % (h * w),
+            (out / c.groups()) % (h * w),
             0,
             "a group holds whole channels"
         );
     }
-    assert_eq!(c.replacement.len(), c.units * out);
     let mut rows = vec![0.0f32; c.images * masks * row];
     rows.par_chunks_mut((masks * row).max(1))
         .enumerate()
@@ -197,9 +242,8 @@ struct Scratch {
     pair: Vec<f32>,
 }
 
-/// Every mask's row for one image (`dst`, `[masks, row]`), group by group: the relu and
-/// pool act within a channel, so each group's part of a row is finished on its own.
-/// Inlined into its callers so that [`image_rows_avx2`] compiles all of it for AVX2.
+/// Every mask's row for one image (`dst`, `[masks, row]`). Inlined into its callers so
+/// that [`image_rows_avx2`] compiles all of it for AVX2.
 #[inline(always)]
 fn image_rows(
     c: &Contributions,
@@ -209,20 +253,46 @@ fn image_rows(
     dst: &mut [f32],
     s: &mut Scratch,
 ) {
+    match c.per_unit {
+        PerUnit::Values { values, .. } => grouped_rows(c, values, schedule, at, image, dst, s),
+        PerUnit::Factored {
+            inputs,
+            weight,
+            replacement,
+        } => {
+            let x = &inputs[image * c.units..(image + 1) * c.units];
+            factored_rows(c, (x, weight, replacement), schedule, at, dst, s)
+        }
+    }
+}
+
+/// [`image_rows`] on precomputed contributions, group by group: the relu and pool act
+/// within a channel, so each group's part of a row is finished on its own.
+#[inline(always)]
+fn grouped_rows(
+    c: &Contributions,
+    values: &[f32],
+    schedule: &Schedule,
+    at: &ResumeAt,
+    image: usize,
+    dst: &mut [f32],
+    s: &mut Scratch,
+) {
     let out = c.out();
-    let seg = out / c.groups;
-    let (row, part) = (at.row_len(), at.row_len() / c.groups);
-    for g in 0..c.groups {
-        if g + 1 < c.groups {
+    let groups = c.groups();
+    let seg = out / groups;
+    let (row, part) = (at.row_len(), at.row_len() / groups);
+    for g in 0..groups {
+        if g + 1 < groups {
             for u in 0..c.units {
-                prefetch(c.run(u, g + 1, image));
+                prefetch(c.run(values, u, g + 1, image));
             }
         }
         s.base.clear();
         s.base.extend_from_slice(&c.bias[g * seg..(g + 1) * seg]);
         s.change.resize(c.units * seg, 0.0);
         for (u, d) in s.change.chunks_exact_mut(seg).enumerate() {
-            let cu = c.run(u, g, image);
+            let cu = c.run(values, u, g, image);
             let r = &c.replacement[u * out + g * seg..][..seg];
             for (((b, d), cu), r) in s.base.iter_mut().zip(d).zip(cu).zip(r) {
                 *b += cu;
@@ -241,6 +311,45 @@ fn image_rows(
             }
             finish(&s.acc, at, &mut dst[g * part..(g + 1) * part], &mut s.pair);
         }
+    }
+}
+
+/// [`image_rows`] for [`PerUnit::Factored`]: `x` is the image's input to the layer, `w`
+/// its weight `[units, out]`, `r` the units' replacements. The same arithmetic as
+/// [`grouped_rows`] on the products `x_u * W[u, j]` and `R_u = r_u * W[u, j]` (each
+/// rounded as the GEMM that would have written them rounds it), so both give the same
+/// bits; where `x_u == r_u` the change is exactly zero and is not added.
+#[inline(always)]
+fn factored_rows(
+    c: &Contributions,
+    (x, w, r): (&[f32], &[f32], &[f32]),
+    schedule: &Schedule,
+    at: &ResumeAt,
+    dst: &mut [f32],
+    s: &mut Scratch,
+) {
+    let out = c.out();
+    s.base.clear();
+    s.base.extend_from_slice(c.bias);
+    for (&xu, wu) in x.iter().zip(w.chunks_exact(out)) {
+        for (b, &wj) in s.base.iter_mut().zip(wu) {
+            *b += xu * wj;
+        }
+    }
+    s.acc.resize(out, 0.0);
+    for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(at.row_len())) {
+        if step.fresh {
+            s.acc.copy_from_slice(&s.base);
+        }
+        for (units, sign) in [(&step.add, 1.0f32), (&step.sub, -1.0)] {
+            for &u in units.iter().filter(|&&u| x[u] != r[u]) {
+                let (xu, rw) = (x[u], &c.replacement[u * out..(u + 1) * out]);
+                for ((a, &wj), &rj) in s.acc.iter_mut().zip(&w[u * out..]).zip(rw) {
+                    *a += sign * (rj - xu * wj);
+                }
+            }
+        }
+        finish(&s.acc, at, dst, &mut s.pair);
     }
 }
 
@@ -358,8 +467,10 @@ mod tests {
         let replacement: Vec<f32> = (0..units * out).map(|i| val(i + 5) * 0.5).collect();
         let bias: Vec<f32> = (0..out).map(|i| val(i + 9) * 0.1).collect();
         let c = Contributions {
-            per_unit: &per_unit,
-            groups: o,
+            per_unit: PerUnit::Values {
+                values: &per_unit,
+                groups: o,
+            },
             replacement: &replacement,
             bias: &bias,
             units,
@@ -427,6 +538,70 @@ mod tests {
             assert!(mask.iter().all(|&v| v == 1.0));
             assert!((plain[3 * out + j] - want).abs() < 1e-5);
             assert!((plain[(m.len() + 3) * out + j] - want).abs() < 1e-5);
+        }
+    }
+
+    /// A linear layer's rank-one contributions computed in place give the bits of the
+    /// same contributions written out first (as the GEMM of `x_u * W[u, :]` writes
+    /// them), with zero and non-zero replacements (units equal to theirs are skipped).
+    #[test]
+    fn factored_contributions_match_the_written_ones_bit_for_bit() {
+        let (units, images, out) = (5, 3, 7);
+        let val = |i: usize| ((i * 29 % 17) as f32 - 8.0) / 3.0;
+        // Some inputs equal to the replacement (silent relu units replaced by zero).
+        let inputs: Vec<f32> = (0..images * units)
+            .map(|i| if i % 3 == 0 { 0.0 } else { val(i) })
+            .collect();
+        let weight: Vec<f32> = (0..units * out).map(|i| val(i + 3) * 0.37).collect();
+        let bias: Vec<f32> = (0..out).map(|i| val(i + 1) * 0.1).collect();
+        let m = masks(&[&[], &[1], &[1, 3], &[0, 1, 3, 4], &[2], &[0, 2]], units);
+        let at = ResumeAt::Output {
+            site: "fc".into(),
+            dims: vec![out],
+        };
+        for r_value in [0.0f32, 0.75] {
+            let r = vec![r_value; units];
+            let rows_of = |v: f32, u: usize| -> Vec<f32> {
+                weight[u * out..(u + 1) * out]
+                    .iter()
+                    .map(|w| v * w)
+                    .collect()
+            };
+            let replacement: Vec<f32> = (0..units).flat_map(|u| rows_of(r[u], u)).collect();
+            // [units, 1 group, images, out]
+            let mut written = Vec::new();
+            for u in 0..units {
+                for i in 0..images {
+                    written.extend(rows_of(inputs[i * units + u], u));
+                }
+            }
+            let schedule = Schedule::new(&m);
+            let values = PerUnit::Values {
+                values: &written,
+                groups: 1,
+            };
+            let factored = PerUnit::Factored {
+                inputs: &inputs,
+                weight: &weight,
+                replacement: &r,
+            };
+            let rows = |per_unit| {
+                let c = Contributions {
+                    per_unit,
+                    replacement: &replacement,
+                    bias: &bias,
+                    units,
+                    images,
+                };
+                (
+                    combine(&c, &schedule, &at),
+                    combine_on(&c, &schedule, &at, false),
+                )
+            };
+            let (a, b) = (rows(values), rows(factored));
+            assert_eq!(a.0, b.0);
+            assert_eq!(a.1, b.1);
+            assert_eq!(a.0, a.1);
         }
     }
 }

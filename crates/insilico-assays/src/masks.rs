@@ -20,13 +20,13 @@
 //! both give the same accuracies (tested against each other and against full forward
 //! passes).
 
-use crate::combine::{combine, Contributions, Schedule};
+use crate::combine::{combine, Contributions, PerUnit, Schedule};
 use anyhow::{ensure, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use insilico_engine::eval::{argmax_rows, to_vec};
 use insilico_engine::linearize::{
-    bias_row, linearization, resume_at, unit_contributions, unit_contributions_vec, Linearization,
-    ResumeAt,
+    bias_row, linearization, rank_one_weight, resume_at, unit_contributions,
+    unit_contributions_vec, Linearization, ResumeAt,
 };
 use insilico_engine::{Ablation, Activation, Hooks, Network};
 
@@ -56,6 +56,9 @@ struct Linearized {
     bias: Vec<f32>,
     /// Where the forward pass resumes from the combined pre-activations.
     resume: ResumeAt,
+    /// For a linear layer on single-valued units: its weight `[units, out]` and the
+    /// replacement at its input `[units]` ([`PerUnit::Factored`]).
+    rank_one: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl std::ops::Deref for Linearized {
@@ -158,6 +161,8 @@ impl<'a> MaskEvaluator<'a> {
         dims.extend(&site_dims);
         let r_act = Activation::from_vec(values, &dims, &self.device);
         let r_pre = self.to_pre_site(&at, r_act)?;
+        let rank_one = rank_one_weight(self.net, &at, self.units)?
+            .map(|weight| (weight, to_vec(r_pre.clone().flatten())));
         let replacement_contrib = to_vec(unit_contributions(self.net, &at, r_pre, self.units)?);
         let bias = to_vec(bias_row(self.net, &at, 1, &self.device));
         let resume = resume_at(self.net.plan(), &at)?;
@@ -166,6 +171,7 @@ impl<'a> MaskEvaluator<'a> {
             replacement_contrib,
             bias,
             resume,
+            rank_one,
         }))
     }
 
@@ -323,26 +329,49 @@ impl<'a> MaskEvaluator<'a> {
         let mut counts = self.zero_counts(masks.len());
         let n = self.examples();
         let out: usize = lin.out_dims.iter().product();
-        let per_image = (self.units * out).max(masks.len() * lin.resume.row_len());
+        // Rank-one contributions take no room of their own.
+        let contributions = if lin.rank_one.is_some() {
+            0
+        } else {
+            self.units * out
+        };
+        let per_image = contributions.max(masks.len() * lin.resume.row_len());
         let chunk_len = (CONTRIBUTION_FLOATS / per_image.max(1))
             .clamp(8, self.images_per_chunk)
             .min(n.max(1));
         // The contributions' buffer, reused from chunk to chunk.
-        let mut spare = Vec::new();
+        let mut values = Vec::new();
         for start in (0..n).step_by(chunk_len) {
             let len = chunk_len.min(n - start);
             let pre = self.to_pre_site(lin, self.cache.narrow(start, len))?;
-            let per_unit = unit_contributions_vec(self.net, lin, pre, self.units, spare)?;
+            let inputs;
+            let per_unit = match &lin.rank_one {
+                Some((weight, replacement)) => {
+                    inputs = to_vec(pre.flatten());
+                    PerUnit::Factored {
+                        inputs: &inputs,
+                        weight,
+                        replacement,
+                    }
+                }
+                None => {
+                    let buffer = std::mem::take(&mut values);
+                    let written = unit_contributions_vec(self.net, lin, pre, self.units, buffer)?;
+                    values = written.values;
+                    PerUnit::Values {
+                        values: &values,
+                        groups: written.groups,
+                    }
+                }
+            };
             let c = Contributions {
-                per_unit: &per_unit.values,
-                groups: per_unit.groups,
+                per_unit,
                 replacement: &lin.replacement_contrib,
                 bias: &lin.bias,
                 units: self.units,
                 images: len,
             };
             let rows = combine(&c, schedule, &lin.resume);
-            spare = per_unit.values;
             let dims = lin.resume.dims(len * masks.len());
             let act = Activation::from_vec(rows, &dims, &self.device);
             let rec = self.net.resume(lin.resume.site(), act, &Hooks::new())?;

@@ -153,6 +153,24 @@ pub fn unit_contributions(
     })
 }
 
+/// The weight `[units, out]` of a linear layer whose input features are the units
+/// themselves (one value per unit, as in an MLP), where each unit's contribution is
+/// the rank-one term `x_u * W[u, :]` and needs no per-image storage; `None` for a conv
+/// layer or a linear layer on flattened maps (several features per unit).
+pub fn rank_one_weight(
+    net: &Network,
+    lin: &Linearization,
+    units: usize,
+) -> Result<Option<Vec<f32>>> {
+    Ok(match net.layer(&lin.linear_site)? {
+        Layer::Linear(linear) if linear.weight.dims()[0] == units => {
+            // Burn's layout is [in, out]: a unit's row is contiguous.
+            Some(to_vec(linear.weight.val()))
+        }
+        _ => None,
+    })
+}
+
 /// Per-unit contributions as plain values (see [`unit_contributions_vec`]).
 pub struct UnitContributions {
     /// `[units, groups, images, out / groups]`: for a convolution the groups are its

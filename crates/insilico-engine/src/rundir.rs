@@ -203,12 +203,14 @@ impl RunDir {
         let rows: Vec<Vec<String>> = metrics
             .iter()
             .map(|m| {
+                // An epoch without evaluation leaves its cells empty (NaN in pandas).
+                let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
                 vec![
                     m.epoch.to_string(),
-                    format!("{:.6}", m.train_loss),
-                    format!("{:.6}", m.train_acc),
-                    format!("{:.6}", m.test_loss),
-                    format!("{:.6}", m.test_acc),
+                    cell(m.train_loss),
+                    cell(m.train_acc),
+                    cell(m.test_loss),
+                    cell(m.test_acc),
                     format!("{:.3}", m.seconds),
                     format!("{:.6e}", m.lr),
                 ]
@@ -511,8 +513,8 @@ impl Manifest {
         self.finished_unix = Some(unix_now());
         self.train_seconds = metrics.iter().map(|m| m.seconds).sum();
         self.epochs_completed = metrics.len();
-        self.final_train_acc = metrics.last().map(|m| m.train_acc);
-        self.final_test_acc = metrics.last().map(|m| m.test_acc);
+        self.final_train_acc = metrics.last().and_then(|m| m.train_acc);
+        self.final_test_acc = metrics.last().and_then(|m| m.test_acc);
         self.write(run)
     }
 

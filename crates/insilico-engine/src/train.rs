@@ -28,14 +28,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One row of `metrics.csv`.
+/// One row of `metrics.csv`. The losses and accuracies (on at most `eval_train_limit`
+/// training images and on the test set) are `None` for an epoch not evaluated
+/// (`training.eval_every`); the last epoch always is.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EpochMetrics {
     pub epoch: usize,
-    pub train_loss: f64,
-    pub train_acc: f64,
-    pub test_loss: f64,
-    pub test_acc: f64,
+    pub train_loss: Option<f64>,
+    pub train_acc: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub test_acc: Option<f64>,
     /// Wall seconds of this epoch (training and evaluation).
     pub seconds: f64,
     pub lr: f64,
@@ -207,9 +209,12 @@ pub fn train(
             return Ok(halted(&bar, &net, metrics));
         }
         let valid = net.valid();
-        let train_score = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
-        let test_score = evaluate(&valid, &data.test, EVAL_BATCH, &device);
-        let row = epoch_row(epoch, train_score, test_score, started, lr);
+        let evaluated = (epoch + 1) % t.eval_every == 0 || epoch + 1 == t.epochs;
+        let scores = evaluated.then(|| {
+            let train = evaluate(&valid, &eval_train, EVAL_BATCH, &device);
+            (train, evaluate(&valid, &data.test, EVAL_BATCH, &device))
+        });
+        let row = epoch_row(epoch, scores, started, lr);
         if let Err(e) = check_finite(&row, &valid, metrics.len(), run) {
             bar.abandon();
             return Err(e);
@@ -238,10 +243,13 @@ pub fn train(
 
 /// One line per epoch, above the progress bar (or on stderr without one).
 fn print_epoch(bar: &ProgressBar, row: &EpochMetrics) {
-    let line = format!(
-        "epoch {:>3}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  ({:.1}s)",
-        row.epoch, row.train_loss, row.train_acc, row.test_loss, row.test_acc, row.seconds
-    );
+    let line = match (row.train_loss, row.train_acc, row.test_loss, row.test_acc) {
+        (Some(a), Some(b), Some(c), Some(d)) => format!(
+            "epoch {:>3}  train loss {a:.4} acc {b:.4}  test loss {c:.4} acc {d:.4}  ({:.1}s)",
+            row.epoch, row.seconds
+        ),
+        _ => format!("epoch {:>3}  ({:.1}s)", row.epoch, row.seconds),
+    };
     if bar.is_hidden() {
         eprintln!("{line}");
     } else {
@@ -335,20 +343,17 @@ fn train_epoch(
 /// epoch's last step shows only in the weights and the evaluation), so that `latest`
 /// always names finite weights.
 fn check_finite(row: &EpochMetrics, net: &Network, done: usize, run: &RunDir) -> Result<()> {
-    let what = if !row.train_loss.is_finite() || !row.test_loss.is_finite() {
-        format!(
-            "the loss is {} (train) and {} (test)",
-            row.train_loss, row.test_loss
-        )
-    } else {
-        match net
+    let losses = row.train_loss.zip(row.test_loss);
+    let what = match losses.filter(|(train, test)| !train.is_finite() || !test.is_finite()) {
+        Some((train, test)) => format!("the loss is {train} (train) and {test} (test)"),
+        None => match net
             .named_tensors()
             .into_iter()
             .find(|(_, _, values)| values.iter().any(|v| !v.is_finite()))
         {
             Some((name, _, _)) => format!("the weights of {name} are not finite"),
             None => return Ok(()),
-        }
+        },
     };
     bail!(
         "training diverged: {what} after epoch {} (lr {:.3e}); its checkpoint is not written, \
@@ -360,13 +365,19 @@ fn check_finite(row: &EpochMetrics, net: &Network, done: usize, run: &RunDir) ->
     )
 }
 
-fn epoch_row(epoch: usize, train: Score, test: Score, started: Instant, lr: f64) -> EpochMetrics {
+fn epoch_row(
+    epoch: usize,
+    scores: Option<(Score, Score)>,
+    started: Instant,
+    lr: f64,
+) -> EpochMetrics {
+    let (train, test) = scores.unzip();
     EpochMetrics {
         epoch: epoch + 1,
-        train_loss: train.loss,
-        train_acc: train.accuracy,
-        test_loss: test.loss,
-        test_acc: test.accuracy,
+        train_loss: train.map(|s| s.loss),
+        train_acc: train.map(|s| s.accuracy),
+        test_loss: test.map(|s| s.loss),
+        test_acc: test.map(|s| s.accuracy),
         seconds: started.elapsed().as_secs_f64(),
         lr,
     }

@@ -128,6 +128,7 @@ proptest! {
             Just("training.lr"), Just("training.epochs"), Just("training.batch_size"),
             Just("training.momentum"), Just("training.weight_decay"), Just("training.gamma"),
             Just("training.step_every"), Just("training.eval_train_limit"), Just("training.seed"),
+            Just("training.eval_every"),
             Just("data.label_noise"), Just("data.train_limit"), Just("data.dataset"),
             Just("model.layers.0.out_channels"), Just("model.layers.0.padding"),
             Just("model.layers.0.kernel"), Just("model.layers.1.out_features"),

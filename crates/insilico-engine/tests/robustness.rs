@@ -67,7 +67,7 @@ fn a_blow_up_on_the_last_step_of_an_epoch_never_becomes_the_latest_checkpoint() 
     assert!(metrics.len() < 4, "{metrics:?}");
     assert!(metrics
         .iter()
-        .all(|m| m.train_loss.is_finite() && m.test_loss.is_finite()));
+        .all(|m| m.train_loss.unwrap().is_finite() && m.test_loss.unwrap().is_finite()));
     if metrics.is_empty() {
         return;
     }

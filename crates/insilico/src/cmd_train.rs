@@ -107,11 +107,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             stop: None,
         },
     )?;
+    // The last epoch is always evaluated.
     let last = outcome.metrics.last().expect("at least one epoch");
     println!(
         "done: train acc {:.4}, test acc {:.4} after {} epochs ({:.1}s)\noutputs in {}/ (metrics.csv, model.bpk, weights.safetensors, manifest.json)",
-        last.train_acc,
-        last.test_acc,
+        last.train_acc.unwrap_or(f64::NAN),
+        last.test_acc.unwrap_or(f64::NAN),
         outcome.metrics.len(),
         outcome.metrics.iter().map(|m| m.seconds).sum::<f64>(),
         out.display()
