@@ -1025,6 +1025,9 @@ pub struct LinePlot {
     /// Label of a second y axis at the right, for the series marked `right` (two
     /// quantities of different units against the same x, e.g. AUC and loss by epoch).
     pub y2_label: Option<String>,
+    /// Named x ticks `(position, name)` in place of numbers, for a categorical axis
+    /// (layers by their site names).
+    pub x_ticks: Option<Vec<(f64, String)>>,
 }
 
 impl LinePlot {
@@ -1041,7 +1044,13 @@ impl LinePlot {
             legend: true,
             colorbar: None,
             y2_label: None,
+            x_ticks: None,
         }
+    }
+    /// Name the x ticks (see the `x_ticks` field).
+    pub fn x_ticks(mut self, ticks: Vec<(f64, String)>) -> Self {
+        self.x_ticks = Some(ticks);
+        self
     }
     /// Append a series.
     pub fn series(mut self, s: Series) -> Self {
@@ -1294,10 +1303,15 @@ impl LinePlot {
             .filter(|(_, s)| !(two_axes && s.right))
             .flat_map(|(p, _)| y_extent(p));
         let (y0, y1) = limits(ys, 0.05, self.y_range, false);
-        let xa = if self.log_x {
-            Axis::log(x0, x1, 8)
-        } else {
-            Axis::linear(x0, x1, 8)
+        let xa = match &self.x_ticks {
+            Some(named) if !named.is_empty() && !self.log_x => Axis {
+                lo: x0,
+                hi: x1,
+                ticks: named.iter().map(|t| t.0).collect(),
+                labels: named.iter().map(|t| t.1.clone()).collect(),
+            },
+            _ if self.log_x => Axis::log(x0, x1, 8),
+            _ => Axis::linear(x0, x1, 8),
         };
         (xa, Axis::linear(y0, y1, 7))
     }
@@ -1910,6 +1924,33 @@ mod tests {
                 "seed 2",
                 "Ablation",
             ],
+        );
+    }
+
+    /// A categorical axis shows its names at their positions and no numbers between
+    /// them (a layer axis of 1..7 would otherwise be ticked 1, 1.5, 2, ...).
+    #[test]
+    fn named_x_ticks_replace_the_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["conv1.relu", "conv2.relu", "fc1.relu"];
+        let ticks = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ((i + 1) as f64, n.to_string()))
+            .collect();
+        let p = LinePlot::new("corresponding layers", "layer", "cka-linear")
+            .x_ticks(ticks)
+            .series(Series::new(
+                "net",
+                vec![1.0, 2.0, 3.0],
+                vec![0.99, 0.95, 0.9],
+            ));
+        let paths = p.save(&dir.path().join("layers")).unwrap();
+        check_outputs(&paths, &names);
+        let svg = std::fs::read_to_string(&paths[1]).unwrap();
+        assert!(
+            !svg.contains(">1.5<") && !svg.contains(">2.5<"),
+            "numeric ticks drawn"
         );
     }
 

@@ -277,12 +277,16 @@ fn print_summary(sweep: &Sweep, wall: Option<f64>) -> Result<()> {
             .iter()
             .map(|(x, m, sd, _)| format!("{x}: {m:.3}±{sd:.3}"))
             .collect();
+        // A rank correlation needs two distinct levels and AUCs that vary.
+        let rho = match h.spearman_x_auc {
+            r if r.is_finite() => format!("{r:.3}"),
+            _ => "undefined (fewer than two levels, or constant values)".to_string(),
+        };
         println!(
-            "{} {}: AUC by {axis} [{}]; Spearman({axis}, AUC) = {:.3}",
+            "{} {}: AUC by {axis} [{}]; Spearman({axis}, AUC) = {rho}",
             h.model,
             h.site,
             levels.join(", "),
-            h.spearman_x_auc
         );
     }
     if let Some(c) = &s.claim {

@@ -195,16 +195,17 @@ fn layer_plot(dir: &Path, c: &Comparison, measure: &str) -> Result<Figure> {
         .first()
         .map(|g| g.sites.clone())
         .unwrap_or_default();
+    let ticks = sites
+        .iter()
+        .enumerate()
+        .map(|(i, site)| ((i + 1) as f64, site.clone()))
+        .collect();
     let mut plot = LinePlot::new(
         &format!("{measure} of corresponding layers across runs"),
-        &format!(
-            "layer (1 = {}, {} = {})",
-            sites[0],
-            sites.len(),
-            sites[sites.len() - 1]
-        ),
+        "layer",
         measure,
     )
+    .x_ticks(ticks)
     .y_range(0.0, 1.02);
     for (k, g) in c.groups.iter().enumerate() {
         let Some(m) = g.measures.iter().find(|m| m.measure == measure) else {
