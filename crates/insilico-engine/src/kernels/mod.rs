@@ -10,6 +10,7 @@
 //! resume and input gradients all run through it. The wgpu path keeps Burn's kernels:
 //! [`supports`] picks the extension only for `f32` tensors on the Flex device.
 
+pub mod adam;
 mod autodiff;
 pub mod conv;
 mod flex;
