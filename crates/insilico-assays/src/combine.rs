@@ -151,13 +151,6 @@ impl Contributions<'_> {
         }
         assert_eq!(self.replacement.len(), units * out);
     }
-
-    /// `C_u` of one image in group `g`, `[out / groups]` (precomputed contributions only).
-    fn run<'v>(&self, values: &'v [f32], u: usize, g: usize, image: usize) -> &'v [f32] {
-        let seg = self.out() / self.groups();
-        let start = ((u * self.groups() + g) * self.images + image) * seg;
-        &values[start..start + seg]
-    }
 }
 
 /// Every mask's resumed activation for every image of `c`, image-major: row
@@ -281,36 +274,35 @@ fn grouped_rows(
     let out = c.out();
     let groups = c.groups();
     let seg = out / groups;
-    let (row, part) = (at.row_len(), at.row_len() / groups);
+    let part = at.row_len() / groups;
+    // `C_u` of this image in group `g`, `[seg]`.
+    let run = |u: usize, g: usize| &values[((u * groups + g) * c.images + image) * seg..][..seg];
     for g in 0..groups {
         if g + 1 < groups {
             for u in 0..c.units {
-                prefetch(c.run(values, u, g + 1, image));
+                prefetch(run(u, g + 1));
             }
         }
         s.base.clear();
         s.base.extend_from_slice(&c.bias[g * seg..(g + 1) * seg]);
         s.change.resize(c.units * seg, 0.0);
         for (u, d) in s.change.chunks_exact_mut(seg).enumerate() {
-            let cu = c.run(values, u, g, image);
             let r = &c.replacement[u * out + g * seg..][..seg];
-            for (((b, d), cu), r) in s.base.iter_mut().zip(d).zip(cu).zip(r) {
+            for (((b, d), cu), r) in s.base.iter_mut().zip(d).zip(run(u, g)).zip(r) {
                 *b += cu;
                 *d = r - cu;
             }
         }
-        s.acc.resize(seg, 0.0);
-        for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(row)) {
-            if step.fresh {
-                s.acc.copy_from_slice(&s.base);
-            }
-            for (units, sign) in [(&step.add, 1.0), (&step.sub, -1.0)] {
-                for &u in units {
-                    add_scaled(&mut s.acc, &s.change[u * seg..(u + 1) * seg], sign);
-                }
-            }
-            finish(&s.acc, at, &mut dst[g * part..(g + 1) * part], &mut s.pair);
-        }
+        let change = &s.change;
+        let rows = (&s.base[..], &mut s.acc, &mut s.pair);
+        run_schedule(
+            schedule,
+            at,
+            rows,
+            dst,
+            g * part..(g + 1) * part,
+            |acc, u, sign| add_scaled(acc, &change[u * seg..(u + 1) * seg], sign),
+        );
     }
 }
 
@@ -336,20 +328,41 @@ fn factored_rows(
             *b += xu * wj;
         }
     }
-    s.acc.resize(out, 0.0);
-    for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(at.row_len())) {
-        if step.fresh {
-            s.acc.copy_from_slice(&s.base);
-        }
-        for (units, sign) in [(&step.add, 1.0f32), (&step.sub, -1.0)] {
-            for &u in units.iter().filter(|&&u| x[u] != r[u]) {
-                let (xu, rw) = (x[u], &c.replacement[u * out..(u + 1) * out]);
-                for ((a, &wj), &rj) in s.acc.iter_mut().zip(&w[u * out..]).zip(rw) {
-                    *a += sign * (rj - xu * wj);
-                }
+    let rows = (&s.base[..], &mut s.acc, &mut s.pair);
+    run_schedule(schedule, at, rows, dst, 0..at.row_len(), |acc, u, sign| {
+        if x[u] != r[u] {
+            let (xu, rw) = (x[u], &c.replacement[u * out..(u + 1) * out]);
+            for ((a, &wj), &rj) in acc.iter_mut().zip(&w[u * out..]).zip(rw) {
+                *a += sign * (rj - xu * wj);
             }
         }
-        finish(&s.acc, at, dst, &mut s.pair);
+    });
+}
+
+/// Every mask's pre-activation reached from `base` by the schedule's steps, each
+/// finished into `part` of its mask's row of `dst`; `add(acc, u, sign)` adds `sign`
+/// times unit `u`'s change to the running pre-activation `acc`. `pair` is the pool's
+/// scratch ([`finish`]).
+#[inline(always)]
+fn run_schedule(
+    schedule: &Schedule,
+    at: &ResumeAt,
+    (base, acc, pair): (&[f32], &mut Vec<f32>, &mut Vec<f32>),
+    dst: &mut [f32],
+    part: std::ops::Range<usize>,
+    mut add: impl FnMut(&mut [f32], usize, f32),
+) {
+    acc.resize(base.len(), 0.0);
+    for (step, dst) in schedule.steps.iter().zip(dst.chunks_mut(at.row_len())) {
+        if step.fresh {
+            acc.copy_from_slice(base);
+        }
+        for (units, sign) in [(&step.add, 1.0), (&step.sub, -1.0)] {
+            for &u in units {
+                add(acc, u, sign);
+            }
+        }
+        finish(acc, at, &mut dst[part.clone()], pair);
     }
 }
 

@@ -104,7 +104,7 @@ pub fn learning_rate(config: &RunConfig, epoch: usize, step: usize, steps_per_ep
 
 fn optimizer(config: &RunConfig) -> ModuleOptimizer {
     let t = &config.training;
-    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    let penalty = (t.weight_decay > 0.0).then_some(t.weight_decay as f32);
     match t.optimizer {
         OptimizerKind::Sgd => {
             // PyTorch's SGD has no dampening; Burn's default is 0.1.
@@ -115,14 +115,11 @@ fn optimizer(config: &RunConfig) -> ModuleOptimizer {
             });
             SgdConfig::new()
                 .with_momentum(momentum)
-                .with_weight_decay(decay)
+                .with_weight_decay(penalty.map(WeightDecayConfig::new))
                 .init()
         }
         // Burn's Adam, fused into one pass per parameter on the CPU (the same bits).
-        OptimizerKind::Adam => ModuleOptimizer::from(FusedAdam::new(
-            1e-8,
-            (t.weight_decay > 0.0).then_some(t.weight_decay as f32),
-        )),
+        OptimizerKind::Adam => ModuleOptimizer::from(FusedAdam::new(1e-8, penalty)),
     }
 }
 

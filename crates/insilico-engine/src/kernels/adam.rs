@@ -21,8 +21,6 @@ use rayon::prelude::*;
 /// [`Adam`] computes it; see the module documentation.
 #[derive(Clone)]
 pub struct FusedAdam {
-    beta_1: f32,
-    beta_2: f32,
     epsilon: f32,
     /// The L2 penalty added to the gradient (`grad + penalty * param`), as Burn's.
     penalty: Option<f32>,
@@ -37,8 +35,6 @@ impl FusedAdam {
             .with_epsilon(epsilon)
             .with_weight_decay(weight_decay.map(WeightDecayConfig::new));
         Self {
-            beta_1: BETAS[0],
-            beta_2: BETAS[1],
             epsilon,
             penalty: weight_decay,
             burn: config.build(),
@@ -118,13 +114,13 @@ struct Constants {
 
 impl FusedAdam {
     fn constants(&self, time: usize, lr: LearningRate) -> Constants {
-        let t = time as i32;
-        let correction_2 = (1.0 - self.beta_2.powi(t)).sqrt();
+        let ([beta_1, beta_2], t) = (BETAS, time as i32);
+        let correction_2 = (1.0 - beta_2.powi(t)).sqrt();
         Constants {
-            beta_1: self.beta_1,
-            beta_2: self.beta_2,
-            one_minus: [1.0 - self.beta_1, 1.0 - self.beta_2],
-            combined: correction_2 / (1.0 - self.beta_1.powi(t)),
+            beta_1,
+            beta_2,
+            one_minus: [1.0 - beta_1, 1.0 - beta_2],
+            combined: correction_2 / (1.0 - beta_1.powi(t)),
             epsilon: self.epsilon * correction_2,
             lr: lr as f32,
             penalty: self.penalty,

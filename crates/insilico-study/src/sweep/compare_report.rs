@@ -190,16 +190,13 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
 /// line per group.
 fn layer_plot(dir: &Path, c: &Comparison, measure: &str) -> Result<Figure> {
     let stem = dir.join(format!("corresponding_{measure}"));
-    let sites = c
-        .groups
-        .first()
-        .map(|g| g.sites.clone())
-        .unwrap_or_default();
-    let ticks = sites
-        .iter()
-        .enumerate()
-        .map(|(i, site)| ((i + 1) as f64, site.clone()))
-        .collect();
+    // Layer i (from 1) at x = i, named by the first group's site.
+    let ticks = c.groups.first().map_or_else(Vec::new, |g| {
+        let named = g.sites.iter().enumerate();
+        named
+            .map(|(i, site)| ((i + 1) as f64, site.clone()))
+            .collect()
+    });
     let mut plot = LinePlot::new(
         &format!("{measure} of corresponding layers across runs"),
         "layer",
