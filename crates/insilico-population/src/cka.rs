@@ -13,15 +13,15 @@ use crate::Matrix;
 
 /// `||X^T Y||^2`, `||X^T X||^2`, `||Y^T Y||^2` of the centred inputs, and (for the debiased
 /// estimator only) their centred row norms.
-struct Moments {
-    xy: f64,
-    xx: f64,
-    yy: f64,
-    rows_x: Vec<f64>,
-    rows_y: Vec<f64>,
+pub(crate) struct Moments {
+    pub xy: f64,
+    pub xx: f64,
+    pub yy: f64,
+    pub rows_x: Vec<f64>,
+    pub rows_y: Vec<f64>,
 }
 
-fn row_norms_sq(a: MatRef<'_, f64>) -> Vec<f64> {
+pub(crate) fn row_norms_sq(a: MatRef<'_, f64>) -> Vec<f64> {
     let mut out = vec![0.0; a.nrows()];
     for j in 0..a.ncols() {
         for (o, v) in out.iter_mut().zip(a.col(j).iter()) {
@@ -101,11 +101,12 @@ pub(crate) fn ratio(what: &'static str, num: f64, den_x: f64, den_y: f64) -> Res
 /// isotropic scaling of either input. Needs 3 stimuli; an input whose units are all
 /// constant is an error.
 pub fn cka_linear(x: &Matrix, y: &Matrix) -> Result<f64> {
-    const WHAT: &str = "linear CKA";
-    check_pair(x, y, WHAT, 3, TWO_STIMULI)?;
+    check_pair(x, y, LINEAR, 3, TWO_STIMULI)?;
     let m = moments(x, y, false);
-    ratio(WHAT, m.xy, m.xx, m.yy)
+    ratio(LINEAR, m.xy, m.xx, m.yy)
 }
+
+pub(crate) const LINEAR: &str = "linear CKA";
 
 /// Debiased linear CKA: the HSIC terms are replaced by the unbiased estimator of Song et al.
 /// (2012), as in Kornblith et al.'s `feature_space_linear_cka(debiased=True)`. Near 0 for
@@ -113,16 +114,17 @@ pub fn cka_linear(x: &Matrix, y: &Matrix) -> Result<f64> {
 /// slightly negative. Needs 4 stimuli (the estimator divides by `n - 3`); an error where the
 /// unbiased self-similarity of an input is not positive.
 pub fn cka_debiased(x: &Matrix, y: &Matrix) -> Result<f64> {
-    const WHAT: &str = "debiased CKA";
-    check_pair(
-        x,
-        y,
-        WHAT,
-        4,
-        "the unbiased HSIC estimator divides by n - 3",
-    )?;
-    let m = moments(x, y, true);
-    let n = x.stimuli() as f64;
+    check_pair(x, y, DEBIASED, 4, DEBIASED_STIMULI)?;
+    debiased_ratio(&moments(x, y, true), x.stimuli())
+}
+
+pub(crate) const DEBIASED: &str = "debiased CKA";
+/// Why debiased CKA needs four stimuli.
+pub(crate) const DEBIASED_STIMULI: &str = "the unbiased HSIC estimator divides by n - 3";
+
+/// Debiased CKA from the moments of `n` centred stimuli (with their row norms).
+pub(crate) fn debiased_ratio(m: &Moments, n: usize) -> Result<f64> {
+    let n = n as f64;
     let (sx, sy): (f64, f64) = (m.rows_x.iter().sum(), m.rows_y.iter().sum());
     // Unbiased HSIC up to a factor that cancels in the ratio.
     let debias = |xty: f64, rx: &[f64], ry: &[f64], nx: f64, ny: f64| {
@@ -132,7 +134,7 @@ pub fn cka_debiased(x: &Matrix, y: &Matrix) -> Result<f64> {
     let xy = debias(m.xy, &m.rows_x, &m.rows_y, sx, sy);
     let xx = debias(m.xx, &m.rows_x, &m.rows_x, sx, sx);
     let yy = debias(m.yy, &m.rows_y, &m.rows_y, sy, sy);
-    ratio(WHAT, xy, xx, yy)
+    ratio(DEBIASED, xy, xx, yy)
 }
 
 /// CKA with a Gaussian (RBF) kernel `exp(-|x_i - x_j|^2 / (2 sigma^2))`, where

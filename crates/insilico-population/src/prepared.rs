@@ -1,19 +1,23 @@
 //! Inputs prepared once for many comparisons.
 //!
 //! Raghu et al.'s layer x checkpoint heatmap compares each layer's final state with every
-//! snapshot, and each snapshot by several measures. What linear CKA and the CCA family need
-//! of one input alone (its centred columns, its Gram matrix `X^T X`, its right singular
-//! basis) is computed once per input with [`Prepared`], and the cross-product `X^T Y` once
-//! per pair with [`PreparedPair`]: for a heatmap cell by linear CKA and SVCCA that is one
-//! Gram and one cross-product over the stimuli instead of four Grams and two crosses. The
-//! values are those of [`crate::compare`] (the same formulas, tested against it); measures
-//! without a prepared form, and inputs with more units than stimuli, go to it unchanged.
+//! snapshot, and each snapshot by several measures; a comparison across seeds compares
+//! every layer of one network with every layer of another. What linear CKA and the CCA
+//! family need of one input alone (its centred columns, its Gram matrix `X^T X`, its right
+//! singular basis) is computed once per input with [`Prepared`], and the cross-product
+//! `X^T Y` once per pair with [`PreparedPair`]: for a heatmap cell by linear CKA and SVCCA
+//! that is one Gram and one cross-product over the stimuli instead of four Grams and two
+//! crosses. Where the units outnumber the stimuli (flattened conv maps), linear and debiased
+//! CKA go through each input's `n x n` Gram matrix `X X^T`, also computed once per input.
+//! The values are those of [`crate::compare`] (the same formulas, tested against it);
+//! measures without a prepared form go to it unchanged.
 
 use std::cell::OnceCell;
 
 use faer::Mat;
 
 use crate::cca::{cca_of, check_variance_kept, svcca_of, SUMMED_RANKS};
+use crate::cka::{self, Moments};
 use crate::error::Result;
 use crate::linalg::{
     centred, check_pair, cross, frobenius_sq, lower_gram, lower_inner, RightBasis,
@@ -26,6 +30,8 @@ pub struct Prepared<'a> {
     centred: Mat<f64>,
     gram: OnceCell<Mat<f64>>,
     basis: OnceCell<RightBasis>,
+    stimulus_gram: OnceCell<Mat<f64>>,
+    row_norms: OnceCell<Vec<f64>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -35,6 +41,8 @@ impl<'a> Prepared<'a> {
             centred: centred(matrix.as_faer()),
             gram: OnceCell::new(),
             basis: OnceCell::new(),
+            stimulus_gram: OnceCell::new(),
+            row_norms: OnceCell::new(),
         }
     }
 
@@ -47,6 +55,18 @@ impl<'a> Prepared<'a> {
     /// computes it) and the eigendecomposition behind the basis read.
     fn gram(&self) -> &Mat<f64> {
         self.gram.get_or_init(|| lower_gram(self.centred.as_ref()))
+    }
+
+    /// The lower triangle of the `n x n` Gram matrix `X X^T` of the centred stimuli.
+    fn stimulus_gram(&self) -> &Mat<f64> {
+        self.stimulus_gram
+            .get_or_init(|| lower_gram(self.centred.transpose()))
+    }
+
+    /// The squared norm of each centred stimulus (debiased CKA's row terms).
+    fn row_norms(&self) -> &[f64] {
+        self.row_norms
+            .get_or_init(|| cka::row_norms_sq(self.centred.as_ref()))
     }
 
     fn basis(&self, what: &'static str) -> Result<&RightBasis> {
@@ -80,20 +100,63 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
             .get_or_init(|| cross(self.x.centred.as_ref(), self.y.centred.as_ref()))
     }
 
+    /// Linear or debiased CKA through the two inputs' `n x n` Gram matrices, as
+    /// `cka_linear` and `cka_debiased` compute it where the units outnumber the stimuli.
+    fn stimulus_space_cka(&self, debiased: bool) -> Result<f64> {
+        let (x, y) = (self.x.matrix, self.y.matrix);
+        if debiased {
+            check_pair(x, y, cka::DEBIASED, 4, cka::DEBIASED_STIMULI)?;
+        } else {
+            check_pair(x, y, cka::LINEAR, 3, cka::TWO_STIMULI)?;
+        }
+        let (k, l) = (
+            self.x.stimulus_gram().as_ref(),
+            self.y.stimulus_gram().as_ref(),
+        );
+        let m = Moments {
+            xy: lower_inner(k, l),
+            xx: lower_inner(k, k),
+            yy: lower_inner(l, l),
+            rows_x: if debiased {
+                self.x.row_norms().to_vec()
+            } else {
+                Vec::new()
+            },
+            rows_y: if debiased {
+                self.y.row_norms().to_vec()
+            } else {
+                Vec::new()
+            },
+        };
+        if debiased {
+            cka::debiased_ratio(&m, x.stimuli())
+        } else {
+            cka::ratio(cka::LINEAR, m.xy, m.xx, m.yy)
+        }
+    }
+
     /// The measure's value, as [`compare`] gives it.
     pub fn compare(&self, measure: Measure) -> Result<f64> {
         let (x, y) = (self.x.matrix, self.y.matrix);
+        // The route `cka_linear` takes (`cka::moments`): Gram matrices over the stimuli
+        // when they are the smaller products.
+        let stimulus_space = x.units() + y.units() >= x.stimuli();
+        match measure {
+            Measure::CkaLinear if stimulus_space => return self.stimulus_space_cka(false),
+            Measure::CkaDebiased if stimulus_space => return self.stimulus_space_cka(true),
+            _ => {}
+        }
         if !(self.x.feature_space() && self.y.feature_space()) {
             return compare(measure, x, y);
         }
         let n = x.stimuli();
         match measure {
             Measure::CkaLinear => {
-                check_pair(x, y, "linear CKA", 3, crate::cka::TWO_STIMULI)?;
+                check_pair(x, y, cka::LINEAR, 3, cka::TWO_STIMULI)?;
                 let xy = frobenius_sq(self.cross().as_ref());
                 let (gx, gy) = (self.x.gram().as_ref(), self.y.gram().as_ref());
                 let (xx, yy) = (lower_inner(gx, gx), lower_inner(gy, gy));
-                crate::cka::ratio("linear CKA", xy, xx, yy)
+                cka::ratio(cka::LINEAR, xy, xx, yy)
             }
             Measure::Svcca { kept } => {
                 check_variance_kept(kept)?;
@@ -138,7 +201,9 @@ mod tests {
             Measure::CcaMeanSquared,
             Measure::CkaDebiased,
         ];
-        for (n, dx, dy) in [(60, 7, 5), (60, 5, 9), (12, 20, 4)] {
+        // Feature space; one input wider than the stimuli; both wider (flattened maps);
+        // too few stimuli for debiased CKA and CCA.
+        for (n, dx, dy) in [(60, 7, 5), (60, 5, 9), (12, 20, 4), (10, 25, 30), (3, 5, 6)] {
             let x = random(n, dx, 1);
             // y shares a linear part with x, so the values are not all near 0.
             let noise = random(n, dy, 2);
@@ -160,6 +225,22 @@ mod tests {
                     (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{m:?}"),
                     (a, b) => panic!("{m:?} ({n}, {dx}, {dy}): {a:?} vs {b:?}"),
                 }
+            }
+        }
+    }
+
+    /// Constant units everywhere: the prepared routes refuse as the plain ones do.
+    #[test]
+    fn a_constant_input_is_refused_alike_on_every_route() {
+        let y = random(10, 30, 4);
+        for d in [3, 25] {
+            let x = Matrix::from_row_major(10, d, &vec![0.5; 10 * d]).unwrap();
+            let (px, py) = (Prepared::new(&x), Prepared::new(&y));
+            for m in [Measure::CkaLinear, Measure::CkaDebiased] {
+                let plain = compare(m, &x, &y).unwrap_err().to_string();
+                let prepared = PreparedPair::new(&px, &py).compare(m).unwrap_err();
+                assert_eq!(plain, prepared.to_string(), "{m:?}, {d} units");
+                assert!(plain.contains("no variance"), "{plain}");
             }
         }
     }

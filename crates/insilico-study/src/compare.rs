@@ -8,7 +8,7 @@ use crate::study::{Study, StudyOptions};
 use anyhow::{bail, Context, Result};
 use insilico_data::Locator;
 use insilico_engine::Compute;
-use insilico_population::{compare, Matrix, Measure};
+use insilico_population::{Matrix, Measure, Prepared, PreparedPair};
 use insilico_report::{write_csv, write_json, Heatmap};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -113,11 +113,37 @@ pub struct SimilarityMatrix {
     pub values: Vec<Vec<f64>>,
 }
 
+/// Each representation prepared for comparisons (see [`similarity_of`]).
+pub fn prepare(reps: &[Representation]) -> Vec<Prepared<'_>> {
+    reps.iter().map(|r| Prepared::new(&r.matrix)).collect()
+}
+
 /// Every measure between every row and column representation. All must hold the same
 /// stimuli (rows): a different count is refused, naming both.
 pub fn similarity(
     rows: &[Representation],
     columns: &[Representation],
+    measures: &[Measure],
+) -> Result<Vec<SimilarityMatrix>> {
+    let prepared_rows = prepare(rows);
+    if std::ptr::eq(rows, columns) {
+        return similarity_of((rows, &prepared_rows), (columns, &prepared_rows), measures);
+    }
+    similarity_of(
+        (rows, &prepared_rows),
+        (columns, &prepare(columns)),
+        measures,
+    )
+}
+
+/// [`similarity`] of representations already prepared. Each representation is prepared
+/// once and each pair once for all measures (centred columns, Gram matrices, singular
+/// bases and cross-products are shared), instead of every measure of every pair starting
+/// again from the raw matrices; a caller comparing one representation with several others
+/// (every pair of runs of a group) prepares it once for all of them.
+pub fn similarity_of(
+    (rows, prepared_rows): (&[Representation], &[Prepared]),
+    (columns, prepared_columns): (&[Representation], &[Prepared]),
     measures: &[Measure],
 ) -> Result<Vec<SimilarityMatrix>> {
     for r in rows.iter().chain(columns) {
@@ -132,32 +158,31 @@ pub fn similarity(
             );
         }
     }
-    measures
+    // values[measure][row][column]
+    let mut values = vec![vec![Vec::with_capacity(columns.len()); rows.len()]; measures.len()];
+    for (i, (a, pa)) in rows.iter().zip(prepared_rows).enumerate() {
+        for (b, pb) in columns.iter().zip(prepared_columns) {
+            let pair = PreparedPair::new(pa, pb);
+            for (k, &m) in measures.iter().enumerate() {
+                let v = pair
+                    .compare(m)
+                    .with_context(|| format!("{} between {} and {}", m.name(), a.label, b.label))?;
+                values[k][i].push(v);
+            }
+        }
+    }
+    Ok(measures
         .iter()
-        .map(|&m| {
-            let values = rows
-                .iter()
-                .map(|a| {
-                    columns
-                        .iter()
-                        .map(|b| {
-                            compare(m, &a.matrix, &b.matrix).with_context(|| {
-                                format!("{} between {} and {}", m.name(), a.label, b.label)
-                            })
-                        })
-                        .collect::<Result<Vec<f64>>>()
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(SimilarityMatrix {
-                measure: m.name(),
-                range: m.range(),
-                symmetric: m.is_symmetric(),
-                rows: rows.iter().map(|r| r.label.clone()).collect(),
-                columns: columns.iter().map(|r| r.label.clone()).collect(),
-                values,
-            })
+        .zip(values)
+        .map(|(&m, values)| SimilarityMatrix {
+            measure: m.name(),
+            range: m.range(),
+            symmetric: m.is_symmetric(),
+            rows: rows.iter().map(|r| r.label.clone()).collect(),
+            columns: columns.iter().map(|r| r.label.clone()).collect(),
+            values,
         })
-        .collect()
+        .collect())
 }
 
 /// `similarity_<measure>.csv` (long format: row, column, value), `compare.json` and a

@@ -8,7 +8,7 @@
 //!   trained on true labels against that of networks trained on one fixed relabelling.
 
 use super::spec::{model_label, Point};
-use crate::compare::{similarity, Representation};
+use crate::compare::{prepare, similarity_of, Representation};
 use crate::options::{at_least, Options};
 use crate::population::MapReduction;
 use crate::study::{Study, StudyOptions, Subset};
@@ -18,7 +18,7 @@ use insilico_data::fsx::write_atomic;
 use insilico_data::Locator;
 use insilico_engine::config::SnapshotSchedule;
 use insilico_engine::{Compute, RunDir};
-use insilico_population::Measure;
+use insilico_population::{Measure, Prepared};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -279,11 +279,14 @@ pub fn pair_matrices(
     let (symmetric, asymmetric): (Vec<Measure>, Vec<Measure>) =
         all.iter().partition(|m| m.is_symmetric());
     let mut values = vec![vec![None; all.len()]; n * n];
+    // Every run's sites prepared once for all its pairs (their Gram matrices above all).
+    let prepared: Vec<Vec<Prepared>> = reps.iter().map(|r| prepare(r)).collect();
     for a in 0..n {
         for b in (0..n).filter(|&b| b != a) {
             let wanted = if a < b { all } else { &asymmetric[..] };
-            let matrices = similarity(&reps[a], &reps[b], wanted)
-                .with_context(|| format!("run {a} against run {b} of {label}"))?;
+            let matrices =
+                similarity_of((&reps[a], &prepared[a]), (&reps[b], &prepared[b]), wanted)
+                    .with_context(|| format!("run {a} against run {b} of {label}"))?;
             for m in matrices {
                 let k = all.iter().position(|x| x.name() == m.measure);
                 let k = k.expect("a measure of the spec");

@@ -37,6 +37,33 @@ fn is_cca(name: &str) -> bool {
     )
 }
 
+/// The verdict on linear CKA's accuracy `k` and the CCA family's accuracies `cca`. Without a
+/// CCA-based measure (flattened conv maps have more units than stimuli, which CCA cannot
+/// take) only the first half is checked, and the verdict says so.
+fn cka_verdict(k: f64, cca: &[f64]) -> String {
+    let near = k >= NEAR_PERFECT;
+    let lower = cca.iter().all(|&c| c < k);
+    let yes_no = |b: bool| if b { "yes" } else { "NO" };
+    let (cca_clause, holds) = if cca.is_empty() {
+        (
+            "not checked (no CCA-based measure among the measures)",
+            near,
+        )
+    } else {
+        (yes_no(lower), near && lower)
+    };
+    format!(
+        "linear CKA near 100 % (≥ {:.0} %): {}; every CCA-based measure below it: {cca_clause} => {}",
+        100.0 * NEAR_PERFECT,
+        yes_no(near),
+        match (holds, cca.is_empty()) {
+            (true, true) => "HOLDS for linear CKA",
+            (true, false) => "HOLDS",
+            (false, _) => "DOES NOT HOLD",
+        }
+    )
+}
+
 /// Kornblith et al. 2019's check for one group: the accuracy of every measure, and
 /// whether linear CKA is near 100 % with every CCA-based measure below it.
 pub fn corresponding_layers_check(g: &GroupComparison) -> String {
@@ -58,21 +85,10 @@ pub fn corresponding_layers_check(g: &GroupComparison) -> String {
         .filter(|(m, ..)| is_cca(m))
         .map(|a| a.1)
         .collect();
-    let verdict =
-        match cka {
-            None => "not checked: cka-linear is not among the measures".to_string(),
-            Some(k) => {
-                let near = k >= NEAR_PERFECT;
-                let lower = cca.iter().all(|&c| c < k);
-                format!(
-                "linear CKA near 100 % (≥ {:.0} %): {}; every CCA-based measure below it: {} => {}",
-                100.0 * NEAR_PERFECT,
-                if near { "yes" } else { "NO" },
-                if lower { "yes" } else { "NO" },
-                if near && lower { "HOLDS" } else { "DOES NOT HOLD" }
-            )
-            }
-        };
+    let verdict = match cka {
+        None => "not checked: cka-linear is not among the measures".to_string(),
+        Some(k) => cka_verdict(k, &cca),
+    };
     format!(
         "Corresponding layers (Kornblith et al. 2019), {}: {} runs, {} sites, {} ordered pairs; \
          accuracy of identifying the same layer of the other run by maximum similarity: {}. \
@@ -324,5 +340,26 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("DOES NOT"), "{text}");
+    }
+
+    #[test]
+    fn corresponding_layers_without_cca_checks_only_cka() {
+        let g = group(true, [0.9, 0.8, 0.7], &["cka-linear", "cka-debiased"]);
+        let text = corresponding_layers_check(&g);
+        assert!(
+            text.contains("not checked (no CCA-based measure")
+                && text.contains("=> HOLDS for linear CKA"),
+            "{text}"
+        );
+        let mut g = g;
+        // Row 0's maximum moves off the diagonal in both ordered pairs: 4/6 < 90 %.
+        for pair in &mut g.measures[0].values {
+            pair[0][1] = 2.0;
+        }
+        let text = corresponding_layers_check(&g);
+        assert!(
+            text.contains("cka-linear 66.7 % (4/6)") && text.contains("DOES NOT HOLD"),
+            "{text}"
+        );
     }
 }

@@ -513,4 +513,30 @@ train_limit = [100]
             .unwrap_err();
         assert!(err.to_string().contains("model"));
     }
+
+    /// Every experiment shipped in `experiments/`, at its base and at every scale it
+    /// defines, parses and expands into grid points with resolved configs: a typo in a
+    /// scale nobody runs in the tests would otherwise surface only on a long run.
+    #[test]
+    fn every_shipped_experiment_expands_at_every_scale() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 10, "{files:?}");
+        for file in files {
+            let base = SweepFile::load(&file, None).unwrap();
+            for scale in std::iter::once(None).chain(base.scales.keys().map(|k| Some(k.as_str()))) {
+                let spec = SweepFile::load(&file, scale)
+                    .unwrap_or_else(|e| panic!("{} at {scale:?}: {e:#}", file.display()));
+                let points = spec
+                    .expand()
+                    .unwrap_or_else(|e| panic!("{} at {scale:?}: {e:#}", file.display()));
+                assert!(!points.is_empty(), "{} at {scale:?}", file.display());
+            }
+        }
+    }
 }
