@@ -143,26 +143,41 @@ pub(crate) fn debiased_ratio(m: &Moments, n: usize) -> Result<f64> {
 /// `gram_rbf(x, threshold)`. Their demo's default bandwidth is 1.0; the paper reports 0.2-0.8.
 /// Costs `O(n^2 d)` time and `O(n^2)` memory.
 pub fn cka_rbf(x: &Matrix, y: &Matrix, bandwidth: f64) -> Result<f64> {
-    const WHAT: &str = "RBF CKA";
+    check_bandwidth(bandwidth)?;
+    check_pair(x, y, RBF, 3, TWO_STIMULI)?;
+    let k = centred_rbf(centred(x.as_faer()).as_ref(), bandwidth)?;
+    let l = centred_rbf(centred(y.as_faer()).as_ref(), bandwidth)?;
+    rbf_ratio(&k, &l)
+}
+
+pub(crate) const RBF: &str = "RBF CKA";
+
+pub(crate) fn check_bandwidth(bandwidth: f64) -> Result<()> {
     if !(bandwidth.is_finite() && bandwidth > 0.0) {
         return Err(invalid(
-            WHAT,
+            RBF,
             format!("bandwidth {bandwidth} must be positive"),
         ));
     }
-    check_pair(x, y, WHAT, 3, TWO_STIMULI)?;
-    let k = center_gram(rbf_gram(x, bandwidth)?);
-    let l = center_gram(rbf_gram(y, bandwidth)?);
+    Ok(())
+}
+
+/// The centred RBF kernel matrix `H K H` of one input given by its centred columns.
+pub(crate) fn centred_rbf(xc: MatRef<'_, f64>, bandwidth: f64) -> Result<Mat<f64>> {
+    Ok(center_gram(rbf_gram(xc, bandwidth)?))
+}
+
+/// RBF CKA from the two centred kernel matrices.
+pub(crate) fn rbf_ratio(k: &Mat<f64>, l: &Mat<f64>) -> Result<f64> {
     ratio(
-        WHAT,
+        RBF,
         inner(k.as_ref(), l.as_ref()),
         frobenius_sq(k.as_ref()),
         frobenius_sq(l.as_ref()),
     )
 }
 
-fn rbf_gram(x: &Matrix, bandwidth: f64) -> Result<Mat<f64>> {
-    let xc = centred(x.as_faer());
+fn rbf_gram(xc: MatRef<'_, f64>, bandwidth: f64) -> Result<Mat<f64>> {
     let dots = gram_t(xc.transpose());
     let n = dots.nrows();
     let sq = Mat::from_fn(n, n, |i, j| {
@@ -172,7 +187,7 @@ fn rbf_gram(x: &Matrix, bandwidth: f64) -> Result<Mat<f64>> {
     let median = median_in_place(&mut all);
     if median <= 0.0 {
         return Err(degenerate(
-            "RBF CKA",
+            RBF,
             "the median squared distance between stimuli is 0 (most responses identical), so the bandwidth is 0",
         ));
     }

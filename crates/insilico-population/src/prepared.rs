@@ -8,11 +8,13 @@
 //! `X^T Y` once per pair with [`PreparedPair`]: for a heatmap cell by linear CKA and SVCCA
 //! that is one Gram and one cross-product over the stimuli instead of four Grams and two
 //! crosses. Where the units outnumber the stimuli (flattened conv maps), linear and debiased
-//! CKA go through each input's `n x n` Gram matrix `X X^T`, also computed once per input.
+//! CKA go through each input's `n x n` Gram matrix `X X^T`, also computed once per input,
+//! as RBF CKA goes through each input's kernel matrix (once per bandwidth).
 //! The values are those of [`crate::compare`] (the same formulas, tested against it);
 //! measures without a prepared form go to it unchanged.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
 
 use faer::Mat;
 
@@ -32,6 +34,8 @@ pub struct Prepared<'a> {
     basis: OnceCell<RightBasis>,
     stimulus_gram: OnceCell<Mat<f64>>,
     row_norms: OnceCell<Vec<f64>>,
+    /// Centred RBF kernel matrices, one per bandwidth asked for.
+    rbf: RefCell<Vec<(f64, Rc<Mat<f64>>)>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -43,6 +47,7 @@ impl<'a> Prepared<'a> {
             basis: OnceCell::new(),
             stimulus_gram: OnceCell::new(),
             row_norms: OnceCell::new(),
+            rbf: RefCell::new(Vec::new()),
         }
     }
 
@@ -67,6 +72,22 @@ impl<'a> Prepared<'a> {
     fn row_norms(&self) -> &[f64] {
         self.row_norms
             .get_or_init(|| cka::row_norms_sq(self.centred.as_ref()))
+    }
+
+    /// The centred RBF kernel matrix for `bandwidth`, computed once per bandwidth.
+    fn rbf(&self, bandwidth: f64) -> Result<Rc<Mat<f64>>> {
+        let known = self
+            .rbf
+            .borrow()
+            .iter()
+            .find(|(b, _)| *b == bandwidth)
+            .map(|(_, k)| k.clone());
+        if let Some(k) = known {
+            return Ok(k);
+        }
+        let k = Rc::new(cka::centred_rbf(self.centred.as_ref(), bandwidth)?);
+        self.rbf.borrow_mut().push((bandwidth, k.clone()));
+        Ok(k)
     }
 
     fn basis(&self, what: &'static str) -> Result<&RightBasis> {
@@ -144,6 +165,12 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
         match measure {
             Measure::CkaLinear if stimulus_space => return self.stimulus_space_cka(false),
             Measure::CkaDebiased if stimulus_space => return self.stimulus_space_cka(true),
+            Measure::CkaRbf { bandwidth } => {
+                cka::check_bandwidth(bandwidth)?;
+                check_pair(x, y, cka::RBF, 3, cka::TWO_STIMULI)?;
+                let (k, l) = (self.x.rbf(bandwidth)?, self.y.rbf(bandwidth)?);
+                return cka::rbf_ratio(&k, &l);
+            }
             _ => {}
         }
         if !(self.x.feature_space() && self.y.feature_space()) {
@@ -200,6 +227,8 @@ mod tests {
             Measure::CcaMean,
             Measure::CcaMeanSquared,
             Measure::CkaDebiased,
+            Measure::CkaRbf { bandwidth: 0.8 },
+            Measure::CkaRbf { bandwidth: -1.0 },
         ];
         // Feature space; one input wider than the stimuli; both wider (flattened maps);
         // too few stimuli for debiased CKA and CCA.
