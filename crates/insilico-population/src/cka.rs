@@ -48,11 +48,7 @@ fn moments(x: &Matrix, y: &Matrix, with_rows: bool) -> Moments {
     } else {
         let k = lower_gram(xc.transpose());
         let l = lower_gram(yc.transpose());
-        (
-            lower_inner(k.as_ref(), l.as_ref()),
-            lower_inner(k.as_ref(), k.as_ref()),
-            lower_inner(l.as_ref(), l.as_ref()),
-        )
+        stimulus_space(k.as_ref(), l.as_ref())
     };
     let rows = |c: &Mat<f64>| {
         if with_rows {
@@ -68,6 +64,12 @@ fn moments(x: &Matrix, y: &Matrix, with_rows: bool) -> Moments {
         rows_x: rows(&xc),
         rows_y: rows(&yc),
     }
+}
+
+/// `||X^T Y||^2`, `||X^T X||^2`, `||Y^T Y||^2` from the lower triangles of the two `n x n`
+/// Gram matrices `X X^T` and `Y Y^T` of the centred inputs.
+pub(crate) fn stimulus_space(k: MatRef<'_, f64>, l: MatRef<'_, f64>) -> (f64, f64, f64) {
+    (lower_inner(k, l), lower_inner(k, k), lower_inner(l, l))
 }
 
 /// Why CKA needs three stimuli.

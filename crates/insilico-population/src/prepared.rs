@@ -130,30 +130,21 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
         } else {
             check_pair(x, y, cka::LINEAR, 3, cka::TWO_STIMULI)?;
         }
-        let (k, l) = (
+        let (xy, xx, yy) = cka::stimulus_space(
             self.x.stimulus_gram().as_ref(),
             self.y.stimulus_gram().as_ref(),
         );
-        let m = Moments {
-            xy: lower_inner(k, l),
-            xx: lower_inner(k, k),
-            yy: lower_inner(l, l),
-            rows_x: if debiased {
-                self.x.row_norms().to_vec()
-            } else {
-                Vec::new()
-            },
-            rows_y: if debiased {
-                self.y.row_norms().to_vec()
-            } else {
-                Vec::new()
-            },
-        };
-        if debiased {
-            cka::debiased_ratio(&m, x.stimuli())
-        } else {
-            cka::ratio(cka::LINEAR, m.xy, m.xx, m.yy)
+        if !debiased {
+            return cka::ratio(cka::LINEAR, xy, xx, yy);
         }
+        let m = Moments {
+            xy,
+            xx,
+            yy,
+            rows_x: self.x.row_norms().to_vec(),
+            rows_y: self.y.row_norms().to_vec(),
+        };
+        cka::debiased_ratio(&m, x.stimuli())
     }
 
     /// The measure's value, as [`compare`] gives it.
