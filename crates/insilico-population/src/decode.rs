@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
 use crate::linalg::check_stimuli;
-use crate::ridge::{argmin, complement, select_rows, Fit, RidgeOptions};
+use crate::ridge::{argmin, select_rows, Fit, Pooled, RidgeOptions};
 use crate::Matrix;
 
 /// Cross-validated accuracy of decoding the class from the top-k components.
@@ -77,16 +77,12 @@ pub fn decodability(x: &Matrix, labels: &[usize], options: &RidgeOptions) -> Res
     let alphas = options.alphas(x);
     let folds = stratified_folds(labels, options.folds);
     let targets = indicators(labels, classes);
-    let mut fits = Vec::with_capacity(folds.len());
-    for test in &folds {
-        let train = complement(x.stimuli(), test);
-        let fit = Fit::new(
-            select_rows(x.as_faer(), &train),
-            select_rows(targets.as_ref(), &train),
-            WHAT,
-        )?;
-        fits.push(fit);
-    }
+    let largest = folds.iter().map(Vec::len).max().unwrap_or(0);
+    let pooled = Pooled::new(x.as_faer(), targets.as_ref(), largest);
+    let fits: Vec<Fit> = folds
+        .iter()
+        .map(|test| pooled.fit(test, WHAT))
+        .collect::<Result<_>>()?;
     let all = fits.iter().map(|f| f.svd.s.len()).max().unwrap_or(1);
     let components = component_counts(all);
     let accuracy = components
@@ -122,11 +118,8 @@ fn correct_in_fold(
     alphas: &[f64],
 ) -> usize {
     // One penalty for all classes: the smallest leave-one-out error summed over classes.
-    let best = argmin(
-        alphas
-            .iter()
-            .map(|&a| fit.loo_errors(k, a).iter().sum::<f64>()),
-    );
+    let errors = fit.loo_errors(k, alphas);
+    let best = argmin(errors.iter().map(|e| e.iter().sum::<f64>()));
     let shared = vec![alphas[best]; fit.uty.ncols()];
     let scores = fit.predict(select_rows(x.as_faer(), test).as_ref(), k, &shared);
     test.iter()

@@ -26,6 +26,7 @@ mod npy;
 mod prepared;
 mod ridge;
 mod rsa;
+mod screen;
 mod spectrum;
 mod tsne;
 

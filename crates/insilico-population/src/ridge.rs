@@ -7,12 +7,20 @@
 //! residuals are `(y_i - yhat_i) / (1 - h_ii)` with `h_ii = 1/n + sum_k U_ik^2 s_k^2/(s_k^2+a)`:
 //! one SVD serves every penalty. This is scikit-learn's `RidgeCV` (generalized/leave-one-out
 //! cross-validation, `fit_intercept=True`).
+//!
+//! Two things keep the cross-validation cheap without changing its result: the folds share
+//! the products of all stimuli ([`Pooled`]), and each target's penalty is chosen from
+//! leave-one-out errors computed in f32 under a rounding bound, recomputed in f64 where the
+//! bound cannot decide (`crate::screen`).
 
-use faer::{Mat, MatRef};
+use faer::linalg::matmul::matmul;
+use faer::{get_global_parallelism, Accum, Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, invalid, Result};
-use crate::linalg::{check_pair, column_means, cross, product, ThinSvd};
+use crate::linalg::{
+    check_pair, column_means, cross, lower_gram, product, scale_columns, RightBasis, ThinSvd,
+};
 use crate::Matrix;
 
 /// Settings for [`ridge_predictivity`] and [`crate::decodability`].
@@ -106,66 +114,250 @@ pub(crate) struct Fit {
     pub yc: Mat<f64>,
 }
 
-impl Fit {
-    /// Takes the training rows by value and centres them in place (no second copy).
-    pub fn new(mut xc: Mat<f64>, mut yc: Mat<f64>, what: &'static str) -> Result<Self> {
+/// The inputs and targets centred once, for the fits of every fold. Where each training set
+/// has at least as many stimuli as units, it also holds `X^T X` and `X^T Y` over all stimuli:
+/// a training set's products are then these minus its test rows' (and a mean correction),
+/// so the folds together multiply each stimulus once instead of `folds - 1` times.
+pub(crate) struct Pooled {
+    x: Mat<f64>,
+    y: Mat<f64>,
+    x_mean: Vec<f64>,
+    y_mean: Vec<f64>,
+    products: Option<Products>,
+}
+
+/// Centred products over all stimuli.
+struct Products {
+    /// The lower triangle of `X^T X`.
+    gram: Mat<f64>,
+    /// `X^T Y`.
+    cross: Mat<f64>,
+    /// Each target's sum of squares (the inputs' are the Gram diagonal).
+    y_squares: Vec<f64>,
+}
+
+/// A training set's pooled products carry the rounding of the whole data's: about `2^-53`
+/// times `whole / training` of each unit's own scale. They serve only where no unit's sum of
+/// squares over all stimuli exceeds this multiple of its training one (a unit nearly silent
+/// except in the held-out block); elsewhere the training rows are multiplied directly.
+const MAX_POOLING_RATIO: f64 = 1e4;
+
+impl Pooled {
+    /// `largest_test`: the most stimuli any fold holds out.
+    pub fn new(x: MatRef<'_, f64>, y: MatRef<'_, f64>, largest_test: usize) -> Self {
+        let (mut xc, mut yc) = (x.to_owned(), y.to_owned());
         let x_mean = centre_in_place(&mut xc);
         let y_mean = centre_in_place(&mut yc);
-        let svd = ThinSvd::of_centred(xc.as_ref(), what)?;
-        let uty = cross(svd.u.as_ref(), yc.as_ref());
-        Ok(Self {
-            svd,
+        let products = (x.ncols() + largest_test <= x.nrows()).then(|| Products {
+            gram: lower_gram(xc.as_ref()),
+            cross: cross(xc.as_ref(), yc.as_ref()),
+            y_squares: squares(yc.as_ref()),
+        });
+        Self {
+            x: xc,
+            y: yc,
             x_mean,
             y_mean,
+            products,
+        }
+    }
+
+    /// The fit on every stimulus but `test`.
+    pub fn fit(&self, test: &[usize], what: &'static str) -> Result<Fit> {
+        let train = complement(self.x.nrows(), test);
+        let mut xt = select_rows(self.x.as_ref(), &train);
+        let mut yt = select_rows(self.y.as_ref(), &train);
+        // The training means, in the coordinates of the data centred over all stimuli.
+        let mx = centre_in_place(&mut xt);
+        let my = centre_in_place(&mut yt);
+        let pooled = self.products.as_ref().filter(|p| {
+            let whole_x = (0..p.gram.ncols()).map(|j| p.gram[(j, j)]);
+            poolable(whole_x, xt.as_ref()) && poolable(p.y_squares.iter().copied(), yt.as_ref())
+        });
+        let (svd, uty) = match pooled {
+            None => {
+                let svd = ThinSvd::of_centred(xt.as_ref(), what)?;
+                let uty = cross(svd.u.as_ref(), yt.as_ref());
+                (svd, uty)
+            }
+            Some(products) => self.fit_from_products(products, test, &xt, (&mx, &my), what)?,
+        };
+        let add =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p + q).collect() };
+        Ok(Fit {
+            svd,
+            x_mean: add(&self.x_mean, &mx),
+            y_mean: add(&self.y_mean, &my),
             uty,
-            yc,
+            yc: yt,
         })
     }
 
-    /// Leave-one-out squared error of each target, using the first `k` directions.
-    pub fn loo_errors(&self, k: usize, alpha: f64) -> Vec<f64> {
-        let u = self.svd.u.as_ref().subcols(0, k);
-        let n = u.nrows();
-        let shrink: Vec<f64> = self.svd.s[..k]
-            .iter()
-            .map(|s| s * s / (s * s + alpha))
-            .collect();
-        let mut leverage = vec![1.0 / n as f64; n];
-        for (j, w) in shrink.iter().enumerate() {
-            for (h, v) in leverage.iter_mut().zip(u.col(j).iter()) {
-                *h += v * v * w;
+    /// With `m` the training means and `n` the training count (the whole data being centred):
+    /// `sum_train (x - m)(y - m')^T = sum_all x y^T - sum_test x y^T - n m m'^T`. The SVD's
+    /// `U = X V / s` and `U^T Y = diag(1/s) V^T (X^T Y)` follow.
+    fn fit_from_products(
+        &self,
+        Products {
+            gram, cross: xty, ..
+        }: &Products,
+        test: &[usize],
+        xt: &Mat<f64>,
+        (mx, my): (&[f64], &[f64]),
+        what: &'static str,
+    ) -> Result<(ThinSvd, Mat<f64>)> {
+        let xs = select_rows(self.x.as_ref(), test);
+        let ys = select_rows(self.y.as_ref(), test);
+        let n = xt.nrows() as f64;
+        let held_gram = lower_gram(xs.as_ref());
+        let held_cross = cross(xs.as_ref(), ys.as_ref());
+        // The lower triangle only: the eigendecomposition reads no other.
+        let train_gram = Mat::from_fn(gram.nrows(), gram.ncols(), |i, j| {
+            if i >= j {
+                gram[(i, j)] - held_gram[(i, j)] - n * mx[i] * mx[j]
+            } else {
+                0.0
             }
+        });
+        let train_cross = Mat::from_fn(xty.nrows(), xty.ncols(), |i, j| {
+            xty[(i, j)] - held_cross[(i, j)] - n * mx[i] * my[j]
+        });
+        let RightBasis { s, v } = RightBasis::of_gram(train_gram.as_ref(), what)?;
+        let u = scale_columns(product(xt.as_ref(), v.as_ref()), &s);
+        let mut uty = cross(v.as_ref(), train_cross.as_ref());
+        for (j, sj) in s.iter().enumerate() {
+            uty.row_mut(j).iter_mut().for_each(|c| *c /= sj);
         }
-        let scaled = Mat::from_fn(k, self.uty.ncols(), |j, t| shrink[j] * self.uty[(j, t)]);
-        let fitted = product(u, scaled.as_ref());
-        let inverse: Vec<f64> = leverage.iter().map(|h| 1.0 / (1.0 - h)).collect();
-        (0..self.yc.ncols())
-            .map(|t| {
-                let (truth, fit) = (self.yc.col_as_slice(t), fitted.col_as_slice(t));
-                truth
-                    .iter()
-                    .zip(fit)
-                    .zip(&inverse)
-                    .map(|((y, f), g)| ((y - f) * g).powi(2))
-                    .sum()
+        Ok((ThinSvd { u, s, v }, uty))
+    }
+}
+
+impl Fit {
+    /// Leave-one-out squared error of each target (inner) for each penalty (outer), using the
+    /// first `k` directions.
+    pub fn loo_errors(&self, k: usize, alphas: &[f64]) -> Vec<Vec<f64>> {
+        self.loo_errors_of(k, alphas, self.uty.as_ref().subrows(0, k), self.yc.as_ref())
+    }
+
+    /// [`Fit::loo_errors`] of the targets whose projections on the first `k` directions are
+    /// the columns of `c` and whose centred values are the columns of `y` (some of all).
+    pub fn loo_errors_of(
+        &self,
+        k: usize,
+        alphas: &[f64],
+        c: MatRef<'_, f64>,
+        y: MatRef<'_, f64>,
+    ) -> Vec<Vec<f64>> {
+        let u = self.svd.u.as_ref().subcols(0, k);
+        let scales = self.loo_scales(k, alphas);
+        let mut residual = Mat::<f64>::zeros(u.nrows(), c.ncols());
+        alphas
+            .iter()
+            .enumerate()
+            .map(|(a, &alpha)| {
+                let s = &self.svd.s;
+                let fitted = Mat::from_fn(k, c.ncols(), |j, t| {
+                    s[j] * s[j] / (s[j] * s[j] + alpha) * c[(j, t)]
+                });
+                residual.copy_from(y);
+                matmul(
+                    residual.as_mut(),
+                    Accum::Add,
+                    u,
+                    fitted.as_ref(),
+                    -1.0,
+                    get_global_parallelism(),
+                );
+                let scale = scales.col_as_slice(a);
+                (0..c.ncols())
+                    .map(|t| weighted_norm_sq(residual.col_as_slice(t), scale))
+                    .collect()
             })
             .collect()
+    }
+
+    /// `1 / (1 - h_ii)` for each training stimulus (row) and penalty (column), with the
+    /// leverages `h_ii = 1/n + sum_j U_ij^2 s_j^2 / (s_j^2 + alpha)` of the ridge fit on the
+    /// first `k` directions (the intercept's `1/n` included): one product of the squared `U`
+    /// with the shrinkage of every penalty.
+    pub fn loo_scales(&self, k: usize, alphas: &[f64]) -> Mat<f64> {
+        let u = self.svd.u.as_ref().subcols(0, k);
+        let n = u.nrows();
+        let mut squares = Mat::<f64>::zeros(n, k);
+        for j in 0..k {
+            let column = u.col(j);
+            for (q, i) in squares.col_as_slice_mut(j).iter_mut().zip(0..n) {
+                *q = column[i] * column[i];
+            }
+        }
+        let shrink = Mat::from_fn(k, alphas.len(), |j, a| {
+            let s2 = self.svd.s[j] * self.svd.s[j];
+            s2 / (s2 + alphas[a])
+        });
+        let mut scales = product(squares.as_ref(), shrink.as_ref());
+        for a in 0..scales.ncols() {
+            scales
+                .col_as_slice_mut(a)
+                .iter_mut()
+                .for_each(|h| *h = 1.0 / (1.0 - (*h + 1.0 / n as f64)));
+        }
+        scales
     }
 
     /// Predictions for new inputs with the first `k` directions and one penalty per target.
     pub fn predict(&self, x: MatRef<'_, f64>, k: usize, alphas: &[f64]) -> Mat<f64> {
         let xc = minus_means(x, &self.x_mean);
-        let z = product(xc.as_ref(), self.svd.v.as_ref().subcols(0, k));
-        let s = &self.svd.s;
+        let (s, v) = (&self.svd.s, self.svd.v.as_ref().subcols(0, k));
         let coef = Mat::from_fn(k, self.uty.ncols(), |j, t| {
             s[j] / (s[j] * s[j] + alphas[t]) * self.uty[(j, t)]
         });
-        let mut out = product(z.as_ref(), coef.as_ref());
+        // (X V) C or X (V C), whichever multiplies less: the first when the units outnumber
+        // the stimuli and targets, the second otherwise (it maps C back to the units once).
+        let (rows, units, targets) = (xc.nrows(), xc.ncols(), coef.ncols());
+        let mut out = if rows * k * (units + targets) < units * targets * (k + rows) {
+            product(product(xc.as_ref(), v).as_ref(), coef.as_ref())
+        } else {
+            product(xc.as_ref(), product(v, coef.as_ref()).as_ref())
+        };
         for (t, m) in self.y_mean.iter().enumerate() {
             out.col_mut(t).iter_mut().for_each(|v| *v += m);
         }
         out
     }
+}
+
+/// `sum_i (r_i w_i)^2`, in four running sums so that it vectorizes.
+pub(crate) fn weighted_norm_sq<T: Copy + Into<f64>>(r: &[T], w: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 4];
+    let (r4, w4) = (r.chunks_exact(4), w.chunks_exact(4));
+    let tail: f64 = r4
+        .remainder()
+        .iter()
+        .zip(w4.remainder())
+        .map(|(&x, g)| (x.into() * g).powi(2))
+        .sum();
+    for (x, g) in r4.zip(w4) {
+        for l in 0..4 {
+            let v = x[l].into() * g[l];
+            lanes[l] += v * v;
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
+/// Each column's sum of squares.
+fn squares(a: MatRef<'_, f64>) -> Vec<f64> {
+    (0..a.ncols())
+        .map(|j| a.col(j).iter().map(|v| v * v).sum())
+        .collect()
+}
+
+/// Whether no column's sum of squares in `whole` exceeds [`MAX_POOLING_RATIO`] times the
+/// one of `training` (centred).
+fn poolable(whole: impl Iterator<Item = f64>, training: MatRef<'_, f64>) -> bool {
+    whole
+        .zip(squares(training))
+        .all(|(w, t)| w <= MAX_POOLING_RATIO * t)
 }
 
 /// Subtracts each column's mean from it; returns the means.
@@ -182,7 +374,14 @@ pub(crate) fn minus_means(x: MatRef<'_, f64>, means: &[f64]) -> Mat<f64> {
 }
 
 pub(crate) fn select_rows(x: MatRef<'_, f64>, rows: &[usize]) -> Mat<f64> {
-    Mat::from_fn(rows.len(), x.ncols(), |i, j| x[(rows[i], j)])
+    let mut out = Mat::<f64>::zeros(rows.len(), x.ncols());
+    for j in 0..x.ncols() {
+        let column = x.col(j);
+        for (o, &i) in out.col_as_slice_mut(j).iter_mut().zip(rows) {
+            *o = column[i];
+        }
+    }
+    out
 }
 
 /// scikit-learn's `KFold(n_splits=folds)` without shuffling: contiguous test blocks, the
@@ -227,23 +426,22 @@ pub fn ridge_predictivity(x: &Matrix, y: &Matrix, options: &RidgeOptions) -> Res
     options.check(WHAT, x.stimuli())?;
     let alphas = options.alphas(x);
     let n = x.stimuli();
+    let folds = contiguous_folds(n, options.folds);
+    let largest = folds.iter().map(Vec::len).max().unwrap_or(0);
+    let pooled = Pooled::new(x.as_faer(), y.as_faer(), largest);
     let mut predicted = Mat::<f64>::zeros(n, y.units());
-    for test in contiguous_folds(n, options.folds) {
-        let train = complement(n, &test);
-        let fit = Fit::new(
-            select_rows(x.as_faer(), &train),
-            select_rows(y.as_faer(), &train),
-            WHAT,
-        )?;
+    for test in &folds {
+        let fit = pooled.fit(test, WHAT)?;
         let k = fit.svd.s.len();
-        let errors: Vec<Vec<f64>> = alphas.iter().map(|&a| fit.loo_errors(k, a)).collect();
-        let chosen: Vec<f64> = (0..y.units())
-            .map(|t| alphas[argmin(errors.iter().map(|e| e[t]))])
+        let chosen: Vec<f64> = crate::screen::best_penalties(&fit, &alphas)
+            .into_iter()
+            .map(|a| alphas[a])
             .collect();
-        let p = fit.predict(select_rows(x.as_faer(), &test).as_ref(), k, &chosen);
-        for (r, &i) in test.iter().enumerate() {
-            for t in 0..y.units() {
-                predicted[(i, t)] = p[(r, t)];
+        let p = fit.predict(select_rows(x.as_faer(), test).as_ref(), k, &chosen);
+        for t in 0..y.units() {
+            let column = predicted.col_as_slice_mut(t);
+            for (&i, v) in test.iter().zip(p.col_as_slice(t)) {
+                column[i] = *v;
             }
         }
     }
@@ -289,4 +487,103 @@ fn score(y: &Matrix, predicted: MatRef<'_, f64>, alphas: Vec<f64>) -> Result<Rid
         constant_targets,
         alphas,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::synthetic_pair;
+
+    fn close(a: f64, b: f64, what: &str) {
+        assert!(
+            (a - b).abs() <= 1e-9 * (1.0 + a.abs()),
+            "{what}: {a} against {b}"
+        );
+    }
+
+    #[test]
+    fn pooled_products_give_the_fits_of_each_training_set() {
+        // Offset inputs, so that the training means differ from the overall ones.
+        let (x, y) = synthetic_pair(200, 12, 5).unwrap();
+        let x = Matrix::from_row_major(
+            200,
+            12,
+            &x.to_row_major().iter().map(|v| v + 2.0).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let alphas = RidgeOptions::default().alphas(&x);
+        let folds = contiguous_folds(200, 5);
+        let pooled = Pooled::new(x.as_faer(), y.as_faer(), 40);
+        assert!(pooled.products.is_some());
+        let direct = Pooled {
+            products: None,
+            ..Pooled::new(x.as_faer(), y.as_faer(), 40)
+        };
+        for test in &folds {
+            let (a, b) = (
+                pooled.fit(test, "a").unwrap(),
+                direct.fit(test, "b").unwrap(),
+            );
+            let k = a.svd.s.len();
+            assert_eq!(k, b.svd.s.len());
+            a.svd
+                .s
+                .iter()
+                .zip(&b.svd.s)
+                .for_each(|(p, q)| close(*p, *q, "s"));
+            let (ea, eb) = (a.loo_errors(k, &alphas), b.loo_errors(k, &alphas));
+            for (ra, rb) in ea.iter().zip(&eb) {
+                ra.iter().zip(rb).for_each(|(p, q)| close(*p, *q, "error"));
+            }
+            let rows = select_rows(x.as_faer(), test);
+            let chosen = vec![alphas[2]; 12];
+            let (pa, pb) = (
+                a.predict(rows.as_ref(), k, &chosen),
+                b.predict(rows.as_ref(), k, &chosen),
+            );
+            for j in 0..12 {
+                for i in 0..test.len() {
+                    close(pa[(i, j)], pb[(i, j)], "prediction");
+                }
+            }
+        }
+        // A unit silent but in the last fold, and loud there: its training sum of squares would
+        // be lost in the rounding of the whole one's, so that fold multiplies directly.
+        let loud = Matrix::from_row_major(
+            200,
+            12,
+            &x.to_row_major()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match (i / 12 >= 160, i % 12) {
+                    (false, 0) => 0.0,
+                    (true, 0) => 1e5 * v,
+                    _ => *v,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let pooled = Pooled::new(loud.as_faer(), y.as_faer(), 40);
+        let direct = Pooled {
+            products: None,
+            ..Pooled::new(loud.as_faer(), y.as_faer(), 40)
+        };
+        let last = &folds[4];
+        let (a, b) = (
+            pooled.fit(last, "a").unwrap(),
+            direct.fit(last, "b").unwrap(),
+        );
+        assert_eq!(a.svd.s.len(), 11, "the silent unit is no direction");
+        assert_eq!(a.svd.s.len(), b.svd.s.len());
+        let (ea, eb) = (a.loo_errors(11, &alphas), b.loo_errors(11, &alphas));
+        ea.iter()
+            .flatten()
+            .zip(eb.iter().flatten())
+            .for_each(|(p, q)| close(*p, *q, "error"));
+        // Wider than any training set: no pooled Gram matrix.
+        let (wide, _) = synthetic_pair(30, 40, 6).unwrap();
+        assert!(Pooled::new(wide.as_faer(), wide.as_faer(), 6)
+            .products
+            .is_none());
+    }
 }
