@@ -19,14 +19,20 @@
 //! with `gamma_m = m u / (1 - m u)`, `u = 2^-24`), and `sum_j |U_ij| |E_jt| <=
 //! ||U_i|| ||E_t||` (Cauchy-Schwarz), so the f32 residual is within
 //! `gamma (||p_t||_g + ||E_t|| rho)` of `p + U D C`, with `rho = ||(||U_i||)_i||_g`. The f64
-//! `p` carries `gamma64_{k+2} (|y| + |U| |C|)`, and `|y| <= |p| + |U| |C|`. The f64 sum of
-//! squares adds a relative `n u64`. The bound used is twice the sum, a margin for the
-//! rounding of its own arithmetic.
+//! `p` carries `gamma64_{k+2} (|y| + |U| |C|)`, and `|y| <= |p| + |U| |C|`. Values below
+//! f32's normal range lose up to `2^-149` each, absolutely, in the `k + 3` conversions and
+//! products behind an entry: `(k + 3) 2^-149 ||1||_g` more. The f64 sum of squares adds a
+//! relative `n u64`. The bound used is twice the sum, a margin for the rounding of its own
+//! arithmetic. An overflow shows as an infinite or NaN estimate, which decides nothing.
 
 use faer::linalg::matmul::matmul;
 use faer::{get_global_parallelism, Accum, Mat, MatRef};
 
 use crate::ridge::{argmin, weighted_norm_sq, Fit};
+
+/// The spacing of f32's subnormal numbers, `2^-149`: the most a value below the normal range
+/// loses in a rounding.
+const SMALLEST_F32: f64 = 1.401_298_464_324_817e-45;
 
 /// `m u / (1 - m u)`: the relative error bound of `m` rounded operations with unit `u`.
 fn gamma(m: usize, unit: f64) -> f64 {
@@ -87,6 +93,7 @@ fn bounded_errors(fit: &Fit, alphas: &[f64]) -> Vec<Vec<(f64, f64)>> {
     let g32 = gamma(k + 4, f64::from(f32::EPSILON) / 2.0);
     let g64 = gamma(k + 2, f64::EPSILON / 2.0);
     let sum64 = gamma(n + 2, f64::EPSILON / 2.0);
+    let ones = vec![1.0f64; n];
     let mut residual = Mat::<f32>::zeros(n, targets);
     alphas
         .iter()
@@ -106,6 +113,7 @@ fn bounded_errors(fit: &Fit, alphas: &[f64]) -> Vec<Vec<(f64, f64)>> {
                 get_global_parallelism(),
             );
             let rho = weighted_norm_sq(&row_norms, g).sqrt();
+            let underflow = (k + 3) as f64 * SMALLEST_F32 * weighted_norm_sq(&ones, g).sqrt();
             (0..targets)
                 .map(|t| {
                     let estimate = weighted_norm_sq(residual.col_as_slice(t), g).sqrt();
@@ -113,6 +121,7 @@ fn bounded_errors(fit: &Fit, alphas: &[f64]) -> Vec<Vec<(f64, f64)>> {
                     let bound = 2.0
                         * (g32 * (reached + e_norm[t] * rho)
                             + g64 * (reached + 2.0 * c_norm[t] * rho)
+                            + underflow
                             + sum64 * estimate);
                     (estimate, bound)
                 })
@@ -185,6 +194,30 @@ mod tests {
                 }
             }
             assert!((0..y.units()).all(|t| certain_best(&bounded, t).is_some()));
+            assert_eq!(best_penalties(&fit, &alphas), f64_choices(&fit, &alphas));
+        }
+    }
+
+    #[test]
+    fn targets_below_f32s_normal_range_keep_their_bound() {
+        // Targets of order 1e-40 are subnormal in f32, whose relative rounding bound fails
+        // there; the absolute term keeps every f64 error inside its interval.
+        let (x, y) = synthetic_pair(200, 8, 5).unwrap();
+        let tiny: Vec<f64> = y.to_row_major().iter().map(|v| v * 1e-40).collect();
+        let tiny = Matrix::from_row_major(200, 8, &tiny).unwrap();
+        let alphas = RidgeOptions::default().alphas(&x);
+        for fit in fits(x.as_faer(), tiny.as_faer()) {
+            let bounded = bounded_errors(&fit, &alphas);
+            let exact = fit.loo_errors(fit.svd.s.len(), &alphas);
+            for (a, row) in bounded.iter().enumerate() {
+                for (t, &(estimate, bound)) in row.iter().enumerate() {
+                    let truth = exact[a][t].sqrt();
+                    assert!(
+                        (truth - estimate).abs() <= bound,
+                        "{a} {t}: {truth} {estimate} {bound}"
+                    );
+                }
+            }
             assert_eq!(best_penalties(&fit, &alphas), f64_choices(&fit, &alphas));
         }
     }
