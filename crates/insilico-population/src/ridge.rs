@@ -346,7 +346,7 @@ pub(crate) fn weighted_norm_sq<T: Copy + Into<f64>>(r: &[T], w: &[f64]) -> f64 {
 }
 
 /// Each column's sum of squares.
-fn squares(a: MatRef<'_, f64>) -> Vec<f64> {
+pub(crate) fn squares(a: MatRef<'_, f64>) -> Vec<f64> {
     (0..a.ncols())
         .map(|j| a.col(j).iter().map(|v| v * v).sum())
         .collect()

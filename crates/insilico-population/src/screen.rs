@@ -28,7 +28,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{get_global_parallelism, Accum, Mat, MatRef};
 
-use crate::ridge::{argmin, weighted_norm_sq, Fit};
+use crate::ridge::{argmin, squares, weighted_norm_sq, Fit};
 
 /// The spacing of f32's subnormal numbers, `2^-149`: the most a value below the normal range
 /// loses in a rounding.
@@ -142,9 +142,7 @@ fn narrow(a: MatRef<'_, f64>) -> Mat<f32> {
 }
 
 fn column_norms(a: MatRef<'_, f64>) -> Vec<f64> {
-    (0..a.ncols())
-        .map(|j| a.col(j).iter().map(|v| v * v).sum::<f64>().sqrt())
-        .collect()
+    squares(a).into_iter().map(f64::sqrt).collect()
 }
 
 fn columns(a: MatRef<'_, f64>, which: &[usize]) -> Mat<f64> {
