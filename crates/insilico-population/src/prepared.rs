@@ -13,6 +13,7 @@
 //! The values are those of [`crate::compare`] (the same formulas, tested against it);
 //! measures without a prepared form go to it unchanged.
 
+use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
@@ -24,6 +25,7 @@ use crate::error::Result;
 use crate::linalg::{
     centred, check_pair, cross, frobenius_sq, lower_gram, lower_inner, RightBasis,
 };
+use crate::rsa::{self, RankedRdm, RdmMetric};
 use crate::{compare, Matrix, Measure};
 
 /// One input, with what comparisons need of it alone, computed when first needed.
@@ -36,6 +38,9 @@ pub struct Prepared<'a> {
     row_norms: OnceCell<Vec<f64>>,
     /// Centred RBF kernel matrices, one per bandwidth asked for.
     rbf: RefCell<Vec<(f64, Rc<Mat<f64>>)>>,
+    /// Dissimilarity matrices, one per metric asked for (every RSA measure of every pair
+    /// with this input reads one).
+    rdms: RefCell<Vec<Rc<RankedRdm<'static>>>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -48,6 +53,7 @@ impl<'a> Prepared<'a> {
             stimulus_gram: OnceCell::new(),
             row_norms: OnceCell::new(),
             rbf: RefCell::new(Vec::new()),
+            rdms: RefCell::new(Vec::new()),
         }
     }
 
@@ -88,6 +94,22 @@ impl<'a> Prepared<'a> {
         let k = Rc::new(cka::centred_rbf(self.centred.as_ref(), bandwidth)?);
         self.rbf.borrow_mut().push((bandwidth, k.clone()));
         Ok(k)
+    }
+
+    /// The RDM under `metric` (and its ranks, when asked for), computed once per metric.
+    fn rdm(&self, metric: RdmMetric) -> Result<Rc<RankedRdm<'static>>> {
+        let known = self
+            .rdms
+            .borrow()
+            .iter()
+            .find(|r| r.rdm.metric == metric)
+            .cloned();
+        if let Some(r) = known {
+            return Ok(r);
+        }
+        let r = Rc::new(RankedRdm::new(Cow::Owned(rsa::rdm(self.matrix, metric)?)));
+        self.rdms.borrow_mut().push(r.clone());
+        Ok(r)
     }
 
     fn basis(&self, what: &'static str) -> Result<&RightBasis> {
@@ -162,6 +184,11 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
                 let (k, l) = (self.x.rbf(bandwidth)?, self.y.rbf(bandwidth)?);
                 return cka::rbf_ratio(&k, &l);
             }
+            Measure::Rsa { metric, comparison } => {
+                rsa::check_rsa_pair(x, y)?;
+                let (a, b) = (self.x.rdm(metric)?, self.y.rdm(metric)?);
+                return rsa::compare_ranked(&a, &b, comparison);
+            }
             _ => {}
         }
         if !(self.x.feature_space() && self.y.feature_space()) {
@@ -220,6 +247,14 @@ mod tests {
             Measure::CkaDebiased,
             Measure::CkaRbf { bandwidth: 0.8 },
             Measure::CkaRbf { bandwidth: -1.0 },
+            Measure::Rsa {
+                metric: RdmMetric::Correlation,
+                comparison: rsa::RdmComparison::Spearman,
+            },
+            Measure::Rsa {
+                metric: RdmMetric::Euclidean,
+                comparison: rsa::RdmComparison::KendallTauA,
+            },
         ];
         // Feature space; one input wider than the stimuli; both wider (flattened maps);
         // too few stimuli for debiased CKA and CCA.

@@ -209,6 +209,69 @@ fn tau_a_matches_counting_every_pair() {
     assert!(own < 1.0);
 }
 
+/// The exact Pearson correlation of two integer patterns as `(numerator, denominator)` of
+/// `r^2 sign(r)`: with `a = d x - sum(x)` (integers, `d` times the centred pattern),
+/// `r = <a_i, a_j> / sqrt(|a_i|^2 |a_j|^2)`.
+fn exact_signed_square(x: &[Vec<i64>], i: usize, j: usize) -> (i128, i128) {
+    let d = x[i].len() as i64;
+    let centred = |row: &[i64]| -> Vec<i128> {
+        let sum: i64 = row.iter().sum();
+        row.iter().map(|v| (d * v - sum) as i128).collect()
+    };
+    let (a, b) = (centred(&x[i]), centred(&x[j]));
+    let dot = |p: &[i128], q: &[i128]| -> i128 { p.iter().zip(q).map(|(u, v)| u * v).sum() };
+    let n = dot(&a, &b);
+    (n * n.abs(), dot(&a, &a) * dot(&b, &b))
+}
+
+#[test]
+fn correlation_distances_of_integer_responses_are_equal_exactly_where_the_correlations_are() {
+    // Binary codes over 5 units: many pairs of stimuli have the same correlation, a ratio of
+    // integers that floating point reaches through different roundings. No code is constant.
+    let noise = gaussian(40, 5, 60);
+    let codes: Vec<Vec<i64>> = (0..40)
+        .map(|i| {
+            let mut row: Vec<i64> = (0..5).map(|u| (noise[(i, u)] > 0.0) as i64).collect();
+            if row.iter().all(|&v| v == row[0]) {
+                row[i % 5] = 1 - row[0];
+            }
+            row
+        })
+        .collect();
+    let x = Mat::from_fn(40, 5, |i, u| codes[i][u] as f64);
+    let rdm = rdm(&matrix(&x), RdmMetric::Correlation).unwrap();
+    let pairs: Vec<(usize, usize)> = (0..40)
+        .flat_map(|i| (i + 1..40).map(move |j| (i, j)))
+        .collect();
+    let keys: Vec<(i128, i128)> = pairs
+        .iter()
+        .map(|&(i, j)| exact_signed_square(&codes, i, j))
+        .collect();
+    let mut ties = 0;
+    for p in 0..pairs.len() {
+        for q in p + 1..pairs.len() {
+            let ((np, dp), (nq, dq)) = (keys[p], keys[q]);
+            // Distance 1 - r runs opposite to r, and to sign(r) r^2.
+            let want = (nq * dp).cmp(&(np * dq));
+            ties += (want == std::cmp::Ordering::Equal) as usize;
+            assert_eq!(
+                rdm.upper[p].partial_cmp(&rdm.upper[q]),
+                Some(want),
+                "pairs {:?} and {:?}",
+                pairs[p],
+                pairs[q]
+            );
+        }
+    }
+    assert!(ties > 1000, "only {ties} tied pairs of entries");
+    // The values stay the distances, within rounding.
+    for (&(i, j), v) in pairs.iter().zip(&rdm.upper) {
+        let (n, d) = exact_signed_square(&codes, i, j);
+        let r = (n.signum() as f64) * (n.abs() as f64 / d as f64).sqrt();
+        approx("distance", *v, 1.0 - r, 1e-14);
+    }
+}
+
 #[test]
 fn decoding_separable_classes_is_perfect_and_random_labels_are_near_chance() {
     // Four classes whose means differ by 20 standard deviations along the first two units.
