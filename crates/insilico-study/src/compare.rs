@@ -110,7 +110,12 @@ pub struct SimilarityMatrix {
     pub symmetric: bool,
     pub rows: Vec<String>,
     pub columns: Vec<String>,
+    /// NaN (`null` in JSON) where the measure is undefined for the pair; see `undefined`.
     pub values: Vec<Vec<f64>>,
+    /// Why each NaN cell is undefined (`measure between row and column: reason`); empty
+    /// unless asked for by [`similarity_where_defined`] (elsewhere such a pair is an error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undefined: Vec<String>,
 }
 
 /// Each representation prepared for comparisons (see [`similarity_of`]).
@@ -140,11 +145,59 @@ pub fn similarity(
 /// once and each pair once for all measures (centred columns, Gram matrices, singular
 /// bases and cross-products are shared), instead of every measure of every pair starting
 /// again from the raw matrices; a caller comparing one representation with several others
-/// (every pair of runs of a group) prepares it once for all of them.
+/// (every pair of runs of a group) prepares it once for all of them. A measure undefined
+/// for any pair is an error.
 pub fn similarity_of(
+    rows: (&[Representation], &[Prepared]),
+    columns: (&[Representation], &[Prepared]),
+    measures: &[Measure],
+) -> Result<Vec<SimilarityMatrix>> {
+    measure_by_measure(rows, columns, measures, Undefined::Fail)
+}
+
+/// [`similarity`] where a measure undefined for a pair (CCA of a representation with itself
+/// when it has more than half as many units as stimuli, say) leaves that cell NaN (`null` in
+/// JSON) with the reason in [`SimilarityMatrix::undefined`], and a measure undefined for
+/// every pair is left out and returned with its reason: what `insilico compare` computes
+/// when no measure is named. An error if no measure is defined for any pair.
+pub fn similarity_where_defined(
+    reps: &[Representation],
+    measures: &[Measure],
+) -> Result<(Vec<SimilarityMatrix>, Vec<String>)> {
+    let prepared = prepare(reps);
+    let all = measure_by_measure(
+        (reps, &prepared),
+        (reps, &prepared),
+        measures,
+        Undefined::Record,
+    )?;
+    let (left_out, defined): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|m| m.values.iter().flatten().all(|v| v.is_nan()));
+    let reasons: Vec<String> = left_out.iter().map(|m| m.undefined[0].clone()).collect();
+    if defined.is_empty() {
+        bail!(
+            "no measure is defined for these inputs:\n  {}",
+            reasons.join("\n  ")
+        );
+    }
+    Ok((defined, reasons))
+}
+
+/// What a measure undefined for one pair does to the comparison.
+#[derive(Clone, Copy, PartialEq)]
+enum Undefined {
+    Fail,
+    Record,
+}
+
+/// Every measure between every pair. Different stimulus counts are refused for all
+/// measures, naming both representations.
+fn measure_by_measure(
     (rows, prepared_rows): (&[Representation], &[Prepared]),
     (columns, prepared_columns): (&[Representation], &[Prepared]),
     measures: &[Measure],
+    when: Undefined,
 ) -> Result<Vec<SimilarityMatrix>> {
     for r in rows.iter().chain(columns) {
         let first = &rows[0];
@@ -158,31 +211,40 @@ pub fn similarity_of(
             );
         }
     }
-    // values[measure][row][column]
-    let mut values = vec![vec![Vec::with_capacity(columns.len()); rows.len()]; measures.len()];
-    for (i, (a, pa)) in rows.iter().zip(prepared_rows).enumerate() {
-        for (b, pb) in columns.iter().zip(prepared_columns) {
-            let pair = PreparedPair::new(pa, pb);
-            for (k, &m) in measures.iter().enumerate() {
-                let v = pair
-                    .compare(m)
-                    .with_context(|| format!("{} between {} and {}", m.name(), a.label, b.label))?;
-                values[k][i].push(v);
-            }
-        }
-    }
-    Ok(measures
+    let mut matrices: Vec<SimilarityMatrix> = measures
         .iter()
-        .zip(values)
-        .map(|(&m, values)| SimilarityMatrix {
+        .map(|m| SimilarityMatrix {
             measure: m.name(),
             range: m.range(),
             symmetric: m.is_symmetric(),
             rows: rows.iter().map(|r| r.label.clone()).collect(),
             columns: columns.iter().map(|r| r.label.clone()).collect(),
-            values,
+            values: vec![Vec::with_capacity(columns.len()); rows.len()],
+            undefined: Vec::new(),
         })
-        .collect())
+        .collect();
+    for (i, (a, pa)) in rows.iter().zip(prepared_rows).enumerate() {
+        for (b, pb) in columns.iter().zip(prepared_columns) {
+            let pair = PreparedPair::new(pa, pb);
+            for (&m, matrix) in measures.iter().zip(matrices.iter_mut()) {
+                let value = pair.compare(m).or_else(|e| {
+                    let e = anyhow::Error::new(e).context(format!(
+                        "{} between {} and {}",
+                        m.name(),
+                        a.label,
+                        b.label
+                    ));
+                    if when == Undefined::Fail {
+                        return Err(e);
+                    }
+                    matrix.undefined.push(format!("{e:#}"));
+                    Ok(f64::NAN)
+                })?;
+                matrix.values[i].push(value);
+            }
+        }
+    }
+    Ok(matrices)
 }
 
 /// `similarity_<measure>.csv` (long format: row, column, value), `compare.json` and a
@@ -226,6 +288,30 @@ pub fn write_similarity(out: &Path, matrices: &[SimilarityMatrix], title: &str) 
     write_json(&out.join("compare.json"), &matrices)
 }
 
+/// A `stimuli x units` representation of values from a linear congruential sequence started
+/// at `state` (no two units alike), for tests.
+#[cfg(test)]
+pub(crate) fn test_representation(
+    label: &str,
+    stimuli: usize,
+    units: usize,
+    mut state: u64,
+) -> Representation {
+    let values: Vec<f64> = (0..stimuli * units)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect();
+    Representation {
+        label: label.into(),
+        source: PathBuf::from(label),
+        matrix: Matrix::from_row_major(stimuli, units, &values).unwrap(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +320,50 @@ mod tests {
     fn with_ext_keeps_the_dots_of_measure_names() {
         let p = with_ext(Path::new("out/over_training_svcca-0.99"), "png");
         assert_eq!(p, PathBuf::from("out/over_training_svcca-0.99.png"));
+    }
+
+    #[test]
+    fn a_measure_undefined_for_one_pair_leaves_that_cell_nan_and_says_why() {
+        // CCA needs more stimuli than the two inputs' units together: a (20 units) with b
+        // (29) fits in 50 stimuli, b with itself (58) does not.
+        let reps = [
+            test_representation("a", 50, 20, 1),
+            test_representation("b", 50, 29, 2),
+        ];
+        let measures = [Measure::CcaMean, Measure::CkaLinear];
+        let (matrices, left_out) = similarity_where_defined(&reps, &measures).unwrap();
+        assert!(left_out.is_empty());
+        let cca = &matrices[0];
+        assert!(cca.values[1][1].is_nan());
+        assert!(cca.values[0][1].is_finite() && cca.values[1][0].is_finite());
+        assert_eq!(cca.undefined.len(), 1);
+        assert!(cca.undefined[0].starts_with("cca-mean between b and b: "));
+        assert!(cca.undefined[0].contains("50 stimuli"));
+        assert!(matrices[1].values.iter().flatten().all(|v| v.is_finite()));
+        assert!(matrices[1].undefined.is_empty());
+        // In JSON the undefined cell is null and the reason is kept.
+        let json = serde_json::to_value(cca).unwrap();
+        assert!(json["values"][1][1].is_null());
+        assert_eq!(json["undefined"][0], cca.undefined[0].as_str());
+        // Named measures (and sweeps) refuse it instead, naming the pair.
+        let strict = similarity(&reps, &reps, &measures).unwrap_err();
+        assert!(format!("{strict:#}").contains("cca-mean between b and b"));
+    }
+
+    #[test]
+    fn a_measure_undefined_for_every_pair_is_left_out_and_none_defined_is_an_error() {
+        let reps = [
+            test_representation("a", 40, 100, 3),
+            test_representation("b", 40, 60, 4),
+        ];
+        let (matrices, left_out) =
+            similarity_where_defined(&reps, &[Measure::Pwcca, Measure::CkaLinear]).unwrap();
+        assert_eq!(matrices.len(), 1);
+        assert_eq!(matrices[0].measure, "cka-linear");
+        assert_eq!(left_out.len(), 1);
+        assert!(left_out[0].starts_with("pwcca between a and a: "));
+        let none = similarity_where_defined(&reps, &[Measure::CcaMean]).unwrap_err();
+        assert!(format!("{none:#}").contains("no measure is defined"));
     }
 
     #[test]

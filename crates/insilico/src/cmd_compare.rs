@@ -6,7 +6,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
-    file_representation, run_names, run_representations, similarity, write_similarity,
+    file_representation, run_names, run_representations, similarity, similarity_where_defined,
+    write_similarity,
 };
 use insilico_study::over_training::{checks, over_training, write_over_training};
 use insilico_study::population::MapReduction;
@@ -40,10 +41,16 @@ pub struct CompareArgs {
     /// `[stimuli, units]` matrices from CSV files (an optional header row).
     #[arg(long)]
     pub csv: Vec<PathBuf>,
-    /// Measures, comma-separated (default: all): cka-linear, cka-rbf-1, cka-debiased,
+    /// Measures, comma-separated: cka-linear, cka-rbf-1, cka-debiased,
     /// cca-mean, cca-mean-squared, svcca-0.99, pwcca, rsa-correlation-spearman,
     /// rsa-correlation-tau-a, rsa-euclidean-spearman, rsa-euclidean-tau-a, ridge-r2,
-    /// ridge-pearson.
+    /// ridge-pearson (`cka-rbf-<bandwidth>` and `svcca-<kept>` take any value). Without
+    /// this option, every one of them, and where one is undefined for a pair (CCA with no
+    /// more stimuli than the two inputs' units together, correlation distance with a
+    /// stimulus that evokes the same response in every unit) the cell is NaN (null in
+    /// compare.json, grey in the heatmap) and the reason is printed and kept in compare.json;
+    /// a measure undefined for every pair is left out. A measure named here and undefined
+    /// for any pair is an error.
     #[arg(long, value_delimiter = ',')]
     pub measures: Vec<String>,
     /// Instead: every site of the one run given, at every snapshot saved during training
@@ -99,7 +106,21 @@ pub fn run(args: CompareArgs) -> Result<()> {
     if reps.len() < 2 {
         bail!("nothing to compare: give runs (each contributes its sites), --npy or --csv files, two representations at least");
     }
-    let matrices = similarity(&reps, &reps, &measures)?;
+    let matrices = if args.measures.is_empty() {
+        // Every measure that the inputs allow; the others are named with the reason.
+        let (matrices, left_out) = similarity_where_defined(&reps, &measures)?;
+        for reason in &left_out {
+            eprintln!("left out, undefined for every pair: {reason}");
+        }
+        for m in &matrices {
+            for reason in &m.undefined {
+                eprintln!("undefined (NaN): {reason}");
+            }
+        }
+        matrices
+    } else {
+        similarity(&reps, &reps, &measures)?
+    };
     write_similarity(&args.out, &matrices, "representational similarity")?;
     for m in &matrices {
         println!("{}", m.measure);

@@ -124,14 +124,16 @@ impl Heatmap {
                 let colour = self.colour(v);
                 root.draw(&Rectangle::new([(a, b), (a + cw, b + ch)], colour.filled()))
                     .plot()?;
-                if annotate && v.is_finite() {
+                if annotate {
                     let light = colour.0 as u32 + colour.1 as u32 + colour.2 as u32 > 380;
                     let ink = if light { BLACK } else { WHITE };
-                    let text = Text::new(
-                        format!("{v:.2}"),
-                        (a + cw / 2, b + ch / 2),
-                        f.clone().color(&ink),
-                    );
+                    // Non-finite cells (a measure undefined for the pair) are grey: say so.
+                    let label = if v.is_finite() {
+                        format!("{v:.2}")
+                    } else {
+                        "n/a".to_string()
+                    };
+                    let text = Text::new(label, (a + cw / 2, b + ch / 2), f.clone().color(&ink));
                     root.draw(&text).plot()?;
                 }
             }

@@ -482,21 +482,9 @@ mod tests {
     }
 
     fn rep(seed: u64, units: usize) -> Representation {
-        // A fixed pseudo-random matrix (a linear congruential sequence), 40 stimuli.
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        let values: Vec<f64> = (0..40 * units)
-            .map(|_| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect();
-        Representation {
-            label: format!("r{seed}"),
-            source: "test".into(),
-            matrix: insilico_population::Matrix::from_row_major(40, units, &values).unwrap(),
-        }
+        // 40 stimuli; the sequence starts from a state derived from the seed.
+        let state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        crate::compare::test_representation(&format!("r{seed}"), 40, units, state)
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! `insilico compare` on matrices from files: without `--measures`, a measure undefined for
+//! one pair leaves that cell null with its reason and the command succeeds; named with
+//! `--measures`, the same measure is an error naming the pair; different stimulus counts
+//! are refused naming both files.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_insilico");
+
+/// Runs `insilico ARGS` and returns (exit code, stderr).
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A `stimuli x units` CSV of values from a fixed pseudo-random sequence.
+fn write_csv(path: &Path, stimuli: usize, units: usize, seed: u64) {
+    let mut state = seed;
+    let mut text = String::new();
+    for _ in 0..stimuli {
+        let row: Vec<String> = (0..units)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("{}", (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
+            })
+            .collect();
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn an_undefined_cell_is_null_with_its_reason_unless_the_measure_was_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.csv"), tmp.path().join("b.csv"));
+    // CCA needs more stimuli than the two inputs' units together: a (20) with b (29) fits
+    // in 50 stimuli, b with itself (58) does not.
+    write_csv(&a, 50, 20, 1);
+    write_csv(&b, 50, 29, 2);
+    let out = tmp.path().join("out");
+    let (a, b, out) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let (code, stderr) = run(&["compare", "--csv", a, "--csv", b, "-o", out]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("undefined (NaN): cca-mean between b and b: CCA: 50 stimuli"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{out}/compare.json")).unwrap())
+            .unwrap();
+    let measure = |name: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["measure"] == name)
+            .unwrap()
+            .clone()
+    };
+    let cca = measure("cca-mean");
+    assert!(cca["values"][1][1].is_null());
+    assert!(cca["values"][0][1].as_f64().unwrap() > 0.0);
+    assert!(cca["undefined"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("cca-mean between b and b"));
+    assert!(measure("cka-linear").get("undefined").is_none());
+    let csv = std::fs::read_to_string(format!("{out}/similarity_cca-mean.csv")).unwrap();
+    assert!(csv.contains("b,b,NaN"));
+
+    let (code, stderr) = run(&[
+        "compare",
+        "--csv",
+        a,
+        "--csv",
+        b,
+        "-o",
+        out,
+        "--measures",
+        "cka-linear,cca-mean",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cca-mean between b and b"), "{stderr}");
+
+    let c = tmp.path().join("c.csv");
+    write_csv(&c, 49, 3, 3);
+    let (code, stderr) = run(&[
+        "compare",
+        "--csv",
+        a,
+        "--csv",
+        c.to_str().unwrap(),
+        "-o",
+        out,
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("c has 49 stimuli but a has 50"), "{stderr}");
+}
