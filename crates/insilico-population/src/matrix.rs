@@ -167,8 +167,8 @@ impl Matrix {
         Ok(Self { data: means })
     }
 
-    /// Loads a `[stimuli, units]` matrix from an NPY file: little-endian f32 or f64, C order,
-    /// 2-D, or 4-D `[n, c, h, w]` reduced by `reduction` (required for 4-D files).
+    /// Loads a `[stimuli, units]` matrix from an NPY file (floats, integers or booleans, any
+    /// byte order, C or Fortran order; see `crate::npy`): 2-D, or 4-D `[n, c, h, w]` reduced by `reduction` (required for 4-D files).
     pub fn load_npy(path: &Path, reduction: Option<Reduction>) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_owned(),
@@ -213,12 +213,21 @@ impl Matrix {
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed: std::result::Result<Vec<f64>, _> =
-                line.split(',').map(|f| f.trim().parse::<f64>()).collect();
+            let parsed: std::result::Result<Vec<f64>, _> = line
+                .split(',')
+                .enumerate()
+                .map(|(k, f)| f.trim().parse::<f64>().map_err(|e| (k, f, e)))
+                .collect();
             let row = match parsed {
                 Ok(row) => row,
                 Err(_) if index == 0 => continue, // a header line
-                Err(e) => return Err(fail(format!("line {}: {e}", index + 1))),
+                Err((k, field, e)) => {
+                    return Err(fail(format!(
+                        "line {}, field {}: {field:?} is not a number ({e}; fields are separated by commas)",
+                        index + 1,
+                        k + 1
+                    )))
+                }
             };
             if *cols.get_or_insert(row.len()) != row.len() {
                 return Err(fail(format!(

@@ -1,4 +1,6 @@
-//! A minimal NPY reader: little-endian f32/f64 arrays in C order (what numpy.save writes).
+//! A minimal NPY reader for numeric arrays as numpy.save writes them: floats (`f4`, `f8`),
+//! signed and unsigned integers of 1-8 bytes (spike counts are often saved as `int64`) and
+//! booleans, in either byte order and in C or Fortran order, read as f64 in C order.
 
 pub(crate) struct Npy {
     pub shape: Vec<usize>,
@@ -22,38 +24,127 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Npy, String> {
         .ok_or("truncated header")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
     let descr = field(header, "descr").ok_or("header has no 'descr'")?;
-    let width = match descr.trim_matches(|c| c == '\'' || c == '"') {
-        "<f4" => 4,
-        "<f8" => 8,
-        other => {
-            return Err(format!(
-                "dtype {other}: only little-endian f32 (<f4) and f64 (<f8)"
-            ))
-        }
+    let dtype = Dtype::parse(descr.trim_matches(|c| c == '\'' || c == '"'))?;
+    let fortran = match field(header, "fortran_order").map(str::trim) {
+        Some("False") => false,
+        Some("True") => true,
+        _ => return Err("header has no fortran_order True or False".into()),
     };
-    if field(header, "fortran_order").map(str::trim) != Some("False") {
-        return Err("Fortran-order arrays are not supported; save in C order".into());
-    }
     let shape = parse_shape(header)?;
-    let count: usize = shape.iter().product();
+    let bytes_needed = shape
+        .iter()
+        .try_fold(dtype.width, |total, &s| total.checked_mul(s))
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
     let data = &bytes[start + header_len..];
-    if data.len() != count * width {
+    if data.len() != bytes_needed {
         return Err(format!(
-            "shape {shape:?} needs {} bytes of data, the file has {}",
-            count * width,
+            "shape {shape:?} needs {bytes_needed} bytes of data, the file has {}",
             data.len()
         ));
     }
-    let values = if width == 4 {
-        data.chunks_exact(4)
-            .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-            .collect()
+    let values = data
+        .chunks_exact(dtype.width)
+        .enumerate()
+        .map(|(k, b)| dtype.decode(b, k))
+        .collect::<Result<Vec<f64>, String>>()?;
+    let values = if fortran {
+        fortran_to_c(&values, &shape)
     } else {
-        data.chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect()
+        values
     };
     Ok(Npy { shape, values })
+}
+
+/// A numeric NPY element type (`descr` such as `<f8`, `>i4`, `|u1`, `|b1`).
+#[derive(Clone, Copy)]
+struct Dtype {
+    kind: u8,
+    width: usize,
+    big_endian: bool,
+}
+
+impl Dtype {
+    fn parse(descr: &str) -> Result<Self, String> {
+        let unsupported = || {
+            format!(
+                "dtype {descr}: expected floats (f4, f8), integers (i1-i8, u1-u8) or booleans (b1)"
+            )
+        };
+        let b = descr.as_bytes();
+        if b.len() < 3 {
+            return Err(unsupported());
+        }
+        let big_endian = match b[0] {
+            b'<' | b'|' => false,
+            b'>' => true,
+            b'=' => cfg!(target_endian = "big"),
+            _ => return Err(unsupported()),
+        };
+        let width: usize = descr[2..].parse().map_err(|_| unsupported())?;
+        let supported = match b[1] {
+            b'f' => matches!(width, 4 | 8),
+            b'i' | b'u' => matches!(width, 1 | 2 | 4 | 8),
+            b'b' => width == 1,
+            _ => false,
+        };
+        if !supported {
+            return Err(unsupported());
+        }
+        Ok(Self {
+            kind: b[1],
+            width,
+            big_endian,
+        })
+    }
+
+    /// Element `k`, from its `width` bytes.
+    fn decode(self, bytes: &[u8], k: usize) -> Result<f64, String> {
+        let mut le = [0u8; 8];
+        le[..self.width].copy_from_slice(bytes);
+        if self.big_endian {
+            le[..self.width].reverse();
+        }
+        let unsigned = u64::from_le_bytes(le);
+        let value = match (self.kind, self.width) {
+            (b'f', 4) => return Ok(f64::from(f32::from_le_bytes([le[0], le[1], le[2], le[3]]))),
+            (b'f', _) => return Ok(f64::from_le_bytes(le)),
+            (b'i', w) => {
+                // Sign-extend the `w`-byte integer.
+                let shift = 64 - 8 * w as u32;
+                ((unsigned << shift) as i64 >> shift) as i128
+            }
+            _ => unsigned as i128,
+        };
+        // Integers beyond 2^53 would be rounded as f64.
+        if value.unsigned_abs() > 1 << 53 {
+            return Err(format!(
+                "integer {value} (element {k}) is too large to be exact as f64"
+            ));
+        }
+        Ok(value as f64)
+    }
+}
+
+/// Fortran-order values (first axis fastest) in C order (last axis fastest).
+fn fortran_to_c(values: &[f64], shape: &[usize]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(values.len());
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..values.len() {
+        let (mut at, mut stride) = (0, 1);
+        for (i, s) in index.iter().zip(shape) {
+            at += i * stride;
+            stride *= s;
+        }
+        out.push(values[at]);
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    out
 }
 
 /// The text of `'key': value` up to the next comma at depth 0 (values here are short).
@@ -80,4 +171,86 @@ fn parse_shape(header: &str) -> Result<Vec<usize>, String> {
                 .map_err(|_| format!("bad shape entry {s:?}"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An NPY v1.0 file with `descr`, `fortran_order` and `shape` around `data`.
+    fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let fortran = if fortran { "True" } else { "False" };
+        let header =
+            format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}\n");
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn integers_booleans_and_both_byte_orders_read_as_their_values() {
+        let counts: Vec<u8> = [3i64, -2, 0, 7]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse(&npy("<i8", false, "(2, 2)", &counts)).unwrap();
+        assert_eq!((a.shape, a.values), (vec![2, 2], vec![3.0, -2.0, 0.0, 7.0]));
+        let small: Vec<u8> = [-1i16, 300].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(
+            parse(&npy(">i2", false, "(1, 2)", &small)).unwrap().values,
+            [-1.0, 300.0]
+        );
+        assert_eq!(
+            parse(&npy("|u1", false, "(1, 2)", &[255, 1]))
+                .unwrap()
+                .values,
+            [255.0, 1.0]
+        );
+        assert_eq!(
+            parse(&npy("|b1", false, "(1, 2)", &[1, 0])).unwrap().values,
+            [1.0, 0.0]
+        );
+        let floats: Vec<u8> = [0.5f64, -3.25]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        assert_eq!(
+            parse(&npy(">f8", false, "(2, 1)", &floats)).unwrap().values,
+            [0.5, -3.25]
+        );
+    }
+
+    #[test]
+    fn fortran_order_is_read_in_c_order() {
+        // [[1, 2, 3], [4, 5, 6]] stored column by column.
+        let data: Vec<u8> = [1.0f32, 4.0, 2.0, 5.0, 3.0, 6.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse(&npy("<f4", true, "(2, 3)", &data)).unwrap();
+        assert_eq!(a.values, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        // 4-D [1, 2, 1, 2]: Fortran element (0, c, 0, w) sits at c + 2 w.
+        let data: Vec<u8> = [10.0f64, 20.0, 11.0, 21.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse(&npy("<f8", true, "(1, 2, 1, 2)", &data)).unwrap();
+        assert_eq!(a.values, [10.0, 11.0, 20.0, 21.0]);
+    }
+
+    #[test]
+    fn unsupported_or_inexact_data_and_impossible_shapes_are_errors() {
+        let err = |descr: &str, shape: &str, data: &[u8]| {
+            parse(&npy(descr, false, shape, data)).err().unwrap()
+        };
+        assert!(err("<c16", "(1, 1)", &[0; 16]).starts_with("dtype <c16: expected"));
+        assert!(err("<f2", "(1, 1)", &[0; 2]).starts_with("dtype <f2"));
+        assert!(err("|O", "(1, 1)", &[0; 8]).starts_with("dtype |O"));
+        let big = ((1i64 << 53) + 1).to_le_bytes();
+        assert!(err("<i8", "(1, 1)", &big).contains("too large to be exact"));
+        assert!(err("<f8", "(4294967296, 4294967296, 2)", &[]).contains("is too large"));
+        assert!(err("<f8", "(2, 2)", &[0; 8]).contains("needs 32 bytes of data, the file has 8"));
+    }
 }

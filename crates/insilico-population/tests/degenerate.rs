@@ -215,14 +215,14 @@ fn bad_files_are_errors_naming_the_file() {
     let cases = [
         ("magic.npy", b"not numpy at all".to_vec(), "bad magic"),
         (
-            "int.npy",
-            [header("<i8", "False", "(1, 1)"), vec![0; 8]].concat(),
-            "<i8",
+            "complex.npy",
+            [header("<c16", "False", "(1, 1)"), vec![0; 16]].concat(),
+            "dtype <c16",
         ),
         (
-            "fortran.npy",
-            [header("<f8", "True", "(1, 1)"), vec![0; 8]].concat(),
-            "Fortran",
+            "order.npy",
+            [header("<f8", "Maybe", "(1, 1)"), vec![0; 8]].concat(),
+            "fortran_order",
         ),
         (
             "short.npy",
@@ -266,7 +266,10 @@ fn bad_files_are_errors_naming_the_file() {
     let err = Matrix::load_csv(&write("word.csv", b"1,2\n3,x\n"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("word.csv") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("word.csv") && err.contains("line 2, field 2: \"x\""),
+        "{err}"
+    );
     let err = Matrix::load_csv(&dir.path().join("missing.csv"))
         .unwrap_err()
         .to_string();

@@ -35,7 +35,8 @@ use std::path::PathBuf;
 pub struct CompareArgs {
     /// Run directories whose sites are compared (each with every other, and with itself).
     pub runs: Vec<PathBuf>,
-    /// `[stimuli, units]` matrices from NPY files (float32 or float64, C order).
+    /// `[stimuli, units]` matrices from NPY files (floats, integers such as spike counts, or
+    /// booleans; either byte order, C or Fortran order).
     #[arg(long)]
     pub npy: Vec<PathBuf>,
     /// `[stimuli, units]` matrices from CSV files (an optional header row).
