@@ -57,14 +57,17 @@ pub struct Rdm {
 pub fn rdm(x: &Matrix, metric: RdmMetric) -> Result<Rdm> {
     check_stimuli(x, WHAT, 2, "a dissimilarity needs two stimuli")?;
     let n = x.stimuli();
-    let exact = metric == RdmMetric::Correlation && integer_responses(x);
+    let integers = integer_responses(x);
+    let exact = metric == RdmMetric::Correlation && integers;
     // Rows become columns so that the Gram of the transposed matrix is the stimulus x stimulus
-    // product; for correlation each stimulus's pattern is first centred across units (not
-    // for integer responses, whose raw products are exact and are centred in integers).
-    let patterns = if metric == RdmMetric::Correlation && !exact {
-        centred(x.as_faer().transpose())
-    } else {
-        x.as_faer().transpose().to_owned()
+    // product. For correlation each stimulus's pattern is first centred across units; for
+    // Euclidean distance each unit is centred across stimuli (a translation, which leaves
+    // distances unchanged but keeps `a + b - 2 ab` from cancelling where the responses sit
+    // far from 0). Integer responses keep their raw products, which are exact.
+    let patterns = match metric {
+        _ if integers => x.as_faer().transpose().to_owned(),
+        RdmMetric::Correlation => centred(x.as_faer().transpose()),
+        RdmMetric::Euclidean => centred(x.as_faer()).transpose().to_owned(),
     };
     let dots = gram_t(patterns.as_ref());
     if exact {

@@ -209,6 +209,21 @@ fn tau_a_matches_counting_every_pair() {
     assert!(own < 1.0);
 }
 
+#[test]
+fn euclidean_rdms_are_invariant_to_translation_far_from_zero() {
+    // Responses around 1e5: the products a_i^2 reach 1e11, where f64's rounding (1e-5)
+    // would be 1e-6 of the squared distances (about 20) without centring the units first.
+    let x = gaussian(60, 10, 70);
+    let far = Mat::from_fn(60, 10, |i, j| x[(i, j)] + 1e5);
+    let (near, far) = (
+        rdm(&matrix(&x), RdmMetric::Euclidean).unwrap(),
+        rdm(&matrix(&far), RdmMetric::Euclidean).unwrap(),
+    );
+    for (a, b) in near.upper.iter().zip(&far.upper) {
+        approx("distance", *b, *a, 1e-9 * a);
+    }
+}
+
 /// The exact Pearson correlation of two integer patterns as `(numerator, denominator)` of
 /// `r^2 sign(r)`: with `a = d x - sum(x)` (integers, `d` times the centred pattern),
 /// `r = <a_i, a_j> / sqrt(|a_i|^2 |a_j|^2)`.
