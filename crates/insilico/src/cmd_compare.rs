@@ -113,10 +113,13 @@ pub fn run(args: CompareArgs) -> Result<()> {
         for reason in &left_out {
             eprintln!("left out, undefined for every pair: {reason}");
         }
-        for m in &matrices {
-            for reason in &m.undefined {
-                eprintln!("undefined (NaN): {reason}");
-            }
+        for m in matrices.iter().filter(|m| !m.undefined.is_empty()) {
+            let cells = m.rows.len() * m.columns.len();
+            eprintln!(
+                "undefined (NaN) for {} of {cells} pairs, listed in compare.json; the first: {}",
+                m.undefined.len(),
+                m.undefined[0]
+            );
         }
         matrices
     } else {

@@ -52,7 +52,12 @@ fn an_undefined_cell_is_null_with_its_reason_unless_the_measure_was_named() {
     );
     let (code, stderr) = run(&["compare", "--csv", a, "--csv", b, "-o", out]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("undefined (NaN): cca-mean between b and b: CCA: 50 stimuli"));
+    assert!(
+        stderr.contains(
+            "undefined (NaN) for 1 of 4 pairs, listed in compare.json; the first: cca-mean between b and b: CCA: 50 stimuli"
+        ),
+        "{stderr}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{out}/compare.json")).unwrap())
             .unwrap();
