@@ -15,8 +15,28 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
-/// Encode an NPY v1.0 file: little-endian `<f4`, C order.
-pub(crate) fn npy_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
+/// An element type numpy reads from NPY: its `descr` and little-endian bytes.
+pub trait NpyElement: Copy {
+    const DESCR: &'static str;
+    fn extend_le(self, out: &mut Vec<u8>);
+}
+
+impl NpyElement for f32 {
+    const DESCR: &'static str = "<f4";
+    fn extend_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl NpyElement for f64 {
+    const DESCR: &'static str = "<f8";
+    fn extend_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// Encode an NPY v1.0 file: little-endian `<f4` or `<f8`, C order.
+pub(crate) fn npy_bytes<T: NpyElement>(shape: &[usize], data: &[T]) -> Result<Vec<u8>> {
     let n: usize = shape.iter().product();
     if n != data.len() {
         bail!(
@@ -36,7 +56,10 @@ pub(crate) fn npy_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
                 .join(", ")
         ),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_str}, }}");
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_str}, }}",
+        T::DESCR
+    );
     // magic (6) + version (2) + header length (2) + header, padded with
     // spaces and terminated by '\n' so the total is a multiple of 64.
     let unpadded = 10 + header.len() + 1;
@@ -46,21 +69,21 @@ pub(crate) fn npy_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     if header.len() > u16::MAX as usize {
         bail!("NPY header too long for format 1.0");
     }
-    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    let mut out = Vec::with_capacity(10 + header.len() + std::mem::size_of_val(data));
     out.extend_from_slice(b"\x93NUMPY");
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
+    for &v in data {
+        v.extend_le(&mut out);
     }
     Ok(out)
 }
 
-/// Write a float32 array as NPY v1.0 (`<f4`, C order, header padded to a
-/// multiple of 64 bytes). `numpy.load(path)` reads it. `shape` must multiply
-/// out to `data.len()`; an empty `shape` writes a scalar.
-pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+/// Write a float32 or float64 array as NPY v1.0 (`<f4`/`<f8`, C order, header padded to a
+/// multiple of 64 bytes). `numpy.load(path)` reads it. `shape` must multiply out to
+/// `data.len()`; an empty `shape` writes a scalar.
+pub fn write_npy<T: NpyElement>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
     write_atomic(path, &npy_bytes(shape, data)?)
 }
 
@@ -141,6 +164,24 @@ mod tests {
             }
         }
         crate::assert_no_temp_files(dir.path());
+    }
+
+    #[test]
+    fn npy_of_f64_keeps_every_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.npy");
+        let data = [0.1f64, -1e-300, f64::MAX, 1.0 / 3.0];
+        write_npy(&p, &[2, 2], &data).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0, "header not padded to 64");
+        let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+        assert!(header.contains("'descr': '<f8'") && header.contains("'shape': (2, 2)"));
+        let back: Vec<f64> = bytes[10 + hlen..]
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(back, data);
     }
 
     #[test]

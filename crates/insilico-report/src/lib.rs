@@ -21,7 +21,7 @@ pub mod tuning;
 
 pub use color::{categorical, palette, sequential, PALETTE_LEN};
 pub use html::HtmlReport;
-pub use io::{write_csv, write_json, write_npy};
+pub use io::{write_csv, write_json, write_npy, NpyElement};
 pub use montage::{
     montage, overview, save_png, side_by_side, tile_to_image, Block, OverviewRow, Scaling, Tile,
     LABEL_HEIGHT, MONTAGE_GAP, TITLE_HEIGHT,

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use insilico_data::Locator;
 use insilico_engine::Compute;
 use insilico_population::{Matrix, Measure, Prepared, PreparedPair};
-use insilico_report::{write_csv, write_json, Heatmap};
+use insilico_report::{write_csv, write_json, write_npy, Heatmap};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -245,6 +245,53 @@ fn measure_by_measure(
         }
     }
     Ok(matrices)
+}
+
+/// One saved input of a comparison (`matrices.json`).
+#[derive(Serialize)]
+struct SavedMatrix {
+    label: String,
+    /// The NPY file under `matrices/`.
+    file: String,
+    source: PathBuf,
+    stimuli: usize,
+    units: usize,
+}
+
+/// Every representation as compared (after any reduction of feature maps), as
+/// `matrices/<k>_<label>.npy` (`[stimuli, units]`, f64, the bits compared) and an index,
+/// `matrices.json`: to check a value with another tool, `np.load` the two files.
+pub fn write_matrices(out: &Path, reps: &[Representation]) -> Result<()> {
+    let mut index = Vec::with_capacity(reps.len());
+    for (k, r) in reps.iter().enumerate() {
+        // Labels hold `:` (run:site); file names keep letters, digits, `.`, `-` and `_`.
+        let name: String = r
+            .label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let file = format!("{k:02}_{name}.npy");
+        let (stimuli, units) = (r.matrix.stimuli(), r.matrix.units());
+        write_npy(
+            &out.join("matrices").join(&file),
+            &[stimuli, units],
+            &r.matrix.to_row_major(),
+        )?;
+        index.push(SavedMatrix {
+            label: r.label.clone(),
+            file,
+            source: r.source.clone(),
+            stimuli,
+            units,
+        });
+    }
+    write_json(&out.join("matrices.json"), &index)
 }
 
 /// `similarity_<measure>.csv` (long format: row, column, value), `compare.json` and a

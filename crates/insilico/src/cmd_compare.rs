@@ -7,7 +7,7 @@ use clap::Args;
 use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
     file_representation, run_names, run_representations, similarity, similarity_where_defined,
-    write_similarity,
+    write_matrices, write_similarity,
 };
 use insilico_study::over_training::{checks, over_training, write_over_training};
 use insilico_study::population::MapReduction;
@@ -60,6 +60,11 @@ pub struct CompareArgs {
     /// the step at which each layer first reaches 0.95 does not decrease with depth.
     #[arg(long)]
     pub over_training: bool,
+    /// Also save every representation as compared (feature maps after --reduction) in
+    /// OUT/matrices/ as `[stimuli, units]` float64 NPY files, indexed by OUT/matrices.json,
+    /// to check any value with another tool (numpy, rsatoolbox, scikit-learn).
+    #[arg(long)]
+    pub save_matrices: bool,
     /// How feature maps become vectors: spatial-mean or flatten.
     #[arg(long, value_enum, default_value_t = MapReduction::SpatialMean)]
     pub reduction: MapReduction,
@@ -107,6 +112,9 @@ pub fn run(args: CompareArgs) -> Result<()> {
     if reps.len() < 2 {
         bail!("nothing to compare: give runs (each contributes its sites), --npy or --csv files, two representations at least");
     }
+    if args.save_matrices {
+        write_matrices(&args.out, &reps)?;
+    }
     let matrices = if args.measures.is_empty() {
         // Every measure that the inputs allow; the others are named with the reason.
         let (matrices, left_out) = similarity_where_defined(&reps, &measures)?;
@@ -147,6 +155,9 @@ fn over(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     };
     if !args.npy.is_empty() || !args.csv.is_empty() {
         bail!("--over-training takes no --npy or --csv matrices");
+    }
+    if args.save_matrices {
+        bail!("--save-matrices saves the inputs of runs or files compared with each other; --over-training does not take it");
     }
     let study = Study::open(run, args.env.compute()?, &args.env.locator(), &args.study)?;
     let o = over_training(&study, measures, args.reduction)?;

@@ -37,6 +37,45 @@ fn write_csv(path: &Path, stimuli: usize, units: usize, seed: u64) {
 }
 
 #[test]
+fn saved_matrices_are_the_inputs_as_compared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.csv");
+    write_csv(&a, 20, 3, 5);
+    let out = tmp.path().join("out");
+    let (a_path, out) = (a.to_str().unwrap(), out.to_str().unwrap());
+    let (code, stderr) = run(&[
+        "compare",
+        "--csv",
+        a_path,
+        "--csv",
+        a_path,
+        "-o",
+        out,
+        "--measures",
+        "cka-linear",
+        "--save-matrices",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{out}/matrices.json")).unwrap())
+            .unwrap();
+    assert_eq!(index.as_array().unwrap().len(), 2);
+    assert_eq!(index[1]["file"], "01_a.npy");
+    assert_eq!(
+        (index[1]["stimuli"].as_u64(), index[1]["units"].as_u64()),
+        (Some(20), Some(3))
+    );
+    let saved =
+        insilico_population::Matrix::load_npy(Path::new(&format!("{out}/matrices/01_a.npy")), None)
+            .unwrap();
+    let read = insilico_population::Matrix::load_csv(&a).unwrap();
+    assert_eq!(saved.to_row_major(), read.to_row_major());
+    let (code, stderr) = run(&["compare", a_path, "--over-training", "--save-matrices"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--save-matrices"), "{stderr}");
+}
+
+#[test]
 fn an_undefined_cell_is_null_with_its_reason_unless_the_measure_was_named() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a.csv"), tmp.path().join("b.csv"));
@@ -79,6 +118,8 @@ fn an_undefined_cell_is_null_with_its_reason_unless_the_measure_was_named() {
     assert!(measure("cka-linear").get("undefined").is_none());
     let csv = std::fs::read_to_string(format!("{out}/similarity_cca-mean.csv")).unwrap();
     assert!(csv.contains("b,b,NaN"));
+    // Nothing else is written unless asked for.
+    assert!(!Path::new(&format!("{out}/matrices.json")).exists());
 
     let (code, stderr) = run(&[
         "compare",
