@@ -29,7 +29,8 @@ use std::path::PathBuf;
         one row per stimulus in the order of the study's images. Feature maps are reduced \
         by their spatial mean (--reduction flatten keeps every position). Writes OUT/: \
         similarity_<measure>.csv (long format), similarity_<measure>.png/.svg (heatmaps \
-        with the measure's range) and compare.json.",
+        with the measure's range) and compare.json (a pair a measure is undefined for: null, \
+        with the reason); with --save-matrices, the matrices compared in OUT/matrices/.",
     after_help = "Examples:\n  insilico compare runs/a runs/b --split test --images 2000\n  insilico compare --over-training runs/a --split test --images 2000\n  insilico compare runs/a --npy recording.npy --measures cka-linear,rsa-correlation-spearman\n  insilico compare --npy A.npy --npy B.npy --out runs/compare-ab"
 )]
 pub struct CompareArgs {
