@@ -168,7 +168,8 @@ impl Matrix {
     }
 
     /// Loads a `[stimuli, units]` matrix from an NPY file (floats, integers or booleans, any
-    /// byte order, C or Fortran order; see `crate::npy`): 2-D, or 4-D `[n, c, h, w]` reduced by `reduction` (required for 4-D files).
+    /// byte order, C or Fortran order; see `crate::npy`): 2-D, or 4-D `[n, c, h, w]` reduced
+    /// by `reduction` (required for 4-D files).
     pub fn load_npy(path: &Path, reduction: Option<Reduction>) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_owned(),

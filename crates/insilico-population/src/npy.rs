@@ -58,9 +58,18 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Npy, String> {
 /// A numeric NPY element type (`descr` such as `<f8`, `>i4`, `|u1`, `|b1`).
 #[derive(Clone, Copy)]
 struct Dtype {
-    kind: u8,
+    kind: Kind,
     width: usize,
     big_endian: bool,
+}
+
+/// What the bytes of an element hold (the `descr` letter).
+#[derive(Clone, Copy)]
+enum Kind {
+    Float,
+    Signed,
+    /// Unsigned integers and booleans (0 or 1).
+    Unsigned,
 }
 
 impl Dtype {
@@ -81,17 +90,14 @@ impl Dtype {
             _ => return Err(unsupported()),
         };
         let width: usize = descr[2..].parse().map_err(|_| unsupported())?;
-        let supported = match b[1] {
-            b'f' => matches!(width, 4 | 8),
-            b'i' | b'u' => matches!(width, 1 | 2 | 4 | 8),
-            b'b' => width == 1,
-            _ => false,
+        let kind = match (b[1], width) {
+            (b'f', 4 | 8) => Kind::Float,
+            (b'i', 1 | 2 | 4 | 8) => Kind::Signed,
+            (b'u', 1 | 2 | 4 | 8) | (b'b', 1) => Kind::Unsigned,
+            _ => return Err(unsupported()),
         };
-        if !supported {
-            return Err(unsupported());
-        }
         Ok(Self {
-            kind: b[1],
+            kind,
             width,
             big_endian,
         })
@@ -106,14 +112,16 @@ impl Dtype {
         }
         let unsigned = u64::from_le_bytes(le);
         let value = match (self.kind, self.width) {
-            (b'f', 4) => return Ok(f64::from(f32::from_le_bytes([le[0], le[1], le[2], le[3]]))),
-            (b'f', _) => return Ok(f64::from_le_bytes(le)),
-            (b'i', w) => {
+            (Kind::Float, 4) => {
+                return Ok(f64::from(f32::from_le_bytes([le[0], le[1], le[2], le[3]])))
+            }
+            (Kind::Float, _) => return Ok(f64::from_le_bytes(le)),
+            (Kind::Signed, w) => {
                 // Sign-extend the `w`-byte integer.
                 let shift = 64 - 8 * w as u32;
                 ((unsigned << shift) as i64 >> shift) as i128
             }
-            _ => unsigned as i128,
+            (Kind::Unsigned, _) => unsigned as i128,
         };
         // Integers beyond 2^53 would be rounded as f64.
         if value.unsigned_abs() > 1 << 53 {

@@ -40,7 +40,7 @@ pub struct Prepared<'a> {
     rbf: RefCell<Vec<(f64, Rc<Mat<f64>>)>>,
     /// Dissimilarity matrices, one per metric asked for (every RSA measure of every pair
     /// with this input reads one).
-    rdms: RefCell<Vec<Rc<RankedRdm<'static>>>>,
+    rdms: RefCell<Vec<(RdmMetric, Rc<RankedRdm<'static>>)>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -82,34 +82,16 @@ impl<'a> Prepared<'a> {
 
     /// The centred RBF kernel matrix for `bandwidth`, computed once per bandwidth.
     fn rbf(&self, bandwidth: f64) -> Result<Rc<Mat<f64>>> {
-        let known = self
-            .rbf
-            .borrow()
-            .iter()
-            .find(|(b, _)| *b == bandwidth)
-            .map(|(_, k)| k.clone());
-        if let Some(k) = known {
-            return Ok(k);
-        }
-        let k = Rc::new(cka::centred_rbf(self.centred.as_ref(), bandwidth)?);
-        self.rbf.borrow_mut().push((bandwidth, k.clone()));
-        Ok(k)
+        memo(&self.rbf, bandwidth, || {
+            cka::centred_rbf(self.centred.as_ref(), bandwidth)
+        })
     }
 
     /// The RDM under `metric` (and its ranks, when asked for), computed once per metric.
     fn rdm(&self, metric: RdmMetric) -> Result<Rc<RankedRdm<'static>>> {
-        let known = self
-            .rdms
-            .borrow()
-            .iter()
-            .find(|r| r.rdm.metric == metric)
-            .cloned();
-        if let Some(r) = known {
-            return Ok(r);
-        }
-        let r = Rc::new(RankedRdm::new(Cow::Owned(rsa::rdm(self.matrix, metric)?)));
-        self.rdms.borrow_mut().push(r.clone());
-        Ok(r)
+        memo(&self.rdms, metric, || {
+            Ok(RankedRdm::new(Cow::Owned(rsa::rdm(self.matrix, metric)?)))
+        })
     }
 
     fn basis(&self, what: &'static str) -> Result<&RightBasis> {
@@ -119,6 +101,25 @@ impl<'a> Prepared<'a> {
         let basis = RightBasis::of_gram(self.gram().as_ref(), what)?;
         Ok(self.basis.get_or_init(|| basis))
     }
+}
+
+/// The value cached under `key` in `cache`, made (and cached) by `make` the first time.
+fn memo<K: PartialEq + Copy, V>(
+    cache: &RefCell<Vec<(K, Rc<V>)>>,
+    key: K,
+    make: impl FnOnce() -> Result<V>,
+) -> Result<Rc<V>> {
+    let known = cache
+        .borrow()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone());
+    if let Some(v) = known {
+        return Ok(v);
+    }
+    let v = Rc::new(make()?);
+    cache.borrow_mut().push((key, v.clone()));
+    Ok(v)
 }
 
 /// Two prepared inputs with the same stimuli, and their cross-product once computed.
