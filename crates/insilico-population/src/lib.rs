@@ -42,7 +42,7 @@ pub use measure::{
 pub use prepared::{Prepared, PreparedPair};
 pub use ridge::{ridge_predictivity, RidgeOptions, RidgeResult};
 pub use rsa::{compare_rdms, rdm, rsa, Rdm, RdmComparison, RdmMetric};
-pub use spectrum::{participation_ratio, pca_embedding, spectrum, Spectrum};
+pub use spectrum::{participation_ratio, pca, pca_embedding, spectrum, Pca, Spectrum};
 pub use tsne::{tsne, TsneInit, TsneOptions};
 
 /// Threads for the linear algebra (faer's global parallelism): 1 runs sequentially, 0

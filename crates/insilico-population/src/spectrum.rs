@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, Result};
-use crate::linalg::{centred, check_stimuli, ThinSvd};
+use faer::MatRef;
+
+use crate::linalg::{centred, check_stimuli, product, RightBasis};
 use crate::Matrix;
 
 /// The PCA spectrum of a `[stimuli, units]` matrix.
@@ -34,14 +36,45 @@ fn components_for(cumulative: &[f64], fraction: f64) -> usize {
         .map_or(cumulative.len(), |k| k + 1)
 }
 
-/// The PCA spectrum. Needs 2 stimuli; a representation whose units are all constant is an
-/// error (its spectrum is empty).
-pub fn spectrum(x: &Matrix) -> Result<Spectrum> {
-    const WHAT: &str = "PCA spectrum";
+/// A representation's principal components from one decomposition: its spectrum, and every
+/// stimulus's scores on the first two components (the 2-D PCA embedding, on the same axes
+/// whose variances the spectrum lists).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pca {
+    pub spectrum: Spectrum,
+    /// `[stimuli][2]`. Each component's sign is fixed so that its largest-magnitude loading
+    /// is positive (the decomposition itself leaves the sign arbitrary); a representation of
+    /// rank 1 gets a zero second coordinate.
+    pub scores: Vec<[f64; 2]>,
+}
+
+/// The principal components. Needs 2 stimuli; a representation whose units are all constant
+/// is an error (its spectrum is empty).
+pub fn pca(x: &Matrix) -> Result<Pca> {
+    const WHAT: &str = "PCA";
     check_stimuli(x, WHAT, 2, "a variance needs two stimuli")?;
-    let svd = crate::linalg::RightBasis::of_centred(centred(x.as_faer()).as_ref(), WHAT)?;
-    let dof = (x.stimuli() - 1) as f64;
-    let eigenvalues: Vec<f64> = svd.s.iter().map(|s| s * s / dof).collect();
+    let xc = centred(x.as_faer());
+    let basis = RightBasis::of_centred(xc.as_ref(), WHAT)?;
+    Ok(Pca {
+        spectrum: spectrum_of(&basis.s, x.stimuli()),
+        scores: leading_scores(xc.as_ref(), &basis),
+    })
+}
+
+/// The PCA spectrum (see [`pca`]).
+pub fn spectrum(x: &Matrix) -> Result<Spectrum> {
+    pca(x).map(|p| p.spectrum)
+}
+
+/// The scores of every stimulus on the first two principal components, `[n][2]` (see [`Pca::scores`]).
+pub fn pca_embedding(x: &Matrix) -> Result<Vec<[f64; 2]>> {
+    pca(x).map(|p| p.scores)
+}
+
+/// The spectrum of `n` stimuli whose centred responses have singular values `s`.
+fn spectrum_of(s: &[f64], n: usize) -> Spectrum {
+    let dof = (n - 1) as f64;
+    let eigenvalues: Vec<f64> = s.iter().map(|s| s * s / dof).collect();
     let total: f64 = eigenvalues.iter().sum();
     let explained: Vec<f64> = eigenvalues.iter().map(|l| l / total).collect();
     let cumulative: Vec<f64> = explained
@@ -52,7 +85,7 @@ pub fn spectrum(x: &Matrix) -> Result<Spectrum> {
         })
         .collect();
     let participation_ratio = total * total / eigenvalues.iter().map(|l| l * l).sum::<f64>();
-    Ok(Spectrum {
+    Spectrum {
         components_90: components_for(&cumulative, 0.90),
         components_95: components_for(&cumulative, 0.95),
         components_99: components_for(&cumulative, 0.99),
@@ -60,7 +93,29 @@ pub fn spectrum(x: &Matrix) -> Result<Spectrum> {
         explained,
         cumulative,
         participation_ratio,
-    })
+    }
+}
+
+/// `X_c v_k` for the first two right singular vectors, each signed so that its
+/// largest-magnitude loading is positive.
+fn leading_scores(xc: MatRef<'_, f64>, basis: &RightBasis) -> Vec<[f64; 2]> {
+    let kept = basis.s.len().min(2);
+    let mut v = basis.v.as_ref().subcols(0, kept).to_owned();
+    for k in 0..kept {
+        let big = v
+            .col(k)
+            .iter()
+            .copied()
+            .fold(0.0f64, |b, c| if c.abs() > b.abs() { c } else { b });
+        if big < 0.0 {
+            v.col_mut(k).iter_mut().for_each(|c| *c = -*c);
+        }
+    }
+    let scores = product(xc, v.as_ref());
+    let score = |i: usize, k: usize| if k < kept { scores[(i, k)] } else { 0.0 };
+    (0..xc.nrows())
+        .map(|i| [score(i, 0), score(i, 1)])
+        .collect()
 }
 
 /// The participation ratio `(sum l)^2 / sum l^2` of a list of variances (an error if they
@@ -74,39 +129,4 @@ pub fn participation_ratio(variances: &[f64]) -> Result<f64> {
         ));
     }
     Ok(total * total / variances.iter().map(|l| l * l).sum::<f64>())
-}
-
-/// The scores of every stimulus on the first two principal components, `[n][2]`. Each
-/// component's sign is fixed so that its largest-magnitude loading is positive (the
-/// decomposition itself leaves the sign arbitrary). A representation of rank 1 gets a zero
-/// second coordinate.
-pub fn pca_embedding(x: &Matrix) -> Result<Vec<[f64; 2]>> {
-    const WHAT: &str = "PCA embedding";
-    check_stimuli(x, WHAT, 2, "a variance needs two stimuli")?;
-    let xc = centred(x.as_faer());
-    let svd = ThinSvd::of_centred(xc.as_ref(), WHAT)?;
-    let sign = |k: usize| -> f64 {
-        let v = svd.v.col(k);
-        let big = v
-            .iter()
-            .copied()
-            .fold(0.0f64, |b, c| if c.abs() > b.abs() { c } else { b });
-        if big < 0.0 {
-            -1.0
-        } else {
-            1.0
-        }
-    };
-    let kept = svd.s.len().min(2);
-    let signs: Vec<f64> = (0..kept).map(sign).collect();
-    let score = |i: usize, k: usize| -> f64 {
-        if k < kept {
-            signs[k] * svd.u[(i, k)] * svd.s[k]
-        } else {
-            0.0
-        }
-    };
-    Ok((0..x.stimuli())
-        .map(|i| [score(i, 0), score(i, 1)])
-        .collect())
 }

@@ -208,6 +208,25 @@ fn spectrum_matches_sklearn_pca() {
 }
 
 #[test]
+fn decodability_matches_sklearn_pca_then_ridge_classifier() {
+    // Accuracies are counts over 60 stimuli, so exact agreement means the same prediction for
+    // every held-out stimulus at every k (PCA refitted per training set, the penalty chosen
+    // by leave-one-out over all classes together).
+    let r = reference();
+    let (x, _, labels) = inputs(&r);
+    let d = decodability(&x, &labels, &RidgeOptions::default()).unwrap();
+    let want = &r["decoding"];
+    let ks: Vec<usize> = numbers(&want["components"])
+        .iter()
+        .map(|&k| k as usize)
+        .collect();
+    assert_eq!(d.components, ks);
+    // Within 1e-4, far below one stimulus (1/60).
+    close_all("accuracy", &d.accuracy, &want["accuracy"]);
+    close("chance", d.chance, &want["chance"]);
+}
+
+#[test]
 fn loaders_read_numpy_and_csv_files() {
     let r = reference();
     let dir = fixture_dir();

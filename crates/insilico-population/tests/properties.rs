@@ -125,6 +125,13 @@ fn debiased_cka_of_independent_data_is_near_zero_but_biased_is_not() {
 /// Data whose sample covariance has exactly the eigenvalues `variances`: orthonormal
 /// centred scores (QR of a centred Gaussian matrix) scaled by `sqrt((n - 1) l)`, rotated.
 fn with_spectrum(n: usize, variances: &[f64], seed: u64) -> Matrix {
+    let (scores, rotation) = spectrum_parts(n, variances, seed);
+    matrix(&(&scores * rotation.transpose()))
+}
+
+/// [`with_spectrum`]'s principal scores `[n, d]` (the k-th column has variance
+/// `variances[k]`) and its rotation, whose k-th column is the k-th principal direction.
+fn spectrum_parts(n: usize, variances: &[f64], seed: u64) -> (Mat<f64>, Mat<f64>) {
     let d = variances.len();
     let z = gaussian(n, d, seed);
     let centred = Mat::from_fn(n, d, |i, j| {
@@ -134,7 +141,7 @@ fn with_spectrum(n: usize, variances: &[f64], seed: u64) -> Matrix {
     let scaled = Mat::from_fn(n, d, |i, j| {
         q[(i, j)] * ((n - 1) as f64 * variances[j]).sqrt()
     });
-    matrix(&(&scaled * orthogonal(d, seed + 1).transpose()))
+    (scaled, orthogonal(d, seed + 1))
 }
 
 #[test]
@@ -355,6 +362,26 @@ fn pca_embedding_scores_have_the_component_variances() {
         let var = e.iter().map(|p| p[k] * p[k]).sum::<f64>() / 59.0;
         approx("score variance", var, *want, 1e-9);
     }
+}
+
+#[test]
+fn pca_scores_are_the_projections_on_the_known_directions() {
+    // X = S R^T with orthogonal centred columns in S (variances 4, 1, 0.25): the k-th principal
+    // direction is R's k-th column and the k-th score column is S's, negated where that
+    // column's largest-magnitude loading is negative (the sign convention).
+    let (scores, rotation) = spectrum_parts(40, &[4.0, 1.0, 0.25], 61);
+    let p = pca(&matrix(&(&scores * rotation.transpose()))).unwrap();
+    for k in 0..2 {
+        let r = rotation.col(k);
+        let big = (0..3)
+            .max_by(|&a, &b| r[a].abs().total_cmp(&r[b].abs()))
+            .unwrap();
+        let sign = r[big].signum();
+        for i in 0..40 {
+            approx("score", p.scores[i][k], sign * scores[(i, k)], 1e-9);
+        }
+    }
+    approx("first variance", p.spectrum.eigenvalues[0], 4.0, 1e-9);
 }
 
 #[test]

@@ -988,6 +988,12 @@ impl Series {
         self.color = Some(i);
         self
     }
+    /// Draw as a reference (chance level, the line y = x): the palette's grey, dashed, so
+    /// that it reads as a guide rather than data. Add it first for the data to lie on top.
+    pub fn as_reference(mut self) -> Self {
+        self.color = Some(2 * PALETTE_LEN - 1);
+        self
+    }
     /// Draw point markers.
     pub fn with_markers(mut self, on: bool) -> Self {
         self.markers = on;

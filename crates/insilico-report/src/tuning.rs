@@ -6,7 +6,7 @@
 //! Every label sits outside the plotted data: gallery captions above each panel, axis
 //! names in the margins, legends where the line plots put them (the emptiest corner).
 
-use crate::color::{palette, PALETTE_LEN};
+use crate::color::palette;
 use crate::montage::{encode_png, side_by_side, Scaling, Tile};
 use crate::plot::{Histogram, LinePlot, Series};
 use crate::text::ensure_plotters_font;
@@ -308,11 +308,9 @@ pub fn erf_size_figure(
         "theoretical size (pixels)",
         "effective size, 95% of gradient mass (pixels)",
     );
-    // The reference first, so that the data are drawn over it; grey and dashed.
-    fig = fig.series(
-        Series::new("theoretical (y = x)", vec![0.0, max], vec![0.0, max])
-            .with_color(2 * PALETTE_LEN - 1),
-    );
+    // The reference first, so that the data are drawn over it.
+    fig = fig
+        .series(Series::new("theoretical (y = x)", vec![0.0, max], vec![0.0, max]).as_reference());
     for (i, (label, pts)) in networks.iter().enumerate() {
         let (x, y) = pts.iter().copied().unzip();
         fig = fig.series(

@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use insilico_engine::{Activation, RunDir};
 use insilico_population::{
-    decodability, pca_embedding, spectrum, tsne, Decodability, Matrix, Reduction, RidgeOptions,
-    Spectrum, TsneOptions,
+    decodability, pca, tsne, Decodability, Matrix, Pca, Reduction, RidgeOptions, Spectrum,
+    TsneOptions,
 };
 use insilico_report::{write_csv, write_json, write_npy, LinePlot, Scatter, Series};
 use serde::{Deserialize, Serialize};
@@ -71,8 +71,8 @@ pub struct PopulationOptions {
     /// Cross-validation folds of the class decoder (stratified).
     #[arg(long, default_value_t = PopulationOptions::default().folds)]
     pub folds: usize,
-    /// Stimuli embedded by t-SNE (the first ones of the study; exact t-SNE costs n^2);
-    /// 0 skips t-SNE.
+    /// Stimuli embedded by t-SNE and shown in the PCA embedding (the first ones of the
+    /// study; exact t-SNE costs n^2); 0 skips t-SNE and shows every stimulus.
     #[arg(long, default_value_t = PopulationOptions::default().tsne_stimuli)]
     pub tsne_stimuli: usize,
     /// t-SNE perplexity (below a third of the embedded stimuli).
@@ -142,9 +142,12 @@ impl Assay for Population {
         the class from the top k principal components (k = 1, 2, 4, ..., all; PCA fitted on \
         each training fold), and 2-D embeddings by PCA and t-SNE coloured by class. Feature \
         maps are reduced by their spatial mean (--reduction flatten keeps every position). \
-        Writes RUN/assays/population/: summary.csv, spectrum.csv, decoding.csv, \
-        population.json, embedding_<site>.npy (rows: pca x, pca y, tsne x, tsne y, label) and \
-        spectrum.png, decoding.png, embedding_<site>.png (+ .svg).";
+        The PCA embedding shows the first --tsne-stimuli stimuli on the first two principal \
+        components of all of them (the spectrum's); t-SNE embeds those first stimuli. Writes \
+        RUN/assays/population/: summary.csv, spectrum.csv, decoding.csv, population.json, \
+        embedding_<site>.npy (a row per embedded stimulus: PC 1, PC 2, t-SNE 1, t-SNE 2 (NaN \
+        without t-SNE), label) and spectrum.png, decoding.png (with chance), \
+        embedding_pca_<site>.png, embedding_tsne_<site>.png (+ .svg).";
     const EXAMPLES: &'static str =
         "Examples:\n  insilico population --run runs/demo --split test --images 2000\n  insilico population --run runs/cnn --reduction flatten --tsne-stimuli 0";
     const RESULT_FILE: &'static str = "population.json";
@@ -202,17 +205,17 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
     for site in &study.sites {
         let x = to_matrix(&study.record(site)?, opts.reduction)
             .with_context(|| format!("site {site}"))?;
-        let spectrum = spectrum(&x).with_context(|| format!("site {site}"))?;
+        let pca = pca(&x).with_context(|| format!("site {site}"))?;
         let ridge = RidgeOptions {
             folds: opts.folds,
             ..RidgeOptions::default()
         };
         let decoding = decodability(&x, &labels, &ridge).with_context(|| format!("site {site}"))?;
-        let embedded = embed(study, site, &x, &labels, opts)?;
+        let embedded = embed(study, site, &x, &pca, &labels, opts)?;
         sites.push(SitePopulation {
             site: site.clone(),
             units: x.units(),
-            spectrum,
+            spectrum: pca.spectrum,
             decoding,
             embedded,
         });
@@ -226,11 +229,15 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
     Ok(result)
 }
 
-/// PCA and t-SNE embeddings of the first stimuli: `embedding_<site>.npy` and a figure.
+/// PCA and t-SNE embeddings of the first stimuli: `embedding_<site>.npy` and a figure. The
+/// PCA scores are on the principal components of all the study's stimuli (`pca`, those of the
+/// spectrum), so that the axes are the spectrum's first two; t-SNE sees the first stimuli only
+/// (its cost grows as n^2).
 fn embed(
     study: &Study,
     site: &str,
     x: &Matrix,
+    pca: &Pca,
     labels: &[usize],
     opts: &PopulationOptions,
 ) -> Result<usize> {
@@ -239,10 +246,9 @@ fn embed(
     } else {
         opts.tsne_stimuli.min(x.stimuli())
     };
-    let rows: Vec<f64> = x.to_row_major()[..n * x.units()].to_vec();
-    let head = Matrix::from_row_major(n, x.units(), &rows)?;
-    let pca = pca_embedding(&head).with_context(|| format!("site {site}: PCA embedding"))?;
     let tsne_xy = if opts.tsne_stimuli > 0 {
+        let rows: Vec<f64> = x.to_row_major()[..n * x.units()].to_vec();
+        let head = Matrix::from_row_major(n, x.units(), &rows)?;
         let o = TsneOptions {
             perplexity: opts.perplexity,
             ..TsneOptions::default()
@@ -251,27 +257,34 @@ fn embed(
     } else {
         None
     };
+    let pca_xy = &pca.scores[..n];
     let dir = study.out_dir("population");
     let mut table = Vec::with_capacity(n * 5);
     for i in 0..n {
-        let t = tsne_xy
-            .as_ref()
-            .map(|t| t[i])
-            .unwrap_or([f64::NAN, f64::NAN]);
-        table.extend([pca[i][0], pca[i][1], t[0], t[1], labels[i] as f64].map(|v| v as f32));
+        let t = tsne_xy.as_ref().map_or([f64::NAN; 2], |t| t[i]);
+        table.extend([pca_xy[i][0], pca_xy[i][1], t[0], t[1], labels[i] as f64].map(|v| v as f32));
     }
     write_npy(&dir.join(format!("embedding_{site}.npy")), &[n, 5], &table)?;
+    let explained = &pca.spectrum.explained;
+    let pc = |k: usize| match explained.get(k) {
+        Some(e) => format!("PC {} ({:.1} % of variance)", k + 1, 100.0 * e),
+        None => format!("PC {} (no variance)", k + 1),
+    };
+    let scatter = |what: &str, x_label: String, y_label: String| {
+        let model = &study.run.config.model.name;
+        let title = match x.stimuli() {
+            all if all == n => format!("{model} {site}: {what} of {n} stimuli"),
+            all => format!("{model} {site}: {what}, first {n} of {all} stimuli"),
+        };
+        Scatter::new(&title, &x_label, &y_label)
+    };
+    let mut figures = vec![("pca", scatter("PCA", pc(0), pc(1)), pca_xy)];
+    if let Some(t) = &tsne_xy {
+        let labels = ("t-SNE 1".to_string(), "t-SNE 2".to_string());
+        figures.push(("tsne", scatter("t-SNE", labels.0, labels.1), t.as_slice()));
+    }
     let names = &study.run.data.dataset.class_names;
-    for (what, xy) in [("PCA", Some(pca)), ("t-SNE", tsne_xy)] {
-        let Some(xy) = xy else { continue };
-        let mut plot = Scatter::new(
-            &format!(
-                "{} {site}: {what} of {n} stimuli",
-                study.run.config.model.name
-            ),
-            &format!("{what} 1"),
-            &format!("{what} 2"),
-        );
+    for (stem, mut plot, xy) in figures {
         for (c, name) in names.iter().enumerate() {
             let pts: Vec<(f64, f64)> = (0..n)
                 .filter(|&i| labels[i] == c)
@@ -279,7 +292,6 @@ fn embed(
                 .collect();
             plot = plot.group(name, pts);
         }
-        let stem = what.to_lowercase().replace('-', "");
         plot.save(&dir.join(format!("embedding_{stem}_{site}")))?;
     }
     Ok(n)
@@ -363,6 +375,23 @@ fn draw(study: &Study, result: &PopulationResult) -> Result<()> {
     )
     .log_x(true)
     .y_range(0.0, 1.0);
+    // Chance is the same for every site (the same labels); drawn first, under the data.
+    if let Some(first) = result.sites.first() {
+        let widest = result
+            .sites
+            .iter()
+            .flat_map(|s| s.decoding.components.last());
+        let last = widest.copied().max().unwrap_or(1) as f64;
+        let chance = first.decoding.chance;
+        decoding = decoding.series(
+            Series::new(
+                format!("chance ({chance:.3})"),
+                vec![1.0, last],
+                vec![chance; 2],
+            )
+            .as_reference(),
+        );
+    }
     for (i, s) in result.sites.iter().enumerate() {
         let k: Vec<f64> = (1..=s.spectrum.cumulative.len())
             .map(|k| k as f64)
