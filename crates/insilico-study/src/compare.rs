@@ -254,19 +254,40 @@ struct SavedMatrix {
     /// The NPY file under `matrices/`.
     file: String,
     source: PathBuf,
+    /// The training step of the snapshot it was recorded from (`--over-training` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<usize>,
     stimuli: usize,
     units: usize,
 }
 
-/// Every representation as compared (after any reduction of feature maps), as
-/// `matrices/<k>_<label>.npy` (`[stimuli, units]`, f64, the bits compared) and an index,
-/// `matrices.json`: to check a value with another tool, `np.load` the two files.
-pub fn write_matrices(out: &Path, reps: &[Representation]) -> Result<()> {
-    let mut index = Vec::with_capacity(reps.len());
-    for (k, r) in reps.iter().enumerate() {
+/// Representations as compared (after any reduction of feature maps), saved one by one as
+/// `matrices/<k>_<label>.npy` (`[stimuli, units]`, f64, the bits compared) with an index,
+/// `matrices.json`, written by [`MatrixArchive::finish`]: to check a value with another
+/// tool, `np.load` the two files.
+pub struct MatrixArchive {
+    out: PathBuf,
+    index: Vec<SavedMatrix>,
+}
+
+impl MatrixArchive {
+    pub fn new(out: &Path) -> Self {
+        Self {
+            out: out.to_path_buf(),
+            index: Vec::new(),
+        }
+    }
+
+    /// Saves one matrix; `step` is the snapshot's training step where it is one.
+    pub fn save(
+        &mut self,
+        label: &str,
+        source: &Path,
+        step: Option<usize>,
+        matrix: &Matrix,
+    ) -> Result<()> {
         // Labels hold `:` (run:site); file names keep letters, digits, `.`, `-` and `_`.
-        let name: String = r
-            .label
+        let name: String = label
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
@@ -276,22 +297,37 @@ pub fn write_matrices(out: &Path, reps: &[Representation]) -> Result<()> {
                 }
             })
             .collect();
-        let file = format!("{k:02}_{name}.npy");
-        let (stimuli, units) = (r.matrix.stimuli(), r.matrix.units());
+        let file = format!("{:02}_{name}.npy", self.index.len());
+        let (stimuli, units) = (matrix.stimuli(), matrix.units());
         write_npy(
-            &out.join("matrices").join(&file),
+            &self.out.join("matrices").join(&file),
             &[stimuli, units],
-            &r.matrix.to_row_major(),
+            &matrix.to_row_major(),
         )?;
-        index.push(SavedMatrix {
-            label: r.label.clone(),
+        self.index.push(SavedMatrix {
+            label: label.to_string(),
             file,
-            source: r.source.clone(),
+            source: source.to_path_buf(),
+            step,
             stimuli,
             units,
         });
+        Ok(())
     }
-    write_json(&out.join("matrices.json"), &index)
+
+    /// Writes the index of every matrix saved.
+    pub fn finish(self) -> Result<()> {
+        write_json(&self.out.join("matrices.json"), &self.index)
+    }
+}
+
+/// Every representation of a comparison, in a [`MatrixArchive`].
+pub fn write_matrices(out: &Path, reps: &[Representation]) -> Result<()> {
+    let mut archive = MatrixArchive::new(out);
+    for r in reps {
+        archive.save(&r.label, &r.source, None, &r.matrix)?;
+    }
+    archive.finish()
 }
 
 /// `similarity_<measure>.csv` (long format: row, column, value), `compare.json` and a

@@ -3,6 +3,7 @@
 //! converges bottom-up (the step at which each layer first reaches a similarity of 0.95
 //! to its final state does not decrease with depth).
 
+use crate::compare::MatrixArchive;
 use crate::population::{to_matrix, MapReduction};
 use crate::study::Study;
 use anyhow::{bail, Context, Result};
@@ -73,11 +74,13 @@ fn record_all(net: &Network, study: &Study, reduction: MapReduction) -> Result<V
         .collect()
 }
 
-/// Compares every snapshot of the study's run with its last snapshot, for each measure.
+/// Compares every snapshot of the study's run with its last snapshot, for each measure;
+/// saves every snapshot's sites as compared in `archive` where one is given.
 pub fn over_training(
     study: &Study,
     measures: &[Measure],
     reduction: MapReduction,
+    mut archive: Option<&mut MatrixArchive>,
 ) -> Result<OverTraining> {
     let started = std::time::Instant::now();
     let snapshots = study.run.dir.snapshots()?;
@@ -98,27 +101,25 @@ pub fn over_training(
     let finals_prepared: Vec<Prepared> = finals.iter().map(Prepared::new).collect();
     let mut values = vec![vec![Vec::with_capacity(snapshots.len()); finals.len()]; measures.len()];
     for s in &snapshots {
-        let net = study
-            .run
-            .load_weights(&s.weights)
-            .with_context(|| format!("snapshot at step {}", s.step))?;
-        let reps = record_all(&net, study, reduction)?;
-        let reps: Vec<Prepared> = reps.iter().map(Prepared::new).collect();
-        let pairs: Vec<PreparedPair> = reps
-            .iter()
-            .zip(&finals_prepared)
-            .map(|(rep, fin)| PreparedPair::new(rep, fin))
-            .collect();
-        for (m, measure) in measures.iter().enumerate() {
-            for (site, pair) in pairs.iter().enumerate() {
-                let v = pair.compare(*measure).with_context(|| {
-                    format!(
-                        "{} at step {}, {}",
-                        study.sites[site],
-                        s.step,
-                        measure.name()
-                    )
-                })?;
+        // The last snapshot's sites are the finals, recorded above.
+        let reps = if std::ptr::eq(s, last) {
+            finals.clone()
+        } else {
+            let net = study
+                .run
+                .load_weights(&s.weights)
+                .with_context(|| format!("snapshot at step {}", s.step))?;
+            record_all(&net, study, reduction)?
+        };
+        if let Some(archive) = archive.as_deref_mut() {
+            for (site, rep) in study.sites.iter().zip(&reps) {
+                let label = format!("step-{:08}:{site}", s.step);
+                archive.save(&label, &study.run.dir.root, Some(s.step), rep)?;
+            }
+        }
+        let row = against_finals(study, s.step, &reps, &finals_prepared, measures)?;
+        for (m, sites) in row.into_iter().enumerate() {
+            for (site, v) in sites.into_iter().enumerate() {
                 values[m][site].push(v);
             }
         }
@@ -147,6 +148,35 @@ pub fn over_training(
         steps,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One snapshot's sites against their final states: `[measure][site]`.
+fn against_finals(
+    study: &Study,
+    step: usize,
+    reps: &[Matrix],
+    finals: &[Prepared],
+    measures: &[Measure],
+) -> Result<Vec<Vec<f64>>> {
+    let reps: Vec<Prepared> = reps.iter().map(Prepared::new).collect();
+    let pairs: Vec<PreparedPair> = reps
+        .iter()
+        .zip(finals)
+        .map(|(rep, fin)| PreparedPair::new(rep, fin))
+        .collect();
+    measures
+        .iter()
+        .map(|measure| {
+            pairs
+                .iter()
+                .zip(&study.sites)
+                .map(|(pair, site)| {
+                    pair.compare(*measure)
+                        .with_context(|| format!("{site} at step {step}, {}", measure.name()))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The check, one line per measure, as printed and in the report.

@@ -7,7 +7,7 @@ use clap::Args;
 use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
     file_representation, run_names, run_representations, similarity, similarity_where_defined,
-    write_matrices, write_similarity,
+    write_matrices, write_similarity, MatrixArchive,
 };
 use insilico_study::over_training::{checks, over_training, write_over_training};
 use insilico_study::population::MapReduction;
@@ -63,7 +63,9 @@ pub struct CompareArgs {
     pub over_training: bool,
     /// Also save every representation as compared (feature maps after --reduction) in
     /// OUT/matrices/ as `[stimuli, units]` float64 NPY files, indexed by OUT/matrices.json,
-    /// to check any value with another tool (numpy, rsatoolbox, scikit-learn).
+    /// to check any value with another tool (numpy, rsatoolbox, scikit-learn). With
+    /// --over-training, every site at every snapshot (`step` in the index; the last is the
+    /// final state).
     #[arg(long)]
     pub save_matrices: bool,
     /// How feature maps become vectors: spatial-mean or flatten.
@@ -157,11 +159,12 @@ fn over(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     if !args.npy.is_empty() || !args.csv.is_empty() {
         bail!("--over-training takes no --npy or --csv matrices");
     }
-    if args.save_matrices {
-        bail!("--save-matrices saves the inputs of runs or files compared with each other; --over-training does not take it");
-    }
     let study = Study::open(run, args.env.compute()?, &args.env.locator(), &args.study)?;
-    let o = over_training(&study, measures, args.reduction)?;
+    let mut archive = args.save_matrices.then(|| MatrixArchive::new(&args.out));
+    let o = over_training(&study, measures, args.reduction, archive.as_mut())?;
+    if let Some(archive) = archive {
+        archive.finish()?;
+    }
     write_over_training(&args.out, &o)?;
     for m in &o.measures {
         println!("{} against the final state", m.measure);

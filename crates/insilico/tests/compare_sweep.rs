@@ -91,6 +91,51 @@ fn runs_are_compared_with_themselves_over_training() {
         let v: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
         assert!((v - 1.0).abs() < 1e-6, "{line}");
     }
+    saved_snapshots_give_the_heatmap(
+        &tmp.path().join("out/runs/mlp-2x128_seed=0"),
+        &tmp.path().join("saved"),
+        steps.len(),
+    );
+}
+
+/// `compare --over-training --save-matrices`: every site at every snapshot is saved, and
+/// linear CKA recomputed from the saved files is the heatmap's value.
+fn saved_snapshots_give_the_heatmap(run: &Path, out: &Path, snapshots: usize) {
+    let o = Command::new(BIN)
+        .args([
+            "compare",
+            "--over-training",
+            "--save-matrices",
+            "--measures",
+        ])
+        .args(["cka-linear", "--images", "300", "-q", "-o"])
+        .args([out, run])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("matrices.json")).unwrap()).unwrap();
+    let index = index.as_array().unwrap();
+    assert_eq!(index.len(), snapshots * 2);
+    let load = |entry: &serde_json::Value| {
+        let file = out.join("matrices").join(entry["file"].as_str().unwrap());
+        insilico_population::Matrix::load_npy(&file, None).unwrap()
+    };
+    // The index lists snapshots in order, the sites of each together; the last are the finals.
+    let finals = [&index[index.len() - 2], &index[index.len() - 1]];
+    let csv = std::fs::read_to_string(out.join("over_training_cka-linear.csv")).unwrap();
+    for entry in index {
+        let site = usize::from(entry["label"].as_str().unwrap().ends_with("fc2.relu"));
+        let value = insilico_population::cka_linear(&load(entry), &load(finals[site])).unwrap();
+        let step = entry["step"].as_u64().unwrap();
+        let name = ["fc1.relu", "fc2.relu"][site];
+        let row = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{name},{step},")))
+            .unwrap_or_else(|| panic!("no row for {name} at {step}: {csv}"));
+        let listed: f64 = row.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((listed - value).abs() < 1e-5, "{row}: recomputed {value}");
+    }
 }
 
 #[test]

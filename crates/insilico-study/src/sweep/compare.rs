@@ -360,7 +360,7 @@ pub fn run_comparison(
             eprintln!("compare: {} over training", p.id);
             let study = Study::open(&run.root, compute.clone(), locator, &study_options(spec))?;
             over.push(
-                crate::over_training::over_training(&study, &spec.measures, spec.reduction)
+                crate::over_training::over_training(&study, &spec.measures, spec.reduction, None)
                     .with_context(|| format!("grid point {}", p.id))?,
             );
         }
