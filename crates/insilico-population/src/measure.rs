@@ -104,6 +104,49 @@ impl Measure {
         }
     }
 
+    /// The name a figure shows: what the measure is, in words (`name` is for files and
+    /// command lines).
+    pub fn title(&self) -> String {
+        match self {
+            Measure::CkaLinear => "linear CKA".into(),
+            Measure::CkaRbf { bandwidth } => {
+                format!("RBF CKA (bandwidth {bandwidth} x median distance)")
+            }
+            Measure::CkaDebiased => "debiased linear CKA".into(),
+            Measure::CcaMean => "mean canonical correlation".into(),
+            Measure::CcaMeanSquared => "mean squared canonical correlation".into(),
+            // Rounded so that 0.57 reads 57, not 56.99999999999999.
+            Measure::Svcca { kept } => {
+                format!("SVCCA ({} % of variance)", (1e8 * kept).round() / 1e6)
+            }
+            Measure::Pwcca => "PWCCA".into(),
+            Measure::Rsa { metric, comparison } => {
+                let m = match metric {
+                    RdmMetric::Correlation => "1 - Pearson",
+                    RdmMetric::Euclidean => "Euclidean",
+                };
+                let c = match comparison {
+                    RdmComparison::Spearman => "Spearman",
+                    RdmComparison::KendallTauA => "Kendall's tau-a",
+                };
+                format!("RSA ({m} RDMs, {c})")
+            }
+            Measure::Ridge {
+                score: RidgeScore::R2,
+            } => "ridge predictivity (median R^2)".into(),
+            Measure::Ridge {
+                score: RidgeScore::Pearson,
+            } => "ridge predictivity (median r)".into(),
+        }
+    }
+
+    /// The title of the measure named `name` (as written by [`Measure::name`]), or the name
+    /// itself where it names none.
+    pub fn title_of(name: &str) -> String {
+        name.parse::<Measure>()
+            .map_or(name.to_string(), |m| m.title())
+    }
+
     /// The range of values, for heatmap colour scales. Debiased CKA can dip slightly below 0
     /// and ridge R^2 is unbounded below; their nominal ranges are given.
     pub fn range(&self) -> (f64, f64) {

@@ -408,3 +408,16 @@ fn measure_names_parse_back() {
     let err = "cka".parse::<Measure>().unwrap_err().to_string();
     assert!(err.contains("cka-linear"), "{err}");
 }
+
+#[test]
+fn figures_name_measures_in_words() {
+    let titles: Vec<String> = Measure::all().iter().map(Measure::title).collect();
+    let unique: std::collections::BTreeSet<&String> = titles.iter().collect();
+    assert_eq!(unique.len(), titles.len(), "{titles:?}");
+    assert_eq!(Measure::title_of("svcca-0.57"), "SVCCA (57 % of variance)");
+    assert_eq!(
+        Measure::title_of("rsa-correlation-tau-a"),
+        "RSA (1 - Pearson RDMs, Kendall's tau-a)"
+    );
+    assert_eq!(Measure::title_of("not-a-measure"), "not-a-measure");
+}

@@ -358,13 +358,13 @@ pub fn write_similarity(out: &Path, matrices: &[SimilarityMatrix], title: &str) 
                 .fold(0.0, f64::min)
         };
         Heatmap {
-            title: format!("{title}: {}", m.measure),
+            title: format!("{title}: {}", Measure::title_of(&m.measure)),
             x_label: "representation B".into(),
             y_label: "representation A".into(),
             rows: m.rows.clone(),
             columns: m.columns.clone(),
             values: m.values.clone(),
-            scale: (m.measure.clone(), lo, hi),
+            scale: (Measure::title_of(&m.measure), lo, hi),
         }
         .save(&out.join(format!("similarity_{}", m.measure)))?;
     }

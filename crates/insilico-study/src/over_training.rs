@@ -246,13 +246,16 @@ pub fn write_over_training(
             &table,
         )?;
         Heatmap {
-            title: format!("{} of each layer with its final state", m.measure),
+            title: format!(
+                "{} of each layer with its final state",
+                Measure::title_of(&m.measure)
+            ),
             x_label: "snapshot: optimizer step (epoch), as saved".into(),
             y_label: "site".into(),
             rows: o.sites.clone(),
             columns: columns.clone(),
             values: m.values.clone(),
-            scale: (m.measure.clone(), 0.0, 1.0),
+            scale: (Measure::title_of(&m.measure), 0.0, 1.0),
         }
         .save(&stem)?;
         figures.push((

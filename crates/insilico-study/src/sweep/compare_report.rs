@@ -174,7 +174,7 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
         title: format!(
             "{}: {} (mean of {} pairs)",
             g.group,
-            m.measure,
+            Measure::title_of(&m.measure),
             m.pairs.len()
         ),
         x_label: "site of the second run".into(),
@@ -183,7 +183,7 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
         columns: g.sites.clone(),
         values: mean_matrix(&m.values),
         scale: (
-            m.measure.clone(),
+            Measure::title_of(&m.measure),
             if lo.is_finite() { lo } else { -1.0 },
             hi,
         ),
