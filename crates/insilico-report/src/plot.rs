@@ -1016,6 +1016,9 @@ pub struct LinePlot {
     pub series: Vec<Series>,
     /// Logarithmic x axis (non-positive x values are skipped).
     pub log_x: bool,
+    /// Logarithmic y axis, the first one (non-positive y values are skipped, and error
+    /// bars are not drawn).
+    pub log_y: bool,
     /// Fixed y limits (default: data range plus 5%).
     pub y_range: Option<(f64, f64)>,
     /// Fixed x limits (default: data range plus 3%).
@@ -1045,6 +1048,7 @@ impl LinePlot {
             y_label: y_label.to_string(),
             series: vec![],
             log_x: false,
+            log_y: false,
             y_range: None,
             x_range: None,
             legend: true,
@@ -1066,6 +1070,11 @@ impl LinePlot {
     /// Logarithmic x axis.
     pub fn log_x(mut self, on: bool) -> Self {
         self.log_x = on;
+        self
+    }
+    /// Logarithmic (first) y axis.
+    pub fn log_y(mut self, on: bool) -> Self {
+        self.log_y = on;
         self
     }
     /// Fixed y limits.
@@ -1146,20 +1155,19 @@ struct Prepared {
     errs: Vec<(f64, f64, f64)>,
 }
 
-fn prepare(s: &Series, log_x: bool) -> Prepared {
-    let tx = |x: f64| {
-        let v = if log_x {
-            if x > 0.0 {
-                x.log10()
-            } else {
-                f64::NAN
-            }
-        } else {
-            x
-        };
-        v.is_finite().then_some(v)
+/// A value in plotting space: its logarithm on a log axis, `None` where not finite there.
+fn to_axis(v: f64, log: bool) -> Option<f64> {
+    let v = match log {
+        true if v > 0.0 => v.log10(),
+        true => f64::NAN,
+        false => v,
     };
-    let fin = |v: Option<&f64>| v.copied().filter(|v| v.is_finite());
+    v.is_finite().then_some(v)
+}
+
+fn prepare(s: &Series, log_x: bool, log_y: bool) -> Prepared {
+    let tx = |x: f64| to_axis(x, log_x);
+    let fin = |v: Option<&f64>| to_axis(*v?, log_y);
     let n = s.x.len().min(s.y.len());
     let lines = runs((0..n).map(|i| Some((tx(s.x[i])?, fin(s.y.get(i))?))));
     let bands = match &s.band {
@@ -1168,11 +1176,12 @@ fn prepare(s: &Series, log_x: bool) -> Prepared {
         }
         None => vec![],
     };
+    // A symmetric error bar is not symmetric on a log axis: none are drawn there.
     let errs = match &s.err {
-        Some(e) => (0..n)
+        Some(e) if !log_y => (0..n)
             .filter_map(|i| Some((tx(s.x[i])?, fin(s.y.get(i))?, fin(e.get(i))?.abs())))
             .collect(),
-        None => vec![],
+        _ => vec![],
     };
     Prepared { lines, bands, errs }
 }
@@ -1308,7 +1317,7 @@ impl LinePlot {
             .zip(&self.series)
             .filter(|(_, s)| !(two_axes && s.right))
             .flat_map(|(p, _)| y_extent(p));
-        let (y0, y1) = limits(ys, 0.05, self.y_range, false);
+        let (y0, y1) = limits(ys, 0.05, self.y_range, self.log_y);
         let xa = match &self.x_ticks {
             Some(named) if !named.is_empty() && !self.log_x => Axis {
                 lo: x0,
@@ -1319,7 +1328,12 @@ impl LinePlot {
             _ if self.log_x => Axis::log(x0, x1, 8),
             _ => Axis::linear(x0, x1, 8),
         };
-        (xa, Axis::linear(y0, y1, 7))
+        let ya = if self.log_y {
+            Axis::log(y0, y1, 7)
+        } else {
+            Axis::linear(y0, y1, 7)
+        };
+        (xa, ya)
     }
 
     fn legend_entries(&self) -> Vec<LegendEntry> {
@@ -1473,7 +1487,7 @@ impl Figure for LinePlot {
         let mut prepared: Vec<Prepared> = self
             .series
             .iter()
-            .map(|se| prepare(se, self.log_x))
+            .map(|se| prepare(se, self.log_x, self.log_y && !se.right))
             .collect();
         let (xa, ya) = self.axes(&prepared);
         let y2 = self.right_axis(&prepared);
@@ -1992,6 +2006,38 @@ mod tests {
     }
 
     #[test]
+    fn a_log_y_axis_has_decade_ticks_and_skips_non_positive_values() {
+        // y = 1 / x^2 over x = 1..100: a straight line from 1 down to 1e-4 on log-log axes,
+        // with a zero and a negative value that have no place there.
+        let x: Vec<f64> = (1..=100).map(f64::from).collect();
+        let mut y: Vec<f64> = x.iter().map(|x| x.powi(-2)).collect();
+        (y[10], y[20]) = (0.0, -1.0);
+        let series = Series::new("power law", x, y).with_err(vec![0.5; 100]);
+        let prepared = prepare(&series, true, true);
+        let points: Vec<(f64, f64)> = prepared.lines.iter().flatten().copied().collect();
+        assert_eq!(points.len(), 98);
+        assert!(points.iter().all(|&(lx, ly)| (ly + 2.0 * lx).abs() < 1e-12));
+        assert!(
+            prepared.errs.is_empty(),
+            "no symmetric error bars on a log axis"
+        );
+        let p = LinePlot::new("spectrum", "component", "explained variance")
+            .log_x(true)
+            .log_y(true)
+            .series(series);
+        let (_, ya) = p.axes(&[prepare(&p.series[0], true, true)]);
+        assert!(
+            (ya.lo - -4.2).abs() < 1e-9 && (ya.hi - 0.2).abs() < 1e-9,
+            "{ya:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        check_outputs(
+            &p.save(&dir.path().join("loglog")).unwrap(),
+            &["explained variance", "10⁻⁴"],
+        );
+    }
+
+    #[test]
     fn a_second_axis_is_labelled_and_holds_its_series() {
         let dir = tempfile::tempdir().unwrap();
         let x: Vec<f64> = (0..20).map(f64::from).collect();
@@ -2005,14 +2051,14 @@ mod tests {
             .series(
                 Series::new("loss", x.clone(), x.iter().map(|e| 100.0 + e).collect()).on_right(),
             );
-        let prepared: Vec<Prepared> = p.series.iter().map(|s| prepare(s, false)).collect();
+        let prepared: Vec<Prepared> = p.series.iter().map(|s| prepare(s, false, false)).collect();
         // The first axis is sized by the AUC alone (0 to 0.95), the second by the loss.
         let (_, ya) = p.axes(&prepared);
         assert!(ya.hi < 2.0, "{}", ya.hi);
         let y2 = p.right_axis(&prepared).unwrap();
         assert!(y2.lo <= 100.0 && y2.hi >= 119.0 && y2.lo > 50.0);
         // Rescaled, the loss spans the first axis as it spans the second.
-        let mut loss = prepare(&p.series[1], false);
+        let mut loss = prepare(&p.series[1], false, false);
         rescale(&mut loss, &y2, &ya);
         let first = loss.lines[0][0].1;
         let expected = ya.lo + (100.0 - y2.lo) / (y2.hi - y2.lo) * (ya.hi - ya.lo);

@@ -147,7 +147,8 @@ impl Assay for Population {
         RUN/assays/population/: summary.csv, spectrum.csv, decoding.csv, population.json, \
         embedding_<site>.npy (a row per embedded stimulus: PC 1, PC 2, t-SNE 1, t-SNE 2 (NaN \
         without t-SNE), label) and spectrum.png, decoding.png (with chance), \
-        embedding_pca_<site>.png, embedding_tsne_<site>.png (+ .svg).";
+        eigenspectrum.png (log-log), embedding_pca_<site>.png, embedding_tsne_<site>.png \
+        (+ .svg).";
     const EXAMPLES: &'static str =
         "Examples:\n  insilico population --run runs/demo --split test --images 2000\n  insilico population --run runs/cnn --reduction flatten --tsne-stimuli 0";
     const RESULT_FILE: &'static str = "population.json";
@@ -186,7 +187,11 @@ impl Assay for Population {
             &[
                 (
                     "spectrum.png",
-                    "explained variance per principal component, by site",
+                    "cumulative fraction of variance of the top k principal components, by site",
+                ),
+                (
+                    "eigenspectrum.png",
+                    "variance of each principal component, log-log (a power law is a line)",
                 ),
                 (
                     "decoding.png",
@@ -368,6 +373,13 @@ fn draw(study: &Study, result: &PopulationResult) -> Result<()> {
     )
     .log_x(true)
     .y_range(0.0, 1.0);
+    let mut eigenspectrum = LinePlot::new(
+        &format!("{who}: eigenspectrum"),
+        "principal component",
+        "fraction of variance",
+    )
+    .log_x(true)
+    .log_y(true);
     let mut decoding = LinePlot::new(
         &format!("{who}: class decoding from the top components"),
         "principal components kept",
@@ -399,11 +411,13 @@ fn draw(study: &Study, result: &PopulationResult) -> Result<()> {
         spectrum = spectrum.series(
             Series::new(
                 format!("{} (PR {:.1})", s.site, s.spectrum.participation_ratio),
-                k,
+                k.clone(),
                 s.spectrum.cumulative.clone(),
             )
             .with_color(i),
         );
+        eigenspectrum = eigenspectrum
+            .series(Series::new(s.site.clone(), k, s.spectrum.explained.clone()).with_color(i));
         let ks = s.decoding.components.iter().map(|&k| k as f64).collect();
         decoding = decoding.series(
             Series::new(s.site.clone(), ks, s.decoding.accuracy.clone())
@@ -412,6 +426,7 @@ fn draw(study: &Study, result: &PopulationResult) -> Result<()> {
         );
     }
     spectrum.save(&dir.join("spectrum"))?;
+    eigenspectrum.save(&dir.join("eigenspectrum"))?;
     decoding.save(&dir.join("decoding"))?;
     Ok(())
 }
