@@ -270,36 +270,61 @@ fn embed(
         table.extend([pca_xy[i][0], pca_xy[i][1], t[0], t[1], labels[i] as f64].map(|v| v as f32));
     }
     write_npy(&dir.join(format!("embedding_{site}.npy")), &[n, 5], &table)?;
-    let explained = &pca.spectrum.explained;
-    let pc = |k: usize| match explained.get(k) {
+    let pc = |k: usize| match pca.spectrum.explained.get(k) {
         Some(e) => format!("PC {} ({:.1} % of variance)", k + 1, 100.0 * e),
         None => format!("PC {} (no variance)", k + 1),
     };
-    let scatter = |what: &str, x_label: String, y_label: String| {
-        let model = &study.run.config.model.name;
-        let title = match x.stimuli() {
-            all if all == n => format!("{model} {site}: {what} of {n} stimuli"),
-            all => format!("{model} {site}: {what}, first {n} of {all} stimuli"),
-        };
-        Scatter::new(&title, &x_label, &y_label)
+    let scatter = Embedding {
+        site,
+        stimuli: x.stimuli(),
+        labels: &labels[..n],
     };
-    let mut figures = vec![("pca", scatter("PCA", pc(0), pc(1)), pca_xy)];
+    scatter.draw(study, ("PCA", "pca"), [pc(0), pc(1)], pca_xy)?;
     if let Some(t) = &tsne_xy {
-        let labels = ("t-SNE 1".to_string(), "t-SNE 2".to_string());
-        figures.push(("tsne", scatter("t-SNE", labels.0, labels.1), t.as_slice()));
+        let axes = ["t-SNE 1".to_string(), "t-SNE 2".to_string()];
+        scatter.draw(study, ("t-SNE", "tsne"), axes, t)?;
     }
-    let names = &study.run.data.dataset.class_names;
-    for (stem, mut plot, xy) in figures {
-        for (c, name) in names.iter().enumerate() {
+    Ok(n)
+}
+
+/// A 2-D embedding's figure: the first stimuli of a site, coloured by class.
+struct Embedding<'a> {
+    site: &'a str,
+    /// All the study's stimuli (the embedding shows the first `labels.len()`).
+    stimuli: usize,
+    labels: &'a [usize],
+}
+
+impl Embedding<'_> {
+    /// `embedding_<stem>_<site>.png` (+ .svg) of the points `xy`.
+    fn draw(
+        &self,
+        study: &Study,
+        (what, stem): (&str, &str),
+        [x_label, y_label]: [String; 2],
+        xy: &[[f64; 2]],
+    ) -> Result<()> {
+        let (model, site, n) = (&study.run.config.model.name, self.site, self.labels.len());
+        let title = if n == self.stimuli {
+            format!("{model} {site}: {what} of {n} stimuli")
+        } else {
+            format!(
+                "{model} {site}: {what}, first {n} of {} stimuli",
+                self.stimuli
+            )
+        };
+        let mut plot = Scatter::new(&title, &x_label, &y_label);
+        for (c, name) in study.run.data.dataset.class_names.iter().enumerate() {
             let pts: Vec<(f64, f64)> = (0..n)
-                .filter(|&i| labels[i] == c)
+                .filter(|&i| self.labels[i] == c)
                 .map(|i| (xy[i][0], xy[i][1]))
                 .collect();
             plot = plot.group(name, pts);
         }
+        let dir = study.out_dir("population");
         plot.save(&dir.join(format!("embedding_{stem}_{site}")))?;
+        Ok(())
     }
-    Ok(n)
 }
 
 fn write_outputs(study: &Study, result: &PopulationResult) -> Result<()> {
