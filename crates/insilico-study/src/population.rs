@@ -207,7 +207,10 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
     opts.validate()?;
     let labels: Vec<usize> = study.examples.labels.iter().map(|&l| l as usize).collect();
     let mut sites = Vec::new();
+    // Seconds per site (the decoder's folds, t-SNE), minutes with flattened maps.
+    let bar = crate::progress::bar(study.sites.len() as u64, "sites");
     for site in &study.sites {
+        bar.set_message(site.clone());
         let x = to_matrix(&study.record(site)?, opts.reduction)
             .with_context(|| format!("site {site}"))?;
         let pca = pca(&x).with_context(|| format!("site {site}"))?;
@@ -224,7 +227,9 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
             decoding,
             embedded,
         });
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let result = PopulationResult {
         options: opts.clone(),
         stimuli: labels.len(),
