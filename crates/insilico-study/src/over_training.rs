@@ -102,22 +102,24 @@ pub fn over_training(
     let mut values = vec![vec![Vec::with_capacity(snapshots.len()); finals.len()]; measures.len()];
     for s in &snapshots {
         // The last snapshot's sites are the finals, recorded above.
-        let reps = if std::ptr::eq(s, last) {
-            finals.clone()
+        let recorded;
+        let reps: &[Matrix] = if std::ptr::eq(s, last) {
+            &finals
         } else {
             let net = study
                 .run
                 .load_weights(&s.weights)
                 .with_context(|| format!("snapshot at step {}", s.step))?;
-            record_all(&net, study, reduction)?
+            recorded = record_all(&net, study, reduction)?;
+            &recorded
         };
         if let Some(archive) = archive.as_deref_mut() {
-            for (site, rep) in study.sites.iter().zip(&reps) {
+            for (site, rep) in study.sites.iter().zip(reps) {
                 let label = format!("step-{:08}:{site}", s.step);
                 archive.save(&label, &study.run.dir.root, Some(s.step), rep)?;
             }
         }
-        let row = against_finals(study, s.step, &reps, &finals_prepared, measures)?;
+        let row = against_finals(study, s.step, reps, &finals_prepared, measures)?;
         for (m, sites) in row.into_iter().enumerate() {
             for (site, v) in sites.into_iter().enumerate() {
                 values[m][site].push(v);
@@ -194,10 +196,10 @@ pub fn checks(o: &OverTraining) -> Vec<String> {
                 })
                 .collect();
             format!(
-                "Bottom-up convergence (Raghu et al. 2017), {}: the step at which each layer first \
-                 reaches {} {CONVERGED} of its final state: {}; non-decreasing with depth: {}.",
+                "Bottom-up convergence (Raghu et al. 2017), {}: the step at which each layer's {} \
+                 with its final state first reaches {CONVERGED}: {}; non-decreasing with depth: {}.",
                 o.run,
-                m.measure,
+                Measure::title_of(&m.measure),
                 firsts.join(", "),
                 if m.bottom_up { "HOLDS" } else { "DOES NOT HOLD" }
             )
