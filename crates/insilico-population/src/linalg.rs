@@ -168,7 +168,10 @@ impl RightBasis {
 
 /// The square roots of a Gram matrix's eigenvalues above [`RANK_TOLERANCE`] of the largest
 /// (the singular values), decreasing, and their eigenvectors.
-fn kept_eigen(gram: MatRef<'_, f64>, what: &'static str) -> Result<(Vec<f64>, Mat<f64>)> {
+pub(crate) fn kept_eigen(
+    gram: MatRef<'_, f64>,
+    what: &'static str,
+) -> Result<(Vec<f64>, Mat<f64>)> {
     let eig = sym_eigen(gram, what)?;
     let top = eig.values.first().copied().unwrap_or(0.0);
     if top <= 0.0 {
@@ -214,6 +217,7 @@ pub(crate) fn check_pair(
             y: y.stimuli(),
         });
     }
+    check_stimuli(y, what, needed, why)?;
     check_stimuli(x, what, needed, why)
 }
 

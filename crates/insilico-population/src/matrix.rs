@@ -27,8 +27,8 @@ pub enum Reduction {
 }
 
 impl Matrix {
-    /// A matrix from row-major values (`data[i * cols + j]` is stimulus `i`, unit `j`).
-    /// Non-finite values are rejected, naming the first one's row and column.
+    /// A matrix from row-major values (`data[i * cols + j]` is stimulus `i`, unit `j`),
+    /// checked as [`Matrix::from_faer`] checks.
     pub fn from_row_major(rows: usize, cols: usize, data: &[f64]) -> Result<Self> {
         if rows.checked_mul(cols) != Some(data.len()) {
             return Err(invalid(
@@ -40,20 +40,7 @@ impl Matrix {
                 ),
             ));
         }
-        if let Some(at) = data.iter().position(|v| !v.is_finite()) {
-            return Err(invalid(
-                "matrix",
-                format!(
-                    "non-finite value {} at row {}, column {}",
-                    data[at],
-                    at / cols,
-                    at % cols
-                ),
-            ));
-        }
-        Ok(Self {
-            data: Mat::from_fn(rows, cols, |i, j| data[i * cols + j]),
-        })
+        Self::from_faer(Mat::from_fn(rows, cols, |i, j| data[i * cols + j]))
     }
 
     /// A matrix from rows of f32 values (e.g. recorded activations), checked like
@@ -76,10 +63,16 @@ impl Matrix {
                 ),
             ));
         }
+        if h * w == 0 {
+            return Err(invalid(
+                "conv map",
+                format!("shape {shape:?} has no positions (height or width 0)"),
+            ));
+        }
         match reduction {
             Reduction::Flatten => Self::from_row_major(n, c * h * w, data),
             Reduction::SpatialMean => {
-                let positions = (h * w).max(1);
+                let positions = h * w;
                 let means: Vec<f64> = data
                     .chunks(positions)
                     .map(|block| block.iter().sum::<f64>() / positions as f64)
@@ -89,20 +82,53 @@ impl Matrix {
         }
     }
 
-    /// Wraps a faer matrix (rows are stimuli), checking that every value is finite.
+    /// Wraps a faer matrix (rows are stimuli). Refused: no columns, a non-finite value
+    /// (naming its row and column), and a largest magnitude outside
+    /// [`Matrix::MAGNITUDES`], where the fourth powers that Frobenius norms of Gram
+    /// matrices sum would overflow or underflow f64. Every measure is invariant to
+    /// scaling an input, so such data can be divided by a constant first.
     pub fn from_faer(data: Mat<f64>) -> Result<Self> {
-        for j in 0..data.ncols() {
-            for i in 0..data.nrows() {
-                if !data[(i, j)].is_finite() {
+        let (rows, cols) = (data.nrows(), data.ncols());
+        if cols == 0 {
+            return Err(invalid(
+                "matrix",
+                format!("{rows} x 0: a representation needs at least one unit (column)"),
+            ));
+        }
+        let mut largest = (0.0f64, 0, 0);
+        for j in 0..cols {
+            for i in 0..rows {
+                let v = data[(i, j)];
+                if !v.is_finite() {
                     return Err(invalid(
                         "matrix",
-                        format!("non-finite value at row {i}, column {j}"),
+                        format!("non-finite value {v} at row {i}, column {j}"),
                     ));
+                }
+                if v.abs() > largest.0 {
+                    largest = (v.abs(), i, j);
                 }
             }
         }
+        let (low, high) = Self::MAGNITUDES;
+        let (size, i, j) = largest;
+        if size > high || (size > 0.0 && size < low) {
+            return Err(invalid(
+                "matrix",
+                format!(
+                    "the largest magnitude, {size:.3e} (row {i}, column {j}), is outside \
+                     {low:e}..{high:e}, where f64 products of the values overflow or \
+                     underflow; every measure is invariant to scale, so rescale the data by a \
+                     constant"
+                ),
+            ));
+        }
         Ok(Self { data })
     }
+
+    /// The accepted range of a matrix's largest magnitude: float32 activations always lie
+    /// in it, and the fourth powers of values in it stay normal f64 numbers.
+    pub const MAGNITUDES: (f64, f64) = (1e-60, 1e60);
 
     /// Number of stimuli (rows).
     pub fn stimuli(&self) -> usize {
@@ -122,6 +148,14 @@ impl Matrix {
     /// The underlying faer matrix.
     pub fn as_faer(&self) -> faer::MatRef<'_, f64> {
         self.data.as_ref()
+    }
+
+    /// The responses to the first `n` stimuli (all of them if there are fewer).
+    pub fn first_stimuli(&self, n: usize) -> Self {
+        let n = n.min(self.stimuli());
+        Self {
+            data: self.data.as_ref().subrows(0, n).to_owned(),
+        }
     }
 
     /// The values in row-major order.

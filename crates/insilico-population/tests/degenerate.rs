@@ -188,6 +188,43 @@ fn bad_arguments_are_errors() {
         .to_string()
         .contains("row 0, column 1"));
     assert!(Matrix::from_row_major(2, 2, &[1.0]).is_err());
+    let no_units = Matrix::from_row_major(3, 0, &[]).unwrap_err().to_string();
+    assert!(no_units.contains("at least one unit"), "{no_units}");
+}
+
+/// Magnitudes whose fourth powers leave f64 are refused, naming the largest value; inside the
+/// range, the measures' scale invariance holds even at its ends.
+#[test]
+fn values_beyond_the_f64_range_of_the_measures_are_refused() {
+    let (low, high) = Matrix::MAGNITUDES;
+    for (big, shown) in [(high * 10.0, "1.000e61"), (low / 10.0, "1.000e-61")] {
+        let err = Matrix::from_row_major(2, 2, &[0.0, 0.0, -big, 0.0])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(shown) && err.contains("row 1, column 0"),
+            "{err}"
+        );
+    }
+    let zeros = Matrix::from_row_major(2, 2, &[0.0; 4]);
+    assert!(zeros.is_ok(), "all zeros is constant, not out of range");
+    let x = matrix(&gaussian(40, 6, 1));
+    let y = matrix(&gaussian(40, 5, 2));
+    let scaled = |m: &Matrix, by: f64| {
+        let values: Vec<f64> = m.to_row_major().iter().map(|v| v * by).collect();
+        Matrix::from_row_major(m.stimuli(), m.units(), &values).unwrap()
+    };
+    for measure in Measure::all() {
+        let expected = compare(measure, &x, &y).unwrap();
+        for (bx, by) in [(high / 10.0, low * 10.0), (low * 10.0, high / 10.0)] {
+            let value = compare(measure, &scaled(&x, bx), &scaled(&y, by)).unwrap();
+            assert!(
+                (value - expected).abs() < 1e-9,
+                "{}, x {bx:e}, y {by:e}: {value} vs {expected}",
+                measure.name()
+            );
+        }
+    }
 }
 
 /// An NPY version-1 header, padded to 64 bytes as numpy writes it.
@@ -234,9 +271,19 @@ fn bad_files_are_errors_naming_the_file() {
             [header("<f8", "False", "(1, 1, 1)"), vec![0; 8]].concat(),
             "2-D",
         ),
+        (
+            "nounits.npy",
+            header("<f8", "False", "(5, 0)"),
+            "at least one unit",
+        ),
+        (
+            "nopositions.npy",
+            header("<f4", "False", "(5, 3, 0, 2)"),
+            "no positions",
+        ),
     ];
     for (name, bytes, expected) in cases {
-        let err = Matrix::load_npy(&write(name, &bytes), None)
+        let err = Matrix::load_npy(&write(name, &bytes), Some(Reduction::Flatten))
             .unwrap_err()
             .to_string();
         assert!(

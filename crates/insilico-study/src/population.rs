@@ -258,13 +258,12 @@ fn embed(
         opts.tsne_stimuli.min(x.stimuli())
     };
     let tsne_xy = if opts.tsne_stimuli > 0 {
-        let rows: Vec<f64> = x.to_row_major()[..n * x.units()].to_vec();
-        let head = Matrix::from_row_major(n, x.units(), &rows)?;
+        let head = x.first_stimuli(n);
         let o = TsneOptions {
             perplexity: opts.perplexity,
             ..TsneOptions::default()
         };
-        Some(tsne(&head, &o).with_context(|| format!("site {site}: t-SNE"))?)
+        Some(tsne(&head, &o).with_context(|| format!("site {site}"))?)
     } else {
         None
     };
