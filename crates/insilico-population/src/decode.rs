@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
 use crate::linalg::check_stimuli;
-use crate::ridge::{argmin, select_rows, Fit, Pooled, RidgeOptions};
+use crate::ridge::{argmin, Fit, Pooled, RidgeOptions};
 use crate::Matrix;
 
 /// Cross-validated accuracy of decoding the class from the top-k components.
@@ -83,7 +83,7 @@ pub fn decodability(x: &Matrix, labels: &[usize], options: &RidgeOptions) -> Res
         .iter()
         .map(|test| pooled.fit(test, WHAT))
         .collect::<Result<_>>()?;
-    let all = fits.iter().map(|f| f.svd.s.len()).max().unwrap_or(1);
+    let all = fits.iter().map(|f| f.s.len()).max().unwrap_or(1);
     let components = component_counts(all);
     let accuracy = components
         .iter()
@@ -91,9 +91,7 @@ pub fn decodability(x: &Matrix, labels: &[usize], options: &RidgeOptions) -> Res
             let correct: usize = folds
                 .iter()
                 .zip(&fits)
-                .map(|(test, fit)| {
-                    correct_in_fold(x, labels, test, fit, k.min(fit.svd.s.len()), &alphas)
-                })
+                .map(|(test, fit)| correct_in_fold(labels, test, fit, k.min(fit.s.len()), &alphas))
                 .sum();
             correct as f64 / x.stimuli() as f64
         })
@@ -109,19 +107,12 @@ pub fn decodability(x: &Matrix, labels: &[usize], options: &RidgeOptions) -> Res
     })
 }
 
-fn correct_in_fold(
-    x: &Matrix,
-    labels: &[usize],
-    test: &[usize],
-    fit: &Fit,
-    k: usize,
-    alphas: &[f64],
-) -> usize {
+fn correct_in_fold(labels: &[usize], test: &[usize], fit: &Fit, k: usize, alphas: &[f64]) -> usize {
     // One penalty for all classes: the smallest leave-one-out error summed over classes.
     let errors = fit.loo_errors(k, alphas);
     let best = argmin(errors.iter().map(|e| e.iter().sum::<f64>()));
     let shared = vec![alphas[best]; fit.uty.ncols()];
-    let scores = fit.predict(select_rows(x.as_faer(), test).as_ref(), k, &shared);
+    let scores = fit.predict(k, &shared);
     test.iter()
         .enumerate()
         .filter(|&(r, &i)| {

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, invalid, Result};
 use crate::linalg::{
-    check_pair, column_means, cross, lower_gram, product, scale_columns, RightBasis, ThinSvd,
+    check_pair, column_means, cross, kept_eigen, lower_gram, product, scale_columns, RightBasis,
+    ThinSvd,
 };
 use crate::Matrix;
 
@@ -104,26 +105,46 @@ pub struct RidgeResult {
     pub alphas: Vec<f64>,
 }
 
-/// The training half of one fold: the SVD of the centred inputs and the projections of the
-/// centred targets on its left vectors.
+/// The training half of one fold: the left singular vectors `u` and singular values `s` of the
+/// centred training inputs, the projections of the centred targets on `u`, and what the
+/// held-out stimuli's predictions need.
 pub(crate) struct Fit {
-    pub svd: ThinSvd,
-    pub x_mean: Vec<f64>,
+    pub u: Mat<f64>,
+    pub s: Vec<f64>,
     pub y_mean: Vec<f64>,
     pub uty: Mat<f64>,
     pub yc: Mat<f64>,
+    held_out: HeldOut,
 }
 
-/// The inputs and targets centred once, for the fits of every fold. Where each training set
-/// has at least as many stimuli as units, it also holds `X^T X` and `X^T Y` over all stimuli:
-/// a training set's products are then these minus its test rows' (and a mean correction),
-/// so the folds together multiply each stimulus once instead of `folds - 1` times.
+/// How a fit reaches its held-out stimuli's coordinates `(x - m) V` on its directions.
+enum HeldOut {
+    /// The held-out inputs centred on the training means, and the right singular vectors `V`.
+    Inputs { x: Mat<f64>, v: Mat<f64> },
+    /// The coordinates themselves, from the stimuli's kernel: `V` (units x directions, the
+    /// large side of a wide input) is never formed.
+    Coordinates(Mat<f64>),
+}
+
+/// The inputs and targets centred once, for the fits of every fold, with the products over
+/// all stimuli that each training set takes its own from (see [`Pool`]), so that the folds
+/// together multiply each stimulus once instead of `folds - 1` times.
 pub(crate) struct Pooled {
     x: Mat<f64>,
     y: Mat<f64>,
-    x_mean: Vec<f64>,
     y_mean: Vec<f64>,
-    products: Option<Products>,
+    pool: Option<Pool>,
+}
+
+/// Products over all stimuli (centred), shared by the folds.
+enum Pool {
+    /// Every training set has at least as many stimuli as units: `X^T X` and `X^T Y`; a
+    /// training set's are these minus its test rows' (and a mean correction).
+    Features(Products),
+    /// Some training set has fewer stimuli than units: the lower triangle of the `n x n`
+    /// kernel `X X^T`; a training set's is its rows and columns, centred on its own means
+    /// algebraically, and the held-out rows against them give the test coordinates.
+    Stimuli(Mat<f64>),
 }
 
 /// Centred products over all stimuli.
@@ -142,55 +163,96 @@ struct Products {
 /// except in the held-out block); elsewhere the training rows are multiplied directly.
 const MAX_POOLING_RATIO: f64 = 1e4;
 
+/// A fold's solution: `u`, `s`, `U^T Y` and the held-out side.
+type Solved = (Mat<f64>, Vec<f64>, Mat<f64>, HeldOut);
+
 impl Pooled {
     /// `largest_test`: the most stimuli any fold holds out.
     pub fn new(x: MatRef<'_, f64>, y: MatRef<'_, f64>, largest_test: usize) -> Self {
         let (mut xc, mut yc) = (x.to_owned(), y.to_owned());
-        let x_mean = centre_in_place(&mut xc);
+        centre_in_place(&mut xc);
         let y_mean = centre_in_place(&mut yc);
-        let products = (x.ncols() + largest_test <= x.nrows()).then(|| Products {
-            gram: lower_gram(xc.as_ref()),
-            cross: cross(xc.as_ref(), yc.as_ref()),
-            y_squares: squares(yc.as_ref()),
-        });
+        // As `RightBasis::of_centred` chooses: the smaller Gram matrix of the smallest
+        // training set.
+        let pool = if x.ncols() + largest_test <= x.nrows() {
+            Pool::Features(Products {
+                gram: lower_gram(xc.as_ref()),
+                cross: cross(xc.as_ref(), yc.as_ref()),
+                y_squares: squares(yc.as_ref()),
+            })
+        } else {
+            Pool::Stimuli(lower_gram(xc.transpose()))
+        };
         Self {
             x: xc,
             y: yc,
-            x_mean,
             y_mean,
-            products,
+            pool: Some(pool),
         }
     }
 
     /// The fit on every stimulus but `test`.
     pub fn fit(&self, test: &[usize], what: &'static str) -> Result<Fit> {
         let train = complement(self.x.nrows(), test);
-        let mut xt = select_rows(self.x.as_ref(), &train);
         let mut yt = select_rows(self.y.as_ref(), &train);
         // The training means, in the coordinates of the data centred over all stimuli.
-        let mx = centre_in_place(&mut xt);
         let my = centre_in_place(&mut yt);
-        let pooled = self.products.as_ref().filter(|p| {
-            let whole_x = (0..p.gram.ncols()).map(|j| p.gram[(j, j)]);
-            poolable(whole_x, xt.as_ref()) && poolable(p.y_squares.iter().copied(), yt.as_ref())
-        });
-        let (svd, uty) = match pooled {
+        let kernel_fit = match &self.pool {
+            Some(Pool::Stimuli(kernel)) => {
+                fit_from_kernel(kernel.as_ref(), &train, test, &yt, what)?
+            }
+            _ => None,
+        };
+        let (u, s, uty, held_out) = match kernel_fit {
+            Some(solved) => solved,
+            None => self.fit_from_rows(&train, test, &yt, &my, what)?,
+        };
+        let add =
+            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p + q).collect() };
+        Ok(Fit {
+            u,
+            s,
+            y_mean: add(&self.y_mean, &my),
+            uty,
+            yc: yt,
+            held_out,
+        })
+    }
+
+    /// A fold from its training inputs: through the pooled `X^T X` and `X^T Y` where they
+    /// serve, else by the SVD of the training rows.
+    fn fit_from_rows(
+        &self,
+        train: &[usize],
+        test: &[usize],
+        yt: &Mat<f64>,
+        my: &[f64],
+        what: &'static str,
+    ) -> Result<Solved> {
+        let mut xt = select_rows(self.x.as_ref(), train);
+        let mx = centre_in_place(&mut xt);
+        let products = match &self.pool {
+            Some(Pool::Features(p))
+                if poolable((0..p.gram.ncols()).map(|j| p.gram[(j, j)]), xt.as_ref())
+                    && poolable(p.y_squares.iter().copied(), yt.as_ref()) =>
+            {
+                Some(p)
+            }
+            _ => None,
+        };
+        let (svd, uty) = match products {
+            Some(p) => self.fit_from_products(p, test, &xt, (&mx, my), what)?,
             None => {
                 let svd = ThinSvd::of_centred(xt.as_ref(), what)?;
                 let uty = cross(svd.u.as_ref(), yt.as_ref());
                 (svd, uty)
             }
-            Some(products) => self.fit_from_products(products, test, &xt, (&mx, &my), what)?,
         };
-        let add =
-            |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(p, q)| p + q).collect() };
-        Ok(Fit {
-            svd,
-            x_mean: add(&self.x_mean, &mx),
-            y_mean: add(&self.y_mean, &my),
-            uty,
-            yc: yt,
-        })
+        let held = HeldOut::Inputs {
+            x: minus_means(select_rows(self.x.as_ref(), test).as_ref(), &mx),
+            v: svd.v,
+        };
+        Ok((svd.u, svd.s, uty, held))
     }
 
     /// With `m` the training means and `n` the training count (the whole data being centred):
@@ -232,6 +294,51 @@ impl Pooled {
     }
 }
 
+/// A fold from the kernel `G = X X^T` of the centred stimuli (lower triangle). With `a_i` the
+/// mean of row `i` of `G` over the training stimuli and `g` their mean, stimuli `i` and `j`
+/// centred on the training means have the inner product `G_ij - a_i - a_j + g`. The training
+/// block's eigenvectors are `U` and its eigenvalues `s^2`; a held-out stimulus's coordinates
+/// `(x - m) V = (x - m) X_t^T U / s` are its row of the centred cross block times `U / s`.
+///
+/// The centred block carries the rounding of `G`, about `2^-53` of the training stimuli's
+/// squared norms about the overall means. `None` (multiply the training rows instead) where
+/// their sum exceeds [`MAX_POOLING_RATIO`] times the one about the training means (the
+/// block's trace): a training set far from the whole data's mean.
+fn fit_from_kernel(
+    kernel: MatRef<'_, f64>,
+    train: &[usize],
+    test: &[usize],
+    yt: &Mat<f64>,
+    what: &'static str,
+) -> Result<Option<Solved>> {
+    let g = |i: usize, j: usize| kernel[(i.max(j), i.min(j))];
+    let n = kernel.nrows();
+    let mut a = vec![0.0; n];
+    for (i, ai) in a.iter_mut().enumerate() {
+        *ai = train.iter().map(|&j| g(i, j)).sum::<f64>() / train.len() as f64;
+    }
+    let grand = train.iter().map(|&i| a[i]).sum::<f64>() / train.len() as f64;
+    let centred = |i: usize, j: usize| g(i, j) - a[i] - a[j] + grand;
+    let about_overall: f64 = train.iter().map(|&i| g(i, i)).sum();
+    let about_training: f64 = train.iter().map(|&i| centred(i, i)).sum();
+    if about_overall > MAX_POOLING_RATIO * about_training {
+        return Ok(None);
+    }
+    // The lower triangle only: the eigendecomposition reads no other.
+    let block = Mat::from_fn(train.len(), train.len(), |p, q| {
+        if p >= q {
+            centred(train[p], train[q])
+        } else {
+            0.0
+        }
+    });
+    let (s, u) = kept_eigen(block.as_ref(), what)?;
+    let across = Mat::from_fn(test.len(), train.len(), |p, q| centred(test[p], train[q]));
+    let coordinates = scale_columns(product(across.as_ref(), u.as_ref()), &s);
+    let uty = cross(u.as_ref(), yt.as_ref());
+    Ok(Some((u, s, uty, HeldOut::Coordinates(coordinates))))
+}
+
 impl Fit {
     /// Leave-one-out squared error of each target (inner) for each penalty (outer), using the
     /// first `k` directions.
@@ -248,14 +355,14 @@ impl Fit {
         c: MatRef<'_, f64>,
         y: MatRef<'_, f64>,
     ) -> Vec<Vec<f64>> {
-        let u = self.svd.u.as_ref().subcols(0, k);
+        let u = self.u.as_ref().subcols(0, k);
         let scales = self.loo_scales(k, alphas);
         let mut residual = Mat::<f64>::zeros(u.nrows(), c.ncols());
         alphas
             .iter()
             .enumerate()
             .map(|(a, &alpha)| {
-                let s = &self.svd.s;
+                let s = &self.s;
                 let fitted = Mat::from_fn(k, c.ncols(), |j, t| {
                     s[j] * s[j] / (s[j] * s[j] + alpha) * c[(j, t)]
                 });
@@ -281,7 +388,7 @@ impl Fit {
     /// first `k` directions (the intercept's `1/n` included): one product of the squared `U`
     /// with the shrinkage of every penalty.
     pub fn loo_scales(&self, k: usize, alphas: &[f64]) -> Mat<f64> {
-        let u = self.svd.u.as_ref().subcols(0, k);
+        let u = self.u.as_ref().subcols(0, k);
         let n = u.nrows();
         let mut squares = Mat::<f64>::zeros(n, k);
         for j in 0..k {
@@ -291,7 +398,7 @@ impl Fit {
             }
         }
         let shrink = Mat::from_fn(k, alphas.len(), |j, a| {
-            let s2 = self.svd.s[j] * self.svd.s[j];
+            let s2 = self.s[j] * self.s[j];
             s2 / (s2 + alphas[a])
         });
         let mut scales = product(squares.as_ref(), shrink.as_ref());
@@ -304,20 +411,27 @@ impl Fit {
         scales
     }
 
-    /// Predictions for new inputs with the first `k` directions and one penalty per target.
-    pub fn predict(&self, x: MatRef<'_, f64>, k: usize, alphas: &[f64]) -> Mat<f64> {
-        let xc = minus_means(x, &self.x_mean);
-        let (s, v) = (&self.svd.s, self.svd.v.as_ref().subcols(0, k));
+    /// Predictions for the held-out stimuli with the first `k` directions and one penalty per
+    /// target.
+    pub fn predict(&self, k: usize, alphas: &[f64]) -> Mat<f64> {
+        let s = &self.s;
         let coef = Mat::from_fn(k, self.uty.ncols(), |j, t| {
             s[j] / (s[j] * s[j] + alphas[t]) * self.uty[(j, t)]
         });
-        // (X V) C or X (V C), whichever multiplies less: the first when the units outnumber
-        // the stimuli and targets, the second otherwise (it maps C back to the units once).
-        let (rows, units, targets) = (xc.nrows(), xc.ncols(), coef.ncols());
-        let mut out = if rows * k * (units + targets) < units * targets * (k + rows) {
-            product(product(xc.as_ref(), v).as_ref(), coef.as_ref())
-        } else {
-            product(xc.as_ref(), product(v, coef.as_ref()).as_ref())
+        let mut out = match &self.held_out {
+            HeldOut::Coordinates(z) => product(z.as_ref().subcols(0, k), coef.as_ref()),
+            HeldOut::Inputs { x, v } => {
+                let v = v.as_ref().subcols(0, k);
+                // (X V) C or X (V C), whichever multiplies less: the first when the units
+                // outnumber the stimuli and targets, the second otherwise (it maps C back to
+                // the units once).
+                let (rows, units, targets) = (x.nrows(), x.ncols(), coef.ncols());
+                if rows * k * (units + targets) < units * targets * (k + rows) {
+                    product(product(x.as_ref(), v).as_ref(), coef.as_ref())
+                } else {
+                    product(x.as_ref(), product(v, coef.as_ref()).as_ref())
+                }
+            }
         };
         for (t, m) in self.y_mean.iter().enumerate() {
             out.col_mut(t).iter_mut().for_each(|v| *v += m);
@@ -432,12 +546,12 @@ pub fn ridge_predictivity(x: &Matrix, y: &Matrix, options: &RidgeOptions) -> Res
     let mut predicted = Mat::<f64>::zeros(n, y.units());
     for test in &folds {
         let fit = pooled.fit(test, WHAT)?;
-        let k = fit.svd.s.len();
+        let k = fit.s.len();
         let chosen: Vec<f64> = crate::screen::best_penalties(&fit, &alphas)
             .into_iter()
             .map(|a| alphas[a])
             .collect();
-        let p = fit.predict(select_rows(x.as_faer(), test).as_ref(), k, &chosen);
+        let p = fit.predict(k, &chosen);
         for t in 0..y.units() {
             let column = predicted.col_as_slice_mut(t);
             for (&i, v) in test.iter().zip(p.col_as_slice(t)) {
@@ -514,39 +628,8 @@ mod tests {
         let alphas = RidgeOptions::default().alphas(&x);
         let folds = contiguous_folds(200, 5);
         let pooled = Pooled::new(x.as_faer(), y.as_faer(), 40);
-        assert!(pooled.products.is_some());
-        let direct = Pooled {
-            products: None,
-            ..Pooled::new(x.as_faer(), y.as_faer(), 40)
-        };
-        for test in &folds {
-            let (a, b) = (
-                pooled.fit(test, "a").unwrap(),
-                direct.fit(test, "b").unwrap(),
-            );
-            let k = a.svd.s.len();
-            assert_eq!(k, b.svd.s.len());
-            a.svd
-                .s
-                .iter()
-                .zip(&b.svd.s)
-                .for_each(|(p, q)| close(*p, *q, "s"));
-            let (ea, eb) = (a.loo_errors(k, &alphas), b.loo_errors(k, &alphas));
-            for (ra, rb) in ea.iter().zip(&eb) {
-                ra.iter().zip(rb).for_each(|(p, q)| close(*p, *q, "error"));
-            }
-            let rows = select_rows(x.as_faer(), test);
-            let chosen = vec![alphas[2]; 12];
-            let (pa, pb) = (
-                a.predict(rows.as_ref(), k, &chosen),
-                b.predict(rows.as_ref(), k, &chosen),
-            );
-            for j in 0..12 {
-                for i in 0..test.len() {
-                    close(pa[(i, j)], pb[(i, j)], "prediction");
-                }
-            }
-        }
+        assert!(matches!(pooled.pool, Some(Pool::Features(_))));
+        same_fits(&x, &y, &folds);
         // A unit silent but in the last fold, and loud there: its training sum of squares would
         // be lost in the rounding of the whole one's, so that fold multiplies directly.
         let loud = Matrix::from_row_major(
@@ -565,7 +648,7 @@ mod tests {
         .unwrap();
         let pooled = Pooled::new(loud.as_faer(), y.as_faer(), 40);
         let direct = Pooled {
-            products: None,
+            pool: None,
             ..Pooled::new(loud.as_faer(), y.as_faer(), 40)
         };
         let last = &folds[4];
@@ -573,17 +656,91 @@ mod tests {
             pooled.fit(last, "a").unwrap(),
             direct.fit(last, "b").unwrap(),
         );
-        assert_eq!(a.svd.s.len(), 11, "the silent unit is no direction");
-        assert_eq!(a.svd.s.len(), b.svd.s.len());
+        assert_eq!(a.s.len(), 11, "the silent unit is no direction");
+        assert_eq!(a.s.len(), b.s.len());
         let (ea, eb) = (a.loo_errors(11, &alphas), b.loo_errors(11, &alphas));
         ea.iter()
             .flatten()
             .zip(eb.iter().flatten())
             .for_each(|(p, q)| close(*p, *q, "error"));
-        // Wider than any training set: no pooled Gram matrix.
-        let (wide, _) = synthetic_pair(30, 40, 6).unwrap();
-        assert!(Pooled::new(wide.as_faer(), wide.as_faer(), 6)
-            .products
-            .is_none());
+    }
+
+    /// Every fold's fit from the pooled products equals the one from its own rows: the same
+    /// singular values, leave-one-out errors and held-out predictions.
+    fn same_fits(x: &Matrix, y: &Matrix, folds: &[Vec<usize>]) {
+        let largest = folds.iter().map(Vec::len).max().unwrap();
+        let alphas = RidgeOptions::default().alphas(x);
+        let pooled = Pooled::new(x.as_faer(), y.as_faer(), largest);
+        let direct = Pooled {
+            pool: None,
+            ..Pooled::new(x.as_faer(), y.as_faer(), largest)
+        };
+        for test in folds {
+            let (a, b) = (
+                pooled.fit(test, "a").unwrap(),
+                direct.fit(test, "b").unwrap(),
+            );
+            let k = a.s.len();
+            assert_eq!(k, b.s.len());
+            a.s.iter().zip(&b.s).for_each(|(p, q)| close(*p, *q, "s"));
+            let (ea, eb) = (a.loo_errors(k, &alphas), b.loo_errors(k, &alphas));
+            for (ra, rb) in ea.iter().zip(&eb) {
+                ra.iter().zip(rb).for_each(|(p, q)| close(*p, *q, "error"));
+            }
+            let chosen = vec![alphas[2]; y.units()];
+            for k in [1, k / 2, k] {
+                let (pa, pb) = (a.predict(k, &chosen), b.predict(k, &chosen));
+                for j in 0..y.units() {
+                    for i in 0..test.len() {
+                        close(pa[(i, j)], pb[(i, j)], "prediction");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wider than a training set (flattened maps): the folds share the stimuli's kernel, and
+    /// the fits equal those from each training set's own rows.
+    #[test]
+    fn the_pooled_kernel_gives_the_fits_of_each_training_set() {
+        let (x, y) = synthetic_pair(30, 40, 6).unwrap();
+        let x = Matrix::from_row_major(
+            30,
+            40,
+            &x.to_row_major().iter().map(|v| v + 2.0).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let y = Matrix::from_faer(y.as_faer().subcols(0, 7).to_owned()).unwrap();
+        let folds = contiguous_folds(30, 4);
+        let pooled = Pooled::new(x.as_faer(), y.as_faer(), 8);
+        assert!(matches!(pooled.pool, Some(Pool::Stimuli(_))));
+        same_fits(&x, &y, &folds);
+        let fit = pooled.fit(&folds[3], "a").unwrap();
+        assert!(matches!(fit.held_out, HeldOut::Coordinates(_)));
+        // The last block far from the rest: its training set lies far from the overall mean,
+        // whose kernel would carry too much rounding, so it multiplies its own rows.
+        let far = Matrix::from_row_major(
+            30,
+            40,
+            &x.to_row_major()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| if i / 40 >= 23 { v + 1e3 } else { *v })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let pooled = Pooled::new(far.as_faer(), y.as_faer(), 8);
+        let fit = pooled.fit(&folds[3], "a").unwrap();
+        assert!(matches!(fit.held_out, HeldOut::Inputs { .. }));
+        let fit = pooled.fit(&folds[0], "a").unwrap();
+        assert!(matches!(fit.held_out, HeldOut::Coordinates(_)));
+        // Between the two: wider than the smallest training set only.
+        let (x, y) = synthetic_pair(50, 38, 7).unwrap();
+        let folds = contiguous_folds(50, 4);
+        assert!(matches!(
+            Pooled::new(x.as_faer(), y.as_faer(), 13).pool,
+            Some(Pool::Stimuli(_))
+        ));
+        same_fits(&x, &y, &folds);
     }
 }

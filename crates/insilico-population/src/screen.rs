@@ -51,7 +51,7 @@ pub(crate) fn best_penalties(fit: &Fit, alphas: &[f64]) -> Vec<usize> {
     if !unsure.is_empty() {
         let c = columns(fit.uty.as_ref(), &unsure);
         let y = columns(fit.yc.as_ref(), &unsure);
-        let errors = fit.loo_errors_of(fit.svd.s.len(), alphas, c.as_ref(), y.as_ref());
+        let errors = fit.loo_errors_of(fit.s.len(), alphas, c.as_ref(), y.as_ref());
         for (i, &t) in unsure.iter().enumerate() {
             chosen[t] = Some(argmin(errors.iter().map(|e| e[i])));
         }
@@ -75,7 +75,7 @@ fn certain_best(bounded: &[Vec<(f64, f64)>], t: usize) -> Option<usize> {
 /// For each penalty (outer) and target (inner), the square root of the leave-one-out error
 /// computed in f32 and a bound on its distance from the exact one.
 fn bounded_errors(fit: &Fit, alphas: &[f64]) -> Vec<Vec<(f64, f64)>> {
-    let (u, c, s) = (fit.svd.u.as_ref(), fit.uty.as_ref(), &fit.svd.s);
+    let (u, c, s) = (fit.u.as_ref(), fit.uty.as_ref(), &fit.s);
     let (n, k, targets) = (u.nrows(), s.len(), c.ncols());
     let scales = fit.loo_scales(k, alphas);
     let mut p = fit.yc.clone();
@@ -166,7 +166,7 @@ mod tests {
     }
 
     fn f64_choices(fit: &Fit, alphas: &[f64]) -> Vec<usize> {
-        let errors = fit.loo_errors(fit.svd.s.len(), alphas);
+        let errors = fit.loo_errors(fit.s.len(), alphas);
         (0..fit.yc.ncols())
             .map(|t| argmin(errors.iter().map(|e| e[t])))
             .collect()
@@ -175,7 +175,7 @@ mod tests {
     /// The f32 intervals, after checking that each holds its f64 error.
     fn checked_bounds(fit: &Fit, alphas: &[f64]) -> Vec<Vec<(f64, f64)>> {
         let bounded = bounded_errors(fit, alphas);
-        let exact = fit.loo_errors(fit.svd.s.len(), alphas);
+        let exact = fit.loo_errors(fit.s.len(), alphas);
         for (a, row) in bounded.iter().enumerate() {
             for (t, &(estimate, bound)) in row.iter().enumerate() {
                 let truth = exact[a][t].sqrt();

@@ -1,12 +1,11 @@
 //! Dimensionality: the PCA spectrum of a representation, its participation ratio, and the
 //! 2-D PCA embedding.
 
+use faer::{ColRef, Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, Result};
-use faer::MatRef;
-
-use crate::linalg::{centred, check_stimuli, product, RightBasis};
+use crate::linalg::{centred, check_stimuli, cross, kept_eigen, lower_gram, product, RightBasis};
 use crate::Matrix;
 
 /// The PCA spectrum of a `[stimuli, units]` matrix.
@@ -54,11 +53,41 @@ pub fn pca(x: &Matrix) -> Result<Pca> {
     const WHAT: &str = "PCA";
     check_stimuli(x, WHAT, 2, "a variance needs two stimuli")?;
     let xc = centred(x.as_faer());
-    let basis = RightBasis::of_centred(xc.as_ref(), WHAT)?;
+    let (s, scores) = if xc.ncols() > xc.nrows() {
+        wide_scores(xc.as_ref())?
+    } else {
+        let basis = RightBasis::of_centred(xc.as_ref(), WHAT)?;
+        let v = basis.v.as_ref().subcols(0, basis.s.len().min(2));
+        let scores = product(xc.as_ref(), signed(v.to_owned()).as_ref());
+        (basis.s, scores)
+    };
+    let score = |i: usize, k: usize| {
+        if k < scores.ncols() {
+            scores[(i, k)]
+        } else {
+            0.0
+        }
+    };
     Ok(Pca {
-        spectrum: spectrum_of(&basis.s, x.stimuli()),
-        scores: leading_scores(xc.as_ref(), &basis),
+        spectrum: spectrum_of(&s, x.stimuli()),
+        scores: (0..xc.nrows())
+            .map(|i| [score(i, 0), score(i, 1)])
+            .collect(),
     })
+}
+
+/// More units than stimuli: the eigenvectors `u_k` of the `n x n` kernel `X X^T` give the
+/// scores `X v_k = s_k u_k` directly. Of the loadings `v_k = X^T u_k / s_k` only the first
+/// two are formed, for their signs (all of `V` is `units x n`).
+fn wide_scores(xc: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
+    let (s, u) = kept_eigen(lower_gram(xc.transpose()).as_ref(), "PCA")?;
+    let kept = s.len().min(2);
+    let loadings = cross(xc, u.as_ref().subcols(0, kept));
+    let signs: Vec<f64> = (0..kept)
+        .map(|k| sign_of_largest(loadings.col(k)))
+        .collect();
+    let scores = Mat::from_fn(xc.nrows(), kept, |i, k| signs[k] * s[k] * u[(i, k)]);
+    Ok((s, scores))
 }
 
 /// The PCA spectrum (see [`pca`]).
@@ -96,26 +125,26 @@ fn spectrum_of(s: &[f64], n: usize) -> Spectrum {
     }
 }
 
-/// `X_c v_k` for the first two right singular vectors, each signed so that its
-/// largest-magnitude loading is positive.
-fn leading_scores(xc: MatRef<'_, f64>, basis: &RightBasis) -> Vec<[f64; 2]> {
-    let kept = basis.s.len().min(2);
-    let mut v = basis.v.as_ref().subcols(0, kept).to_owned();
-    for k in 0..kept {
-        let big = v
-            .col(k)
-            .iter()
-            .copied()
-            .fold(0.0f64, |b, c| if c.abs() > b.abs() { c } else { b });
-        if big < 0.0 {
-            v.col_mut(k).iter_mut().for_each(|c| *c = -*c);
-        }
+/// The columns of `v` (loadings), each signed so that its largest-magnitude entry is positive.
+fn signed(mut v: Mat<f64>) -> Mat<f64> {
+    for k in 0..v.ncols() {
+        let sign = sign_of_largest(v.col(k));
+        v.col_mut(k).iter_mut().for_each(|c| *c *= sign);
     }
-    let scores = product(xc, v.as_ref());
-    let score = |i: usize, k: usize| if k < kept { scores[(i, k)] } else { 0.0 };
-    (0..xc.nrows())
-        .map(|i| [score(i, 0), score(i, 1)])
-        .collect()
+    v
+}
+
+/// -1 where a vector's largest-magnitude entry (the first of equal ones) is negative, else 1.
+fn sign_of_largest(v: ColRef<'_, f64>) -> f64 {
+    let big = v
+        .iter()
+        .copied()
+        .fold(0.0f64, |b, c| if c.abs() > b.abs() { c } else { b });
+    if big < 0.0 {
+        -1.0
+    } else {
+        1.0
+    }
 }
 
 /// The participation ratio `(sum l)^2 / sum l^2` of a list of variances (an error if they

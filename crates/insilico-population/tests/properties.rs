@@ -368,20 +368,25 @@ fn pca_embedding_scores_have_the_component_variances() {
 fn pca_scores_are_the_projections_on_the_known_directions() {
     // X = S R^T with orthogonal centred columns in S (variances 4, 1, 0.25): the k-th principal
     // direction is R's k-th column and the k-th score column is S's, negated where that
-    // column's largest-magnitude loading is negative (the sign convention).
-    let (scores, rotation) = spectrum_parts(40, &[4.0, 1.0, 0.25], 61);
-    let p = pca(&matrix(&(&scores * rotation.transpose()))).unwrap();
-    for k in 0..2 {
-        let r = rotation.col(k);
-        let big = (0..3)
-            .max_by(|&a, &b| r[a].abs().total_cmp(&r[b].abs()))
-            .unwrap();
-        let sign = r[big].signum();
-        for i in 0..40 {
-            approx("score", p.scores[i][k], sign * scores[(i, k)], 1e-9);
+    // column's largest-magnitude loading is negative (the sign convention). With 60 units
+    // for 40 stimuli, PCA goes through the stimuli's kernel instead of the units' covariance.
+    let (scores, _) = spectrum_parts(40, &[4.0, 1.0, 0.25], 61);
+    for units in [3, 60] {
+        let rotation = orthogonal(units, 62).subcols(0, 3).to_owned();
+        let p = pca(&matrix(&(&scores * rotation.transpose()))).unwrap();
+        for k in 0..2 {
+            let r = rotation.col(k);
+            let big = (0..units)
+                .max_by(|&a, &b| r[a].abs().total_cmp(&r[b].abs()))
+                .unwrap();
+            let sign = r[big].signum();
+            for i in 0..40 {
+                approx("score", p.scores[i][k], sign * scores[(i, k)], 1e-9);
+            }
         }
+        approx("first variance", p.spectrum.eigenvalues[0], 4.0, 1e-9);
+        assert_eq!(p.spectrum.eigenvalues.len(), 3, "{units} units");
     }
-    approx("first variance", p.spectrum.eigenvalues[0], 4.0, 1e-9);
 }
 
 #[test]

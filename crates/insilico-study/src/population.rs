@@ -66,7 +66,7 @@ pub fn to_matrix(act: &Activation, reduction: MapReduction) -> Result<Matrix> {
 pub struct PopulationOptions {
     /// Feature maps: spatial-mean (a unit per channel) or flatten (a unit per channel and
     /// position; with more units than stimuli the algebra is on n x n Gram matrices, whose
-    /// cost grows as n^3: about a minute for cnn-small at 2,000 images).
+    /// cost grows as n^3: half a minute for cnn-small at 2,000 images).
     #[arg(long, value_enum, default_value_t = PopulationOptions::default().reduction)]
     pub reduction: MapReduction,
     /// Cross-validation folds of the class decoder (stratified).
