@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use insilico_assays::ablation::{AblationCurve, Order};
 use insilico_assays::stats::mean;
 use insilico_engine::eval::evaluate;
-use insilico_engine::rundir::Snapshot;
+use insilico_engine::rundir::{DirLock, Snapshot};
 use insilico_engine::RunDir;
 use insilico_report::{write_csv, write_json, LinePlot, Series};
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,12 @@ pub fn summary_dir(run: &RunDir) -> PathBuf {
 /// study asks for checkpoints (results a snapshot already holds are kept, so an
 /// interrupted run resumes), then rewrites the summary over training.
 pub fn run_assay<A: Assay>(study: &mut Study, options: &A::Options) -> Result<A::Output> {
+    // One writer per assay folder: two processes running this assay on this run (with
+    // different options, say) would interleave their files.
+    let _lock = DirLock::acquire(
+        &study.run.dir.assay_dir(A::KIND.name()),
+        &format!("{} assay directory", A::KIND.name()),
+    )?;
     if let Some(selection) = study.options.checkpoints {
         let all = study.run.dir.snapshots()?;
         if all.is_empty() {

@@ -4,6 +4,7 @@
 use crate::common::Env;
 use anyhow::{bail, Result};
 use clap::Args;
+use insilico_engine::rundir::DirLock;
 use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
     file_representation, run_names, run_representations, similarity, similarity_where_defined,
@@ -91,6 +92,8 @@ pub fn run(args: CompareArgs) -> Result<()> {
             .map(|m| Ok(m.parse::<Measure>()?))
             .collect::<Result<_>>()?
     };
+    // One writer at a time: two comparisons into one folder would mix their files.
+    let _lock = DirLock::acquire(&args.out, "compare output directory")?;
     if args.over_training {
         return over(&args, &measures);
     }

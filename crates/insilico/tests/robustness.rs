@@ -2,6 +2,7 @@
 //! and an error naming the file, field or value, and loses nothing already written.
 
 use flate2::{write::GzEncoder, Compression};
+use insilico_engine::rundir::DirLock;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -517,7 +518,7 @@ fn a_second_train_into_the_same_directory_is_refused_naming_the_first() {
         config.contains("seed = 3"),
         "the first writer's config is intact"
     );
-    insilico_engine::rundir::DirLock::acquire(&out, "run directory").unwrap();
+    DirLock::acquire(&out, "run directory").unwrap();
 }
 
 #[test]
@@ -554,5 +555,57 @@ fn a_second_sweep_on_the_same_directory_is_refused_naming_the_first() {
     fails_with(&o, &["sweep directory", "being written by process", &pid]);
     first.kill().unwrap();
     first.wait().unwrap();
-    insilico_engine::rundir::DirLock::acquire(&out, "sweep directory").unwrap();
+    DirLock::acquire(&out, "sweep directory").unwrap();
+}
+
+#[test]
+fn a_second_writer_of_an_assay_or_a_comparison_is_refused_naming_the_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = train(tmp.path(), &run_dir, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run_arg = run_dir.to_str().unwrap();
+    let population = [
+        "population",
+        "--run",
+        run_arg,
+        "--images",
+        "60",
+        "--tsne-stimuli",
+        "0",
+    ];
+    // This process stands for the first writer: another process holds the folder's lock.
+    let pid = std::process::id().to_string();
+    let held = DirLock::acquire(&run_dir.join("assays").join("population"), "test").unwrap();
+    let o = run(tmp.path(), &population);
+    fails_with(
+        &o,
+        &[
+            "population assay directory",
+            "being written by process",
+            &pid,
+        ],
+    );
+    drop(held);
+    let o = run(tmp.path(), &population);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = tmp.path().join("compared");
+    let _held = DirLock::acquire(&out, "test").unwrap();
+    let o = run(
+        tmp.path(),
+        &[
+            "compare",
+            run_arg,
+            "--images",
+            "60",
+            "--measures",
+            "cka-linear",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    fails_with(
+        &o,
+        &["compare output directory", "being written by process", &pid],
+    );
 }
