@@ -231,7 +231,11 @@ impl Matrix {
     }
 
     /// Loads a `[stimuli, units]` matrix from a CSV file: one stimulus per line, comma-separated
-    /// numbers; a first line that does not parse as numbers is taken as a header.
+    /// numbers (a UTF-8 byte-order mark is skipped). The first line is a header when it does
+    /// not parse as numbers, or when it is exactly `0,1,...,d-1`, the names pandas gives
+    /// unnamed columns. A header whose first field is empty marks pandas' index column
+    /// (`DataFrame.to_csv` without `index=False`): that column is dropped when it counts
+    /// `0, 1, 2, ...`, and is an error otherwise, as it is not a unit.
     pub fn load_csv(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_owned(),
@@ -241,29 +245,31 @@ impl Matrix {
             path: path.to_owned(),
             message,
         };
-        let mut values = Vec::new();
-        let mut cols = None;
-        let mut rows = 0;
-        for (index, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let parsed: std::result::Result<Vec<f64>, _> = line
-                .split(',')
-                .enumerate()
-                .map(|(k, f)| f.trim().parse::<f64>().map_err(|e| (k, f, e)))
-                .collect();
-            let row = match parsed {
-                Ok(row) => row,
-                Err(_) if index == 0 => continue, // a header line
-                Err((k, field, e)) => {
-                    return Err(fail(format!(
-                        "line {}, field {}: {field:?} is not a number ({e}; fields are separated by commas)",
-                        index + 1,
-                        k + 1
-                    )))
-                }
-            };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .peekable();
+        let header: Option<Vec<String>> = lines.peek().and_then(|(_, line)| {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let numeric = fields.iter().all(|f| f.parse::<f64>().is_ok());
+            let pandas_names =
+                fields.len() > 1 && fields.iter().zip(0..).all(|(f, j)| *f == j.to_string());
+            (!numeric || pandas_names).then(|| fields.iter().map(|f| f.to_string()).collect())
+        });
+        if header.is_some() {
+            lines.next();
+        }
+        let (mut values, mut cols, mut rows) = (Vec::new(), None, 0usize);
+        for (index, line) in lines {
+            let row = parse_csv_row(line).map_err(|(k, field, e)| {
+                fail(format!(
+                    "line {}, field {}: {field:?} is not a number ({e}; fields are separated by commas)",
+                    index + 1,
+                    k + 1
+                ))
+            })?;
             if *cols.get_or_insert(row.len()) != row.len() {
                 return Err(fail(format!(
                     "line {}: {} fields, the first data line has {}",
@@ -275,7 +281,47 @@ impl Matrix {
             values.extend(row);
             rows += 1;
         }
-        let cols = cols.ok_or_else(|| fail("no data lines".into()))?;
+        let mut cols = cols.ok_or_else(|| fail("no data lines".into()))?;
+        if header
+            .as_ref()
+            .and_then(|h| h.first())
+            .is_some_and(String::is_empty)
+        {
+            values = drop_index_column(&values, rows, cols).map_err(fail)?;
+            cols -= 1;
+        }
         Self::from_row_major(rows, cols, &values).map_err(|e| fail(e.to_string()))
     }
+}
+
+/// A CSV line's fields as numbers, or the first that is not one (its index, text, error).
+fn parse_csv_row(
+    line: &str,
+) -> std::result::Result<Vec<f64>, (usize, &str, std::num::ParseFloatError)> {
+    line.split(',')
+        .enumerate()
+        .map(|(k, f)| f.trim().parse::<f64>().map_err(|e| (k, f, e)))
+        .collect()
+}
+
+/// The values without their first column, which must count the rows `0, 1, 2, ...`
+/// (pandas' default index).
+fn drop_index_column(
+    values: &[f64],
+    rows: usize,
+    cols: usize,
+) -> std::result::Result<Vec<f64>, String> {
+    if let Some(i) = (0..rows).find(|&i| values[i * cols] != i as f64) {
+        return Err(format!(
+            "the header's first field is empty, as pandas writes its index column, but that \
+             column is not the row count 0, 1, 2, ... (row {} holds {}); write the file with \
+             `to_csv(..., index=False)` or name the first column",
+            i + 1,
+            values[i * cols]
+        ));
+    }
+    Ok(values
+        .chunks(cols)
+        .flat_map(|row| row[1..].iter().copied())
+        .collect())
 }

@@ -322,3 +322,37 @@ fn bad_files_are_errors_naming_the_file() {
         .to_string();
     assert!(err.contains("missing.csv"), "{err}");
 }
+
+/// What pandas writes: `to_csv(f)` has its index as an unnamed first column and the columns
+/// named 0..d-1; `to_csv(f, index=False)` keeps the names. A byte-order mark is skipped.
+#[test]
+fn csv_files_as_pandas_writes_them_are_read_without_their_index_and_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        Matrix::load_csv(&path)
+    };
+    let expected = vec![1.5, 2.5, 3.5, 4.5];
+    for (name, text) in [
+        ("index.csv", ",0,1\n0,1.5,2.5\n1,3.5,4.5\n"),
+        ("names.csv", "0,1\n1.5,2.5\n3.5,4.5\n"),
+        ("bom.csv", "\u{feff}1.5,2.5\r\n3.5,4.5\r\n"),
+        ("named.csv", "\u{feff}a,b\n\n1.5,2.5\n3.5,4.5\n"),
+    ] {
+        let m = load(name, text).unwrap();
+        assert_eq!((m.stimuli(), m.units()), (2, 2), "{name}");
+        assert_eq!(m.to_row_major(), expected, "{name}");
+    }
+    // Numbers that are not exactly 0..d-1 are data, the first row included.
+    assert_eq!(load("data.csv", "0,1.0\n2,3\n").unwrap().stimuli(), 2);
+    let err = load("shuffled.csv", ",a,b\n5,1,2\n7,3,4\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("shuffled.csv")
+            && err.contains("row 1 holds 5")
+            && err.contains("index=False"),
+        "{err}"
+    );
+}

@@ -41,7 +41,8 @@ pub struct CompareArgs {
     /// booleans; either byte order, C or Fortran order).
     #[arg(long)]
     pub npy: Vec<PathBuf>,
-    /// `[stimuli, units]` matrices from CSV files (an optional header row).
+    /// `[stimuli, units]` matrices from CSV files: a row per stimulus, an optional header;
+    /// pandas' default `to_csv` index column (unnamed, counting the rows) is dropped.
     #[arg(long)]
     pub csv: Vec<PathBuf>,
     /// Measures, comma-separated: cka-linear, cka-rbf-1, cka-debiased,
