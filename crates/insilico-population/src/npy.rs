@@ -1,4 +1,5 @@
-//! A minimal NPY reader for numeric arrays as numpy.save writes them: floats (`f4`, `f8`),
+//! A minimal NPY reader for numeric arrays as numpy.save writes them: floats (`f2`, `f4`, `f8`;
+//! half precision as PyTorch's `.half()` activations export),
 //! signed and unsigned integers of 1-8 bytes (spike counts are often saved as `int64`) and
 //! booleans, in either byte order and in C or Fortran order, read as f64 in C order.
 
@@ -8,6 +9,13 @@ pub(crate) struct Npy {
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Npy, String> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        return Err(
+            "a zip archive (as np.savez and torch.save write), not an NPY file: save \
+                    each array with np.save"
+                .into(),
+        );
+    }
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not an NPY file (bad magic)".into());
     }
@@ -76,7 +84,7 @@ impl Dtype {
     fn parse(descr: &str) -> Result<Self, String> {
         let unsupported = || {
             format!(
-                "dtype {descr}: expected floats (f4, f8), integers (i1-i8, u1-u8) or booleans (b1)"
+                "dtype {descr}: expected floats (f2, f4, f8), integers (i1-i8, u1-u8) or booleans (b1)"
             )
         };
         let b = descr.as_bytes();
@@ -91,7 +99,7 @@ impl Dtype {
         };
         let width: usize = descr[2..].parse().map_err(|_| unsupported())?;
         let kind = match (b[1], width) {
-            (b'f', 4 | 8) => Kind::Float,
+            (b'f', 2 | 4 | 8) => Kind::Float,
             (b'i', 1 | 2 | 4 | 8) => Kind::Signed,
             (b'u', 1 | 2 | 4 | 8) | (b'b', 1) => Kind::Unsigned,
             _ => return Err(unsupported()),
@@ -112,6 +120,7 @@ impl Dtype {
         }
         let unsigned = u64::from_le_bytes(le);
         let value = match (self.kind, self.width) {
+            (Kind::Float, 2) => return Ok(half_to_f64(u16::from_le_bytes([le[0], le[1]]))),
             (Kind::Float, 4) => {
                 return Ok(f64::from(f32::from_le_bytes([le[0], le[1], le[2], le[3]])))
             }
@@ -130,6 +139,19 @@ impl Dtype {
             ));
         }
         Ok(value as f64)
+    }
+}
+
+/// An IEEE 754 half-precision number (1 sign, 5 exponent, 10 fraction bits), exactly.
+fn half_to_f64(bits: u16) -> f64 {
+    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f64::from(bits & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f64.powi(-24), // subnormal
+        31 if fraction == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
     }
 }
 
@@ -197,6 +219,27 @@ mod tests {
         out
     }
 
+    /// Half precision, by bit patterns worked out by hand: 1 (0x3c00), -2.5 (0xc100), the
+    /// largest (65504, 0x7bff), the smallest subnormal (2^-24, 0x0001), 1/3 rounded
+    /// (0x3555 = 1.0100110101b x 2^-2 = 0.333251953125), in either byte order.
+    #[test]
+    fn half_precision_reads_exactly() {
+        let bits: [u16; 5] = [0x3c00, 0xc100, 0x7bff, 0x0001, 0x3555];
+        let expected = [1.0, -2.5, 65504.0, 2f64.powi(-24), 0.333251953125];
+        let le: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let be: Vec<u8> = bits.iter().flat_map(|b| b.to_be_bytes()).collect();
+        assert_eq!(
+            parse(&npy("<f2", false, "(1, 5)", &le)).unwrap().values,
+            expected
+        );
+        assert_eq!(
+            parse(&npy(">f2", false, "(1, 5)", &be)).unwrap().values,
+            expected
+        );
+        let inf = parse(&npy("<f2", false, "(1, 1)", &0x7c00u16.to_le_bytes())).unwrap();
+        assert_eq!(inf.values, [f64::INFINITY]);
+    }
+
     #[test]
     fn integers_booleans_and_both_byte_orders_read_as_their_values() {
         let counts: Vec<u8> = [3i64, -2, 0, 7]
@@ -254,7 +297,11 @@ mod tests {
             parse(&npy(descr, false, shape, data)).err().unwrap()
         };
         assert!(err("<c16", "(1, 1)", &[0; 16]).starts_with("dtype <c16: expected"));
-        assert!(err("<f2", "(1, 1)", &[0; 2]).starts_with("dtype <f2"));
+        assert!(err("<f16", "(1, 1)", &[0; 16]).starts_with("dtype <f16"));
+        assert!(parse(b"PK\x03\x04rest of a zip")
+            .err()
+            .unwrap()
+            .contains("np.savez"));
         assert!(err("|O", "(1, 1)", &[0; 8]).starts_with("dtype |O"));
         let big = ((1i64 << 53) + 1).to_le_bytes();
         assert!(err("<i8", "(1, 1)", &big).contains("too large to be exact"));
