@@ -37,8 +37,8 @@ use std::path::PathBuf;
 pub struct CompareArgs {
     /// Run directories whose sites are compared (each with every other, and with itself).
     pub runs: Vec<PathBuf>,
-    /// `[stimuli, units]` matrices from NPY files (floats, integers such as spike counts, or
-    /// booleans; either byte order, C or Fortran order).
+    /// `[stimuli, units]` matrices from NPY files (floats of 2, 4 or 8 bytes, integers such as
+    /// spike counts, or booleans; either byte order, C or Fortran order).
     #[arg(long)]
     pub npy: Vec<PathBuf>,
     /// `[stimuli, units]` matrices from CSV files: a row per stimulus, an optional header;
