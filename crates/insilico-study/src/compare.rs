@@ -268,6 +268,8 @@ struct SavedMatrix {
 pub struct MatrixArchive {
     out: PathBuf,
     index: Vec<SavedMatrix>,
+    /// Digits of the file counter, so that `ls` lists the files in the order saved.
+    digits: usize,
 }
 
 impl MatrixArchive {
@@ -275,7 +277,14 @@ impl MatrixArchive {
         Self {
             out: out.to_path_buf(),
             index: Vec::new(),
+            digits: 2,
         }
+    }
+
+    /// Announces how many matrices will be saved: past 100, the counter widens to keep
+    /// the files' names in the order of saving.
+    pub fn expect(&mut self, total: usize) {
+        self.digits = total.saturating_sub(1).to_string().len().max(2);
     }
 
     /// Saves one matrix; `step` is the snapshot's training step where it is one.
@@ -297,7 +306,7 @@ impl MatrixArchive {
                 }
             })
             .collect();
-        let file = format!("{:02}_{name}.npy", self.index.len());
+        let file = format!("{:0w$}_{name}.npy", self.index.len(), w = self.digits);
         let (stimuli, units) = (matrix.stimuli(), matrix.units());
         write_npy(
             &self.out.join("matrices").join(&file),
@@ -324,6 +333,7 @@ impl MatrixArchive {
 /// Every representation of a comparison, in a [`MatrixArchive`].
 pub fn write_matrices(out: &Path, reps: &[Representation]) -> Result<()> {
     let mut archive = MatrixArchive::new(out);
+    archive.expect(reps.len());
     for r in reps {
         archive.save(&r.label, &r.source, None, &r.matrix)?;
     }
@@ -398,6 +408,31 @@ pub(crate) fn test_representation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files list in the order saved: two digits up to 100 matrices, more beyond.
+    #[test]
+    fn saved_matrices_are_named_in_the_order_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = test_representation("run:conv1.relu", 4, 2, 5);
+        let names = |expected: usize, saved: usize| {
+            let mut archive = MatrixArchive::new(dir.path());
+            archive.expect(expected);
+            for _ in 0..saved {
+                archive.save(&r.label, &r.source, None, &r.matrix).unwrap();
+            }
+            archive
+                .index
+                .iter()
+                .map(|m| m.file.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(100, 1), ["00_run_conv1.relu.npy"]);
+        let wide = names(101, 11);
+        assert_eq!(wide[10], "010_run_conv1.relu.npy");
+        let mut sorted = wide.clone();
+        sorted.sort();
+        assert_eq!(sorted, wide);
+    }
 
     #[test]
     fn with_ext_keeps_the_dots_of_measure_names() {

@@ -92,6 +92,9 @@ pub fn over_training(
             snapshots.len()
         );
     }
+    if let Some(archive) = archive.as_deref_mut() {
+        archive.expect(snapshots.len() * study.sites.len());
+    }
     let bar = crate::progress::bar(snapshots.len() as u64, "snapshots");
     let last = snapshots.last().expect("two snapshots at least");
     let final_net = study.run.load_weights(&last.weights)?;
