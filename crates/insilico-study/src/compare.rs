@@ -223,17 +223,37 @@ fn measure_by_measure(
             undefined: Vec::new(),
         })
         .collect();
+    // A representation set against itself: a symmetric measure's (b, a) is its (a, b),
+    // computed once; the asymmetric ones (PWCCA, ridge) for every ordered pair.
+    let same = std::ptr::eq(rows, columns);
+    let mut reasons = std::collections::HashMap::new();
+    let bar = if same {
+        crate::progress::bar((rows.len() * columns.len()) as u64, "pairs")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     for (i, (a, pa)) in rows.iter().zip(prepared_rows).enumerate() {
-        for (b, pb) in columns.iter().zip(prepared_columns) {
+        bar.set_message(a.label.clone());
+        for (j, (b, pb)) in columns.iter().zip(prepared_columns).enumerate() {
             let pair = PreparedPair::new(pa, pb);
-            for (&m, matrix) in measures.iter().zip(matrices.iter_mut()) {
-                let value = pair.compare(m).or_else(|e| {
-                    let e = anyhow::Error::new(e).context(format!(
-                        "{} between {} and {}",
-                        m.name(),
-                        a.label,
-                        b.label
-                    ));
+            for (k, (&m, matrix)) in measures.iter().zip(matrices.iter_mut()).enumerate() {
+                let mirrored = same && j < i && m.is_symmetric();
+                let outcome = if mirrored {
+                    let value = matrix.values[j][i];
+                    match reasons.get(&(k, j, i)) {
+                        Some(reason) => Err(anyhow::anyhow!("{reason}")),
+                        None => Ok(value),
+                    }
+                } else {
+                    pair.compare(m).map_err(|e| {
+                        if same && m.is_symmetric() {
+                            reasons.insert((k, i, j), e.to_string());
+                        }
+                        anyhow::Error::new(e)
+                    })
+                };
+                let value = outcome.or_else(|e| {
+                    let e = e.context(format!("{} between {} and {}", m.name(), a.label, b.label));
                     if when == Undefined::Fail {
                         return Err(e);
                     }
@@ -242,8 +262,10 @@ fn measure_by_measure(
                 })?;
                 matrix.values[i].push(value);
             }
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     Ok(matrices)
 }
 
@@ -466,6 +488,37 @@ mod tests {
         // Named measures (and sweeps) refuse it instead, naming the pair.
         let strict = similarity(&reps, &reps, &measures).unwrap_err();
         assert!(format!("{strict:#}").contains("cca-mean between b and b"));
+    }
+
+    /// A set against itself computes each symmetric measure once per unordered pair; the
+    /// mirrored cells equal a direct computation, and an undefined pair is reported both
+    /// ways with the labels in order.
+    #[test]
+    fn symmetric_measures_are_mirrored_and_asymmetric_ones_computed_both_ways() {
+        // CCA: a with b fits in 50 stimuli (20 + 29 units), b with c (29 + 25) does not.
+        let reps = [
+            test_representation("a", 50, 20, 1),
+            test_representation("b", 50, 29, 2),
+            test_representation("c", 50, 25, 3),
+        ];
+        let measures = [Measure::CcaMean, Measure::CkaLinear, Measure::Pwcca];
+        let (matrices, _) = similarity_where_defined(&reps, &measures).unwrap();
+        for (m, matrix) in measures.iter().zip(&matrices) {
+            for (i, x) in reps.iter().enumerate() {
+                for (j, y) in reps.iter().enumerate() {
+                    let direct = insilico_population::compare(*m, &x.matrix, &y.matrix);
+                    let value = matrix.values[i][j];
+                    match direct {
+                        Ok(d) => assert!((d - value).abs() < 1e-12, "{m:?} {i} {j}"),
+                        Err(_) => assert!(value.is_nan(), "{m:?} {i} {j}"),
+                    }
+                }
+            }
+        }
+        let cca = &matrices[0].undefined;
+        assert!(cca.iter().any(|r| r.starts_with("cca-mean between b and c: ")));
+        assert!(cca.iter().any(|r| r.starts_with("cca-mean between c and b: ")));
+        assert_eq!(cca.len(), 4, "b-b, b-c, c-b, c-c: {cca:?}");
     }
 
     #[test]
