@@ -615,16 +615,20 @@ mod tests {
         );
     }
 
+    /// `x` with `f(stimulus, unit, value)` applied to every value.
+    fn mapped(x: &Matrix, f: impl Fn(usize, usize, f64) -> f64) -> Matrix {
+        let m = x.as_faer();
+        Matrix::from_faer(Mat::from_fn(m.nrows(), m.ncols(), |i, j| {
+            f(i, j, m[(i, j)])
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn pooled_products_give_the_fits_of_each_training_set() {
         // Offset inputs, so that the training means differ from the overall ones.
         let (x, y) = synthetic_pair(200, 12, 5).unwrap();
-        let x = Matrix::from_row_major(
-            200,
-            12,
-            &x.to_row_major().iter().map(|v| v + 2.0).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let x = mapped(&x, |_, _, v| v + 2.0);
         let alphas = RidgeOptions::default().alphas(&x);
         let folds = contiguous_folds(200, 5);
         let pooled = Pooled::new(x.as_faer(), y.as_faer(), 40);
@@ -632,20 +636,11 @@ mod tests {
         same_fits(&x, &y, &folds);
         // A unit silent but in the last fold, and loud there: its training sum of squares would
         // be lost in the rounding of the whole one's, so that fold multiplies directly.
-        let loud = Matrix::from_row_major(
-            200,
-            12,
-            &x.to_row_major()
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match (i / 12 >= 160, i % 12) {
-                    (false, 0) => 0.0,
-                    (true, 0) => 1e5 * v,
-                    _ => *v,
-                })
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let loud = mapped(&x, |i, j, v| match (i >= 160, j) {
+            (false, 0) => 0.0,
+            (true, 0) => 1e5 * v,
+            _ => v,
+        });
         let pooled = Pooled::new(loud.as_faer(), y.as_faer(), 40);
         let direct = Pooled {
             pool: None,
@@ -704,12 +699,7 @@ mod tests {
     #[test]
     fn the_pooled_kernel_gives_the_fits_of_each_training_set() {
         let (x, y) = synthetic_pair(30, 40, 6).unwrap();
-        let x = Matrix::from_row_major(
-            30,
-            40,
-            &x.to_row_major().iter().map(|v| v + 2.0).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let x = mapped(&x, |_, _, v| v + 2.0);
         let y = Matrix::from_faer(y.as_faer().subcols(0, 7).to_owned()).unwrap();
         let folds = contiguous_folds(30, 4);
         let pooled = Pooled::new(x.as_faer(), y.as_faer(), 8);
@@ -719,16 +709,7 @@ mod tests {
         assert!(matches!(fit.held_out, HeldOut::Coordinates(_)));
         // The last block far from the rest: its training set lies far from the overall mean,
         // whose kernel would carry too much rounding, so it multiplies its own rows.
-        let far = Matrix::from_row_major(
-            30,
-            40,
-            &x.to_row_major()
-                .iter()
-                .enumerate()
-                .map(|(i, v)| if i / 40 >= 23 { v + 1e3 } else { *v })
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let far = mapped(&x, |i, _, v| if i >= 23 { v + 1e3 } else { v });
         let pooled = Pooled::new(far.as_faer(), y.as_faer(), 8);
         let fit = pooled.fit(&folds[3], "a").unwrap();
         assert!(matches!(fit.held_out, HeldOut::Inputs { .. }));

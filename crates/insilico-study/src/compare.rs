@@ -516,8 +516,12 @@ mod tests {
             }
         }
         let cca = &matrices[0].undefined;
-        assert!(cca.iter().any(|r| r.starts_with("cca-mean between b and c: ")));
-        assert!(cca.iter().any(|r| r.starts_with("cca-mean between c and b: ")));
+        assert!(cca
+            .iter()
+            .any(|r| r.starts_with("cca-mean between b and c: ")));
+        assert!(cca
+            .iter()
+            .any(|r| r.starts_with("cca-mean between c and b: ")));
         assert_eq!(cca.len(), 4, "b-b, b-c, c-b, c-c: {cca:?}");
     }
 
