@@ -247,11 +247,12 @@ pub fn compare_rdms(a: &Rdm, b: &Rdm, comparison: RdmComparison) -> Result<f64> 
     compare_ranked(&RankedRdm::of(a), &RankedRdm::of(b), comparison)
 }
 
-/// An RDM and its ranks, computed when first needed: compared by Spearman with several
-/// others, an RDM is ranked once (the ranking, a sort, is nearly all of the comparison).
+/// An RDM and its ranks and order, computed when first needed: compared by Spearman or
+/// Kendall's tau with several others, an RDM is sorted once (the sort is nearly all of a
+/// Spearman comparison, and half of a tau).
 pub(crate) struct RankedRdm<'r> {
     pub rdm: Cow<'r, Rdm>,
-    ranks: OnceCell<Vec<f64>>,
+    sorted: OnceCell<SortedRanks>,
 }
 
 impl<'r> RankedRdm<'r> {
@@ -262,12 +263,16 @@ impl<'r> RankedRdm<'r> {
     pub fn new(rdm: Cow<'r, Rdm>) -> Self {
         Self {
             rdm,
-            ranks: OnceCell::new(),
+            sorted: OnceCell::new(),
         }
     }
 
+    fn sorted(&self) -> &SortedRanks {
+        self.sorted.get_or_init(|| sorted_ranks(&self.rdm.upper))
+    }
+
     fn ranks(&self) -> &[f64] {
-        self.ranks.get_or_init(|| ranks(&self.rdm.upper))
+        &self.sorted().ranks
     }
 }
 
@@ -296,7 +301,7 @@ pub(crate) fn compare_ranked(
     }
     Ok(match comparison {
         RdmComparison::Spearman => pearson(a.ranks(), b.ranks()),
-        RdmComparison::KendallTauA => kendall_tau_a(&a.rdm.upper, &b.rdm.upper),
+        RdmComparison::KendallTauA => kendall_tau_a_sorted(a.sorted(), b.ranks()),
     })
 }
 
@@ -318,15 +323,22 @@ pub(crate) fn check_rsa_pair(x: &Matrix, y: &Matrix) -> Result<()> {
     )
 }
 
-/// Ranks from 1, ties given their average rank (scipy's `rankdata(method="average")`).
-pub(crate) fn ranks(values: &[f64]) -> Vec<f64> {
+/// Values' average ranks from 1 (scipy's `rankdata(method="average")`), and the order that sorts them (equal values in any order): what
+/// Spearman's correlation and Kendall's tau read of one RDM, computed once for all its pairs.
+pub(crate) struct SortedRanks {
+    pub order: Vec<u32>,
+    pub ranks: Vec<f64>,
+}
+
+pub(crate) fn sorted_ranks(values: &[f64]) -> SortedRanks {
     // Sorting (value, index) pairs keeps each comparison within one contiguous array (a
     // sort of indices that looks values up jumps through memory: slower on millions of
-    // dissimilarities).
-    let mut order: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
+    // dissimilarities). Indices fit u32: an RDM of 2^16 stimuli has 2^31 pairs.
+    let mut order: Vec<(f64, u32)> = values.iter().copied().zip(0..).collect();
     order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let mut out = vec![0.0; values.len()];
+    let mut ranks = vec![0.0; values.len()];
     let mut start = 0;
+    // `==` (not total_cmp) closes a run, so that -0.0 and 0.0 are tied.
     while start < order.len() {
         let mut end = start + 1;
         while end < order.len() && order[end].0 == order[start].0 {
@@ -334,11 +346,14 @@ pub(crate) fn ranks(values: &[f64]) -> Vec<f64> {
         }
         let average = (start + end + 1) as f64 / 2.0; // mean of ranks start+1 ..= end
         for &(_, k) in &order[start..end] {
-            out[k] = average;
+            ranks[k as usize] = average;
         }
         start = end;
     }
-    out
+    SortedRanks {
+        order: order.into_iter().map(|(_, k)| k).collect(),
+        ranks,
+    }
 }
 
 /// Pearson correlation; the caller guarantees neither input is constant.
@@ -355,81 +370,134 @@ pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
     ab / (aa * bb).sqrt()
 }
 
-/// Kendall's tau-a in `O(N log N)` (Knight 1966): sort by `a` (then `b`), count the
-/// discordant pairs as the swaps of a merge sort by `b`, and correct for ties:
+/// Kendall's tau-a in `O(N log N)` (Knight 1966), from `a`'s order and ranks and `b`'s ranks (ranks tie exactly where the
+/// values do). In `a`'s order, with each run of ties in `a` sorted by `b`, the discordant
+/// pairs are the swaps of a merge sort by `b`; with ties corrected for,
 /// `concordant - discordant = P - T_a - T_b + T_ab - 2 * swaps`, over `P = N (N - 1) / 2`.
-pub(crate) fn kendall_tau_a(a: &[f64], b: &[f64]) -> f64 {
-    // -0.0 and 0.0 are equal but sort apart under total_cmp, which would split a run of
-    // ties in `a` and count its pairs as inversions: adding 0.0 turns -0.0 into 0.0.
-    let a: Vec<f64> = a.iter().map(|v| v + 0.0).collect();
-    let b: Vec<f64> = b.iter().map(|v| v + 0.0).collect();
-    let n = a.len();
-    // Sorting the (a, b) pairs themselves keeps the sort within one array (see `ranks`).
-    let mut order: Vec<(f64, f64)> = a.iter().copied().zip(b.iter().copied()).collect();
-    order.sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)));
-    let tied_pairs = |same: &dyn Fn((f64, f64), (f64, f64)) -> bool| -> u64 {
-        let (mut total, mut run) = (0u64, 1u64);
-        for w in 1..n {
-            if same(order[w - 1], order[w]) {
-                run += 1;
-            } else {
-                total += run * (run - 1) / 2;
-                run = 1;
-            }
-        }
-        total + run * (run - 1) / 2
-    };
-    let ties_a = tied_pairs(&|p, q| p.0 == q.0);
-    let ties_ab = tied_pairs(&|p, q| p == q);
+/// No sort of the pairs is needed when `a`'s order is at hand (an RDM compared with many).
+pub(crate) fn kendall_tau_a_sorted(a: &SortedRanks, b: &[f64]) -> f64 {
+    let n = b.len();
+    let mut order: Vec<(f64, f64)> = a
+        .order
+        .iter()
+        .map(|&k| (a.ranks[k as usize], b[k as usize]))
+        .collect();
+    let mut start = 0;
+    while start < n {
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|p| p.0 == order[start].0)
+                .count();
+        order[start..end].sort_unstable_by(|p, q| p.1.total_cmp(&q.1));
+        start = end;
+    }
+    let ties_a = tied_pairs(order.iter().map(|p| p.0));
+    let ties_ab = tied_pairs(order.iter().copied());
     let mut seq: Vec<f64> = order.iter().map(|p| p.1).collect();
     let swaps = merge_count(&mut seq);
-    // seq is now sorted by b: count its ties.
-    let (mut ties_b, mut run) = (0u64, 1u64);
-    for w in 1..n {
-        if seq[w] == seq[w - 1] {
-            run += 1;
-        } else {
-            ties_b += run * (run - 1) / 2;
-            run = 1;
-        }
-    }
-    ties_b += run * (run - 1) / 2;
+    let ties_b = tied_pairs(seq.iter().copied()); // seq is now sorted by b
     let pairs = (n as u64) * (n as u64 - 1) / 2;
     let numerator =
         pairs as f64 - ties_a as f64 - ties_b as f64 + ties_ab as f64 - 2.0 * swaps as f64;
     numerator / pairs as f64
 }
 
-/// Sorts `v` ascending (merge sort) and returns the number of strictly inverted pairs.
+/// The pairs of equal neighbours counted over each run of equal items: `sum r (r - 1) / 2`.
+fn tied_pairs<T: PartialEq>(items: impl Iterator<Item = T>) -> u64 {
+    let (mut total, mut run, mut last) = (0u64, 0u64, None);
+    for item in items {
+        if last.as_ref() == Some(&item) {
+            run += 1;
+        } else {
+            total += run * run.saturating_sub(1) / 2;
+            run = 1;
+            last = Some(item);
+        }
+    }
+    total + run * run.saturating_sub(1) / 2
+}
+
+/// Sorts `v` ascending and returns the number of strictly inverted pairs: insertion sort
+/// within blocks of 32 (each shift is one inversion), then bottom-up merges between two
+/// buffers in turn (each element taken from the right half passes the rest of the left).
 fn merge_count(v: &mut [f64]) -> u64 {
-    let mut buffer = v.to_vec();
-    let mut swaps = 0u64;
+    const RUN: usize = 32;
     let n = v.len();
-    let mut width = 1;
+    let mut swaps = 0u64;
+    for block in v.chunks_mut(RUN) {
+        for i in 1..block.len() {
+            let x = block[i];
+            let mut j = i;
+            while j > 0 && block[j - 1] > x {
+                block[j] = block[j - 1];
+                j -= 1;
+            }
+            swaps += (i - j) as u64;
+            block[j] = x;
+        }
+    }
+    let mut from = v.to_vec();
+    let mut to = vec![0.0; n];
+    let mut width = RUN;
     while width < n {
-        let mut start = 0;
-        while start < n {
+        for start in (0..n).step_by(2 * width) {
             let mid = (start + width).min(n);
             let end = (start + 2 * width).min(n);
-            let (mut i, mut j, mut k) = (start, mid, start);
-            while i < mid && j < end {
-                if v[j] < v[i] {
-                    swaps += (mid - i) as u64;
-                    buffer[k] = v[j];
-                    j += 1;
-                } else {
-                    buffer[k] = v[i];
-                    i += 1;
-                }
-                k += 1;
-            }
-            buffer[k..k + mid - i].copy_from_slice(&v[i..mid]);
-            k += mid - i;
-            buffer[k..k + end - j].copy_from_slice(&v[j..end]);
-            start = end;
+            swaps += merge(&from[start..mid], &from[mid..end], &mut to[start..end]);
         }
-        v.copy_from_slice(&buffer);
+        std::mem::swap(&mut from, &mut to);
         width *= 2;
     }
+    v.copy_from_slice(&from);
     swaps
+}
+
+/// Merges sorted `left` and `right` into `out`; returns the pairs (l, r) with `r < l`.
+/// Branch-free while both halves last: on random ranks, which side comes next is a coin
+/// flip that a branch would mispredict half the time.
+fn merge(left: &[f64], right: &[f64], out: &mut [f64]) -> u64 {
+    let (mut i, mut j, mut k, mut swaps) = (0, 0, 0, 0u64);
+    while i < left.len() && j < right.len() {
+        let (l, r) = (left[i], right[j]);
+        let take_right = r < l;
+        out[k] = if take_right { r } else { l };
+        swaps += u64::from(take_right) * (left.len() - i) as u64;
+        j += usize::from(take_right);
+        i += usize::from(!take_right);
+        k += 1;
+    }
+    out[k..k + left.len() - i].copy_from_slice(&left[i..]);
+    k += left.len() - i;
+    out[k..].copy_from_slice(&right[j..]);
+    swaps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against counting every pair, at lengths around the block size and the merge widths,
+    /// with ties (values on a coarse grid).
+    #[test]
+    fn merge_count_counts_every_strict_inversion() {
+        let mut state = 7u64;
+        for n in [0, 1, 2, 31, 32, 33, 64, 65, 200, 1000] {
+            let values: Vec<f64> = (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    ((state >> 33) % 17) as f64
+                })
+                .collect();
+            let mut expected = 0u64;
+            for i in 0..n {
+                for j in i + 1..n {
+                    expected += u64::from(values[j] < values[i]);
+                }
+            }
+            let mut sorted = values.clone();
+            assert_eq!(merge_count(&mut sorted), expected, "n = {n}");
+            assert!(sorted.windows(2).all(|w| w[0] <= w[1]), "n = {n}");
+        }
+    }
 }
