@@ -323,8 +323,9 @@ pub(crate) fn check_rsa_pair(x: &Matrix, y: &Matrix) -> Result<()> {
     )
 }
 
-/// Values' average ranks from 1 (scipy's `rankdata(method="average")`), and the order that sorts them (equal values in any order): what
-/// Spearman's correlation and Kendall's tau read of one RDM, computed once for all its pairs.
+/// Values' average ranks from 1 (scipy's `rankdata(method="average")`), and the order that
+/// sorts them (equal values in any order): what Spearman's correlation and Kendall's tau
+/// read of one RDM, computed once for all its pairs.
 pub(crate) struct SortedRanks {
     pub order: Vec<u32>,
     pub ranks: Vec<f64>,
@@ -370,9 +371,10 @@ pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
     ab / (aa * bb).sqrt()
 }
 
-/// Kendall's tau-a in `O(N log N)` (Knight 1966), from `a`'s order and ranks and `b`'s ranks (ranks tie exactly where the
-/// values do). In `a`'s order, with each run of ties in `a` sorted by `b`, the discordant
-/// pairs are the swaps of a merge sort by `b`; with ties corrected for,
+/// Kendall's tau-a in `O(N log N)` (Knight 1966), from `a`'s order and ranks and `b`'s
+/// ranks (ranks tie exactly where the values do). In `a`'s order, with each run of ties in
+/// `a` sorted by `b`, the discordant pairs are the swaps of a merge sort by `b`; with ties
+/// corrected for,
 /// `concordant - discordant = P - T_a - T_b + T_ab - 2 * swaps`, over `P = N (N - 1) / 2`.
 /// No sort of the pairs is needed when `a`'s order is at hand (an RDM compared with many).
 pub(crate) fn kendall_tau_a_sorted(a: &SortedRanks, b: &[f64]) -> f64 {
