@@ -17,7 +17,7 @@ use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
-use crate::linalg::{centred, check_pair, cross, product, RightBasis};
+use crate::linalg::{centred, check_pair, cross, lower_gram, product, RightBasis};
 use crate::Matrix;
 
 /// Canonical correlations, decreasing, and their summaries.
@@ -107,13 +107,43 @@ fn check_stimuli_for_ranks(what: &'static str, n: usize, kx: usize, ky: usize) -
 /// Singular values and vectors of a small matrix, correlations clamped to `[0, 1]`
 /// (rounding can push a perfect correlation a hair above 1).
 fn small_svd(m: MatRef<'_, f64>, what: &'static str) -> Result<(Vec<f64>, Mat<f64>, Mat<f64>)> {
-    let svd = m.thin_svd().map_err(|_| Error::NoConvergence {
-        what,
-        decomposition: "SVD",
-    })?;
+    let svd = m.thin_svd().map_err(|_| no_svd(what))?;
     let k = m.nrows().min(m.ncols());
     let s = (0..k).map(|i| svd.S()[i].clamp(0.0, 1.0)).collect();
     Ok((s, svd.U().to_owned(), svd.V().to_owned()))
+}
+
+/// The canonical correlations alone, decreasing and clamped to `[0, 1]` as in
+/// [`small_svd`]: the square roots of the eigenvalues of the smaller of `W^T W` and `W W^T`.
+/// CCA and SVCCA need no canonical directions, and the eigenvalues alone of a symmetric
+/// matrix cost a fraction of an SVD: a heatmap cell (2,000 x 512, linear CKA and SVCCA)
+/// took 0.38 s with the full SVD, 0.32 s with its values alone, and 0.20-0.26 s this way.
+///
+/// The squares carry an absolute error of about `k 2^-53` (the largest is at most 1), so a
+/// correlation is exact to about `k 2^-53 / r`: to 1e-13 at `r = 1e-3`, and a correlation of
+/// 0 comes out below `sqrt(k 2^-53)` (7e-7 at `k = 4096`), where an SVD gives about
+/// `2^-53`. Summaries over hundreds of correlations do not see the difference.
+fn correlations_of(m: MatRef<'_, f64>, what: &'static str) -> Result<Vec<f64>> {
+    let m = if m.nrows() < m.ncols() {
+        m.transpose()
+    } else {
+        m
+    };
+    let squares = lower_gram(m)
+        .self_adjoint_eigenvalues(faer::Side::Lower)
+        .map_err(|_| no_svd(what))?;
+    Ok(squares
+        .into_iter()
+        .rev()
+        .map(|v| v.max(0.0).sqrt().min(1.0))
+        .collect())
+}
+
+fn no_svd(what: &'static str) -> Error {
+    Error::NoConvergence {
+        what,
+        decomposition: "SVD",
+    }
 }
 
 fn summarize(correlations: Vec<f64>, kept_x: usize, kept_y: usize) -> CcaResult {
@@ -146,7 +176,7 @@ pub(crate) fn cca_of(
 ) -> Result<CcaResult> {
     let (kx, ky) = (bx.s.len(), by.s.len());
     check_stimuli_for_ranks(CCA, n, kx, ky)?;
-    let (s, _, _) = small_svd(whitened_cross(bx, by, cross_xy, kx, ky).as_ref(), CCA)?;
+    let s = correlations_of(whitened_cross(bx, by, cross_xy, kx, ky).as_ref(), CCA)?;
     Ok(summarize(s, kx, ky))
 }
 
@@ -201,7 +231,7 @@ pub(crate) fn svcca_of(
     let kx = kept_for(&bx.s, variance_kept);
     let ky = kept_for(&by.s, variance_kept);
     check_stimuli_for_ranks(SVCCA, n, kx, ky)?;
-    let (s, _, _) = small_svd(whitened_cross(bx, by, cross_xy, kx, ky).as_ref(), SVCCA)?;
+    let s = correlations_of(whitened_cross(bx, by, cross_xy, kx, ky).as_ref(), SVCCA)?;
     Ok(summarize(s, kx, ky))
 }
 
@@ -267,4 +297,41 @@ fn projection_weights(basis: &RightBasis, coefficients: MatRef<'_, f64>) -> Vec<
         .collect();
     let total: f64 = raw.iter().sum();
     raw.iter().map(|w| w / total).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// An orthonormal `rows x cols` basis (`cols <= rows`) from the QR of a random matrix.
+    fn orthonormal(rows: usize, cols: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Mat<f64> {
+        let a = Mat::from_fn(rows, cols, |_, _| rng.random_range(-1.0..1.0));
+        a.qr().compute_thin_Q()
+    }
+
+    /// `W = P diag(r) Q^T` with orthonormal `P`, `Q` has singular values `r` by construction:
+    /// the eigenvalue route recovers them in either orientation, to `k 2^-53 / r` where they
+    /// are away from 0 and to `sqrt(k 2^-53)` at 0, and clamps rounding above 1.
+    #[test]
+    fn the_correlations_are_the_singular_values_of_the_whitened_cross() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let r = [1.0, 0.9, 0.5, 0.3, 1e-3, 0.0];
+        for (rows, cols) in [(6, 9), (9, 6), (6, 6)] {
+            let (p, q) = (
+                orthonormal(rows, 6, &mut rng),
+                orthonormal(cols, 6, &mut rng),
+            );
+            let w = Mat::from_fn(rows, cols, |i, j| {
+                (0..6).map(|k| p[(i, k)] * r[k] * q[(j, k)]).sum::<f64>()
+            });
+            let got = correlations_of(w.as_ref(), "test").unwrap();
+            assert_eq!(got.len(), 6);
+            for (g, want) in got.iter().zip(r) {
+                let tolerance = if want > 0.0 { 1e-12 } else { 1e-7 };
+                assert!((g - want).abs() < tolerance, "{rows}x{cols}: {got:?}");
+                assert!((0.0..=1.0).contains(g));
+            }
+        }
+    }
 }
