@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, Result};
@@ -335,8 +336,10 @@ pub(crate) fn sorted_ranks(values: &[f64]) -> SortedRanks {
     // Sorting (value, index) pairs keeps each comparison within one contiguous array (a
     // sort of indices that looks values up jumps through memory: slower on millions of
     // dissimilarities). Indices fit u32: an RDM of 2^16 stimuli has 2^31 pairs.
+    // On rayon's threads: the order of equal values does not matter (ties share a rank, and
+    // tau-a sorts each run of ties again).
     let mut order: Vec<(f64, u32)> = values.iter().copied().zip(0..).collect();
-    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    order.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut ranks = vec![0.0; values.len()];
     let mut start = 0;
     // `==` (not total_cmp) closes a run, so that -0.0 and 0.0 are tied.
@@ -379,9 +382,10 @@ pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
 /// No sort of the pairs is needed when `a`'s order is at hand (an RDM compared with many).
 pub(crate) fn kendall_tau_a_sorted(a: &SortedRanks, b: &[f64]) -> f64 {
     let n = b.len();
+    // A gather through millions of scattered indices: on rayon's threads (in order).
     let mut order: Vec<(f64, f64)> = a
         .order
-        .iter()
+        .par_iter()
         .map(|&k| (a.ranks[k as usize], b[k as usize]))
         .collect();
     let mut start = 0;
@@ -420,10 +424,41 @@ fn tied_pairs<T: PartialEq>(items: impl Iterator<Item = T>) -> u64 {
     total + run * run.saturating_sub(1) / 2
 }
 
-/// Sorts `v` ascending and returns the number of strictly inverted pairs: insertion sort
-/// within blocks of 32 (each shift is one inversion), then bottom-up merges between two
-/// buffers in turn (each element taken from the right half passes the rest of the left).
+/// Below this many values a count runs on one thread: the halves of a split are counted
+/// on rayon's threads, and only the merges above them are serial.
+const PARALLEL_COUNT: usize = 1 << 16;
+
+/// Sorts `v` ascending and returns the number of strictly inverted pairs (an exact count,
+/// whatever the threads). Split into about two pieces per thread: each level of splits
+/// costs a merge into a new buffer and a copy back.
 fn merge_count(v: &mut [f64]) -> u64 {
+    let pieces = 2 * rayon::current_num_threads();
+    merge_count_above(v, PARALLEL_COUNT.max(v.len() / pieces))
+}
+
+/// [`merge_count`], splitting `v` into halves counted in parallel while it is at least
+/// `parallel` long: the inversions are those within each half plus those across, which
+/// the merge of the sorted halves counts.
+fn merge_count_above(v: &mut [f64], parallel: usize) -> u64 {
+    if v.len() < parallel.max(2) {
+        return serial_merge_count(v);
+    }
+    let (left, right) = v.split_at_mut(v.len() / 2);
+    let (within_left, within_right) = rayon::join(
+        || merge_count_above(left, parallel),
+        || merge_count_above(right, parallel),
+    );
+    let mut merged = vec![0.0; v.len()];
+    let (left, right) = v.split_at(v.len() / 2);
+    let across = merge(left, right, &mut merged);
+    v.copy_from_slice(&merged);
+    within_left + within_right + across
+}
+
+/// [`merge_count`] on one thread: insertion sort within blocks of 32 (each shift is one
+/// inversion), then bottom-up merges between two buffers in turn (each element taken from
+/// the right half passes the rest of the left).
+fn serial_merge_count(v: &mut [f64]) -> u64 {
     const RUN: usize = 32;
     let n = v.len();
     let mut swaps = 0u64;
@@ -497,9 +532,17 @@ mod tests {
                     expected += u64::from(values[j] < values[i]);
                 }
             }
-            let mut sorted = values.clone();
-            assert_eq!(merge_count(&mut sorted), expected, "n = {n}");
-            assert!(sorted.windows(2).all(|w| w[0] <= w[1]), "n = {n}");
+            // Serially, and split into halves counted in parallel down to 64 values (odd
+            // halves among them: 65 = 32 + 33, 1000 down to 125 = 62 + 63).
+            for parallel in [usize::MAX, 64] {
+                let mut sorted = values.clone();
+                assert_eq!(
+                    merge_count_above(&mut sorted, parallel),
+                    expected,
+                    "n = {n}, parallel from {parallel}"
+                );
+                assert!(sorted.windows(2).all(|w| w[0] <= w[1]), "n = {n}");
+            }
         }
     }
 }
