@@ -17,7 +17,7 @@ use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
-use crate::linalg::{centred, check_pair, cross, lower_gram, product, RightBasis};
+use crate::linalg::{centred, check_pair, cross, lower_gram, product, sym_eigenvalues, RightBasis};
 use crate::Matrix;
 
 /// Canonical correlations, decreasing, and their summaries.
@@ -107,7 +107,10 @@ fn check_stimuli_for_ranks(what: &'static str, n: usize, kx: usize, ky: usize) -
 /// Singular values and vectors of a small matrix, correlations clamped to `[0, 1]`
 /// (rounding can push a perfect correlation a hair above 1).
 fn small_svd(m: MatRef<'_, f64>, what: &'static str) -> Result<(Vec<f64>, Mat<f64>, Mat<f64>)> {
-    let svd = m.thin_svd().map_err(|_| no_svd(what))?;
+    let svd = m.thin_svd().map_err(|_| Error::NoConvergence {
+        what,
+        decomposition: "SVD",
+    })?;
     let k = m.nrows().min(m.ncols());
     let s = (0..k).map(|i| svd.S()[i].clamp(0.0, 1.0)).collect();
     Ok((s, svd.U().to_owned(), svd.V().to_owned()))
@@ -129,21 +132,11 @@ fn correlations_of(m: MatRef<'_, f64>, what: &'static str) -> Result<Vec<f64>> {
     } else {
         m
     };
-    let squares = lower_gram(m)
-        .self_adjoint_eigenvalues(faer::Side::Lower)
-        .map_err(|_| no_svd(what))?;
+    let squares = sym_eigenvalues(lower_gram(m).as_ref(), what)?;
     Ok(squares
         .into_iter()
-        .rev()
         .map(|v| v.max(0.0).sqrt().min(1.0))
         .collect())
-}
-
-fn no_svd(what: &'static str) -> Error {
-    Error::NoConvergence {
-        what,
-        decomposition: "SVD",
-    }
 }
 
 fn summarize(correlations: Vec<f64>, kept_x: usize, kept_y: usize) -> CcaResult {

@@ -120,14 +120,28 @@ pub(crate) struct Eigen {
 pub(crate) fn sym_eigen(a: MatRef<'_, f64>, what: &'static str) -> Result<Eigen> {
     let evd = a
         .self_adjoint_eigen(Side::Lower)
-        .map_err(|_| Error::NoConvergence {
-            what,
-            decomposition: "symmetric eigendecomposition",
-        })?;
+        .map_err(|_| no_eigen(what))?;
     let d = a.nrows();
     let values: Vec<f64> = (0..d).rev().map(|k| evd.S()[k]).collect();
     let vectors = Mat::from_fn(d, d, |i, k| evd.U()[(i, d - 1 - k)]);
     Ok(Eigen { values, vectors })
+}
+
+/// The eigenvalues alone of a symmetric matrix (its lower triangle read), decreasing: a
+/// fraction of the cost of [`sym_eigen`], which also forms the vectors.
+pub(crate) fn sym_eigenvalues(a: MatRef<'_, f64>, what: &'static str) -> Result<Vec<f64>> {
+    let mut values = a
+        .self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|_| no_eigen(what))?;
+    values.reverse();
+    Ok(values)
+}
+
+fn no_eigen(what: &'static str) -> Error {
+    Error::NoConvergence {
+        what,
+        decomposition: "symmetric eigendecomposition",
+    }
 }
 
 /// The thin SVD `X = U diag(s) V^T` of a centred matrix, keeping the `r` directions whose
