@@ -2,16 +2,19 @@
 //! (or which file was read) and what is wrong with it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// Errors from loading representations and computing population measures.
-#[derive(Debug, thiserror::Error)]
+/// Errors from loading representations and computing population measures. `Clone`, so
+/// that a result computed once for several measures (ridge's R^2 and r) can be handed to
+/// each, error or not.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read.
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// A file was read but its contents are not a usable matrix.
     #[error("{path}: {message}")]
@@ -47,6 +50,14 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The error of a file that could not be read, for `map_err`.
+pub(crate) fn unreadable(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    |source| Error::Io {
+        path: path.to_owned(),
+        source: Arc::new(source),
+    }
+}
 
 pub(crate) fn degenerate(what: &'static str, reason: impl Into<String>) -> Error {
     Error::Degenerate {

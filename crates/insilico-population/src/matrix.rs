@@ -5,7 +5,7 @@ use std::path::Path;
 use faer::Mat;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{invalid, Error, Result};
+use crate::error::{invalid, unreadable, Error, Result};
 
 /// A population response: one row per stimulus, one column per unit, in f64.
 ///
@@ -205,10 +205,7 @@ impl Matrix {
     /// byte order, C or Fortran order; see `crate::npy`): 2-D, or 4-D `[n, c, h, w]` reduced
     /// by `reduction` (required for 4-D files).
     pub fn load_npy(path: &Path, reduction: Option<Reduction>) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(unreadable(path))?;
         let fail = |message: String| Error::Format {
             path: path.to_owned(),
             message,
@@ -237,10 +234,7 @@ impl Matrix {
     /// (`DataFrame.to_csv` without `index=False`): that column is dropped when it counts
     /// `0, 1, 2, ...`, and is an error otherwise, as it is not a unit.
     pub fn load_csv(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(unreadable(path))?;
         let fail = |message: String| Error::Format {
             path: path.to_owned(),
             message,

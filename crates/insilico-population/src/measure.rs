@@ -21,6 +21,16 @@ pub enum RidgeScore {
     Pearson,
 }
 
+impl RidgeScore {
+    /// This score of a predictivity.
+    pub fn of(self, r: &ridge::RidgeResult) -> f64 {
+        match self {
+            RidgeScore::R2 => r.median_r2,
+            RidgeScore::Pearson => r.median_pearson,
+        }
+    }
+}
+
 /// A measure of similarity between two `[stimuli, units]` representations of the same stimuli.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "measure", rename_all = "kebab-case")]
@@ -188,13 +198,11 @@ pub fn compare(measure: Measure, x: &Matrix, y: &Matrix) -> Result<f64> {
         Measure::Svcca { kept } => Ok(cca::svcca(x, y, kept)?.mean),
         Measure::Pwcca => Ok(cca::pwcca(x, y)?.value),
         Measure::Rsa { metric, comparison } => rsa::rsa(x, y, metric, comparison),
-        Measure::Ridge { score } => {
-            let r = ridge::ridge_predictivity(x, y, &ridge::RidgeOptions::default())?;
-            Ok(match score {
-                RidgeScore::R2 => r.median_r2,
-                RidgeScore::Pearson => r.median_pearson,
-            })
-        }
+        Measure::Ridge { score } => Ok(score.of(&ridge::ridge_predictivity(
+            x,
+            y,
+            &ridge::RidgeOptions::default(),
+        )?)),
     }
 }
 

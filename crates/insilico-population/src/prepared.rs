@@ -10,6 +10,7 @@
 //! crosses. Where the units outnumber the stimuli (flattened conv maps), linear and debiased
 //! CKA go through each input's `n x n` Gram matrix `X X^T`, also computed once per input,
 //! as RBF CKA goes through each input's kernel matrix (once per bandwidth).
+//! Ridge predictivity is fitted once per ordered pair, for its R^2 and its r alike.
 //! The values are those of [`crate::compare`] (the same formulas, tested against it);
 //! measures without a prepared form go to it unchanged.
 
@@ -25,6 +26,7 @@ use crate::error::Result;
 use crate::linalg::{
     centred, check_pair, cross, frobenius_sq, lower_gram, lower_inner, RightBasis,
 };
+use crate::ridge::{ridge_predictivity, RidgeOptions, RidgeResult};
 use crate::rsa::{self, RankedRdm, RdmMetric};
 use crate::{compare, Matrix, Measure};
 
@@ -127,6 +129,8 @@ pub struct PreparedPair<'p, 'a> {
     x: &'p Prepared<'a>,
     y: &'p Prepared<'a>,
     cross: OnceCell<Mat<f64>>,
+    /// `x` predicting `y`, read by both ridge scores (the fits are most of their cost).
+    ridge: OnceCell<Result<RidgeResult>>,
 }
 
 impl<'p, 'a> PreparedPair<'p, 'a> {
@@ -135,6 +139,7 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
             x,
             y,
             cross: OnceCell::new(),
+            ridge: OnceCell::new(),
         }
     }
 
@@ -190,6 +195,12 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
                 let (a, b) = (self.x.rdm(metric)?, self.y.rdm(metric)?);
                 return rsa::compare_ranked(&a, &b, comparison);
             }
+            Measure::Ridge { score } => {
+                let fitted = self
+                    .ridge
+                    .get_or_init(|| ridge_predictivity(x, y, &RidgeOptions::default()));
+                return fitted.as_ref().map(|r| score.of(r)).map_err(Clone::clone);
+            }
             _ => {}
         }
         if !(self.x.feature_space() && self.y.feature_space()) {
@@ -227,6 +238,7 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RidgeScore;
     use rand::{Rng, SeedableRng};
 
     fn random(n: usize, d: usize, seed: u64) -> Matrix {
@@ -255,6 +267,13 @@ mod tests {
             Measure::Rsa {
                 metric: RdmMetric::Euclidean,
                 comparison: rsa::RdmComparison::KendallTauA,
+            },
+            // One fit serves both scores.
+            Measure::Ridge {
+                score: RidgeScore::R2,
+            },
+            Measure::Ridge {
+                score: RidgeScore::Pearson,
             },
         ];
         // Feature space; one input wider than the stimuli; both wider (flattened maps);
