@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{invalid, Error, Result};
 use crate::linalg::check_stimuli;
 use crate::ridge::{argmin, Fit, Pooled, RidgeOptions};
-use crate::Matrix;
+use crate::{Matrix, Prepared};
 
 /// Cross-validated accuracy of decoding the class from the top-k components.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,7 +60,18 @@ fn indicators(labels: &[usize], classes: usize) -> Mat<f64> {
 
 /// Decodability of `labels` (classes `0..=max`) from `x`'s top principal components.
 pub fn decodability(x: &Matrix, labels: &[usize], options: &RidgeOptions) -> Result<Decodability> {
+    decodability_of(&Prepared::new(x), labels, options)
+}
+
+/// [`decodability`] from a prepared input, whose centred values and Gram matrix the folds'
+/// fits share with other measures of it (PCA: [`crate::pca_of`]).
+pub fn decodability_of(
+    p: &Prepared<'_>,
+    labels: &[usize],
+    options: &RidgeOptions,
+) -> Result<Decodability> {
     const WHAT: &str = "decodability";
+    let x = p.matrix();
     if labels.len() != x.stimuli() {
         return Err(Error::StimulusMismatch {
             what: WHAT,
@@ -78,7 +89,7 @@ pub fn decodability(x: &Matrix, labels: &[usize], options: &RidgeOptions) -> Res
     let folds = stratified_folds(labels, options.folds);
     let targets = indicators(labels, classes);
     let largest = folds.iter().map(Vec::len).max().unwrap_or(0);
-    let pooled = Pooled::new(x.as_faer(), targets.as_ref(), largest);
+    let pooled = Pooled::new(p, targets.as_ref(), largest);
     let fits: Vec<Fit> = folds
         .iter()
         .map(|test| pooled.fit(test, WHAT))

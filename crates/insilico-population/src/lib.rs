@@ -33,7 +33,7 @@ mod tsne;
 pub use bench::{bench_population, BenchTiming};
 pub use cca::{cca, pwcca, svcca, CcaResult, PwccaResult, WeightedSide};
 pub use cka::{cka_debiased, cka_linear, cka_rbf};
-pub use decode::{decodability, Decodability};
+pub use decode::{decodability, decodability_of, Decodability};
 pub use error::{Error, Result};
 pub use matrix::{Matrix, Reduction};
 pub use measure::{
@@ -42,7 +42,7 @@ pub use measure::{
 pub use prepared::{Prepared, PreparedPair};
 pub use ridge::{ridge_predictivity, RidgeOptions, RidgeResult};
 pub use rsa::{compare_rdms, rdm, rsa, Rdm, RdmComparison, RdmMetric};
-pub use spectrum::{participation_ratio, pca, pca_embedding, spectrum, Pca, Spectrum};
+pub use spectrum::{participation_ratio, pca, pca_embedding, pca_of, spectrum, Pca, Spectrum};
 pub use tsne::{tsne, TsneInit, TsneOptions};
 
 /// Threads for the linear algebra (faer's global parallelism): 1 runs sequentially, 0

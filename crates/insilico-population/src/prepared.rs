@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 
 use crate::cca::{cca_of, check_variance_kept, svcca_of, SUMMED_RANKS};
 use crate::cka::{self, Moments};
@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::linalg::{
     centred, check_pair, cross, frobenius_sq, lower_gram, lower_inner, RightBasis,
 };
-use crate::ridge::{ridge_predictivity, RidgeOptions, RidgeResult};
+use crate::ridge::{predictivity, RidgeOptions, RidgeResult};
 use crate::rsa::{self, RankedRdm, RdmMetric};
 use crate::{compare, Matrix, Measure};
 
@@ -59,6 +59,15 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    pub(crate) fn matrix(&self) -> &'a Matrix {
+        self.matrix
+    }
+
+    /// The input, each column minus its mean.
+    pub(crate) fn centred(&self) -> MatRef<'_, f64> {
+        self.centred.as_ref()
+    }
+
     /// Fewer units than stimuli: the `d x d` Gram is the small one.
     fn feature_space(&self) -> bool {
         self.matrix.units() < self.matrix.stimuli()
@@ -66,12 +75,12 @@ impl<'a> Prepared<'a> {
 
     /// The lower triangle of `X^T X`: all that CKA's norm (`lower_inner`, as `cka_linear`
     /// computes it) and the eigendecomposition behind the basis read.
-    fn gram(&self) -> &Mat<f64> {
+    pub(crate) fn gram(&self) -> &Mat<f64> {
         self.gram.get_or_init(|| lower_gram(self.centred.as_ref()))
     }
 
     /// The lower triangle of the `n x n` Gram matrix `X X^T` of the centred stimuli.
-    fn stimulus_gram(&self) -> &Mat<f64> {
+    pub(crate) fn stimulus_gram(&self) -> &Mat<f64> {
         self.stimulus_gram
             .get_or_init(|| lower_gram(self.centred.transpose()))
     }
@@ -96,7 +105,7 @@ impl<'a> Prepared<'a> {
         })
     }
 
-    fn basis(&self, what: &'static str) -> Result<&RightBasis> {
+    pub(crate) fn basis(&self, what: &'static str) -> Result<&RightBasis> {
         if let Some(b) = self.basis.get() {
             return Ok(b);
         }
@@ -198,7 +207,7 @@ impl<'p, 'a> PreparedPair<'p, 'a> {
             Measure::Ridge { score } => {
                 let fitted = self
                     .ridge
-                    .get_or_init(|| ridge_predictivity(x, y, &RidgeOptions::default()));
+                    .get_or_init(|| predictivity(self.x, y, &RidgeOptions::default()));
                 return fitted.as_ref().map(|r| score.of(r)).map_err(Clone::clone);
             }
             _ => {}

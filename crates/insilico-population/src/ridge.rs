@@ -22,6 +22,7 @@ use crate::linalg::{
     check_pair, column_means, cross, kept_eigen, lower_gram, product, scale_columns, RightBasis,
     ThinSvd,
 };
+use crate::prepared::Prepared;
 use crate::Matrix;
 
 /// Settings for [`ridge_predictivity`] and [`crate::decodability`].
@@ -129,28 +130,31 @@ enum HeldOut {
 /// The inputs and targets centred once, for the fits of every fold, with the products over
 /// all stimuli that each training set takes its own from (see [`Pool`]), so that the folds
 /// together multiply each stimulus once instead of `folds - 1` times.
-pub(crate) struct Pooled {
-    x: Mat<f64>,
+pub(crate) struct Pooled<'p> {
+    /// The inputs centred over all stimuli, and their Gram matrices, from a [`Prepared`]
+    /// input that other measures of it share (PCA in a population run, CKA and CCA in a
+    /// comparison).
+    x: MatRef<'p, f64>,
     y: Mat<f64>,
     y_mean: Vec<f64>,
-    pool: Option<Pool>,
+    pool: Option<Pool<'p>>,
 }
 
 /// Products over all stimuli (centred), shared by the folds.
-enum Pool {
+enum Pool<'p> {
     /// Every training set has at least as many stimuli as units: `X^T X` and `X^T Y`; a
     /// training set's are these minus its test rows' (and a mean correction).
-    Features(Products),
+    Features(Products<'p>),
     /// Some training set has fewer stimuli than units: the lower triangle of the `n x n`
     /// kernel `X X^T`; a training set's is its rows and columns, centred on its own means
     /// algebraically, and the held-out rows against them give the test coordinates.
-    Stimuli(Mat<f64>),
+    Stimuli(MatRef<'p, f64>),
 }
 
 /// Centred products over all stimuli.
-struct Products {
+struct Products<'p> {
     /// The lower triangle of `X^T X`.
-    gram: Mat<f64>,
+    gram: MatRef<'p, f64>,
     /// `X^T Y`.
     cross: Mat<f64>,
     /// Each target's sum of squares (the inputs' are the Gram diagonal).
@@ -166,22 +170,22 @@ const MAX_POOLING_RATIO: f64 = 1e4;
 /// A fold's solution: `u`, `s`, `U^T Y` and the held-out side.
 type Solved = (Mat<f64>, Vec<f64>, Mat<f64>, HeldOut);
 
-impl Pooled {
+impl<'p> Pooled<'p> {
     /// `largest_test`: the most stimuli any fold holds out.
-    pub fn new(x: MatRef<'_, f64>, y: MatRef<'_, f64>, largest_test: usize) -> Self {
-        let (mut xc, mut yc) = (x.to_owned(), y.to_owned());
-        centre_in_place(&mut xc);
+    pub fn new(x: &'p Prepared<'_>, y: MatRef<'_, f64>, largest_test: usize) -> Self {
+        let xc = x.centred();
+        let mut yc = y.to_owned();
         let y_mean = centre_in_place(&mut yc);
         // As `RightBasis::of_centred` chooses: the smaller Gram matrix of the smallest
         // training set.
-        let pool = if x.ncols() + largest_test <= x.nrows() {
+        let pool = if xc.ncols() + largest_test <= xc.nrows() {
             Pool::Features(Products {
-                gram: lower_gram(xc.as_ref()),
-                cross: cross(xc.as_ref(), yc.as_ref()),
+                gram: x.gram().as_ref(),
+                cross: cross(xc, yc.as_ref()),
                 y_squares: squares(yc.as_ref()),
             })
         } else {
-            Pool::Stimuli(lower_gram(xc.transpose()))
+            Pool::Stimuli(x.stimulus_gram().as_ref())
         };
         Self {
             x: xc,
@@ -198,9 +202,7 @@ impl Pooled {
         // The training means, in the coordinates of the data centred over all stimuli.
         let my = centre_in_place(&mut yt);
         let kernel_fit = match &self.pool {
-            Some(Pool::Stimuli(kernel)) => {
-                fit_from_kernel(kernel.as_ref(), &train, test, &yt, what)?
-            }
+            Some(Pool::Stimuli(kernel)) => fit_from_kernel(*kernel, &train, test, &yt, what)?,
             _ => None,
         };
         let (u, s, uty, held_out) = match kernel_fit {
@@ -229,7 +231,7 @@ impl Pooled {
         my: &[f64],
         what: &'static str,
     ) -> Result<Solved> {
-        let mut xt = select_rows(self.x.as_ref(), train);
+        let mut xt = select_rows(self.x, train);
         let mx = centre_in_place(&mut xt);
         let products = match &self.pool {
             Some(Pool::Features(p))
@@ -249,7 +251,7 @@ impl Pooled {
             }
         };
         let held = HeldOut::Inputs {
-            x: minus_means(select_rows(self.x.as_ref(), test).as_ref(), &mx),
+            x: minus_means(select_rows(self.x, test).as_ref(), &mx),
             v: svd.v,
         };
         Ok((svd.u, svd.s, uty, held))
@@ -262,13 +264,13 @@ impl Pooled {
         &self,
         Products {
             gram, cross: xty, ..
-        }: &Products,
+        }: &Products<'_>,
         test: &[usize],
         xt: &Mat<f64>,
         (mx, my): (&[f64], &[f64]),
         what: &'static str,
     ) -> Result<(ThinSvd, Mat<f64>)> {
-        let xs = select_rows(self.x.as_ref(), test);
+        let xs = select_rows(self.x, test);
         let ys = select_rows(self.y.as_ref(), test);
         let n = xt.nrows() as f64;
         let held_gram = lower_gram(xs.as_ref());
@@ -535,14 +537,25 @@ pub(crate) fn argmin(values: impl Iterator<Item = f64>) -> usize {
 /// each target unit is chosen from the grid by leave-one-out error. Equivalent to
 /// `cross_val_predict(RidgeCV(alphas, alpha_per_target=True), X, Y, cv=KFold(folds))`.
 pub fn ridge_predictivity(x: &Matrix, y: &Matrix, options: &RidgeOptions) -> Result<RidgeResult> {
+    predictivity(&Prepared::new(x), y, options)
+}
+
+/// [`ridge_predictivity`] from a prepared input, whose centred values and Gram matrices the
+/// fits share with the other measures of it.
+pub(crate) fn predictivity(
+    px: &Prepared<'_>,
+    y: &Matrix,
+    options: &RidgeOptions,
+) -> Result<RidgeResult> {
     const WHAT: &str = "ridge predictivity";
+    let x = px.matrix();
     check_pair(x, y, WHAT, 2, "cross-validation needs stimuli")?;
     options.check(WHAT, x.stimuli())?;
     let alphas = options.alphas(x);
     let n = x.stimuli();
     let folds = contiguous_folds(n, options.folds);
     let largest = folds.iter().map(Vec::len).max().unwrap_or(0);
-    let pooled = Pooled::new(x.as_faer(), y.as_faer(), largest);
+    let pooled = Pooled::new(px, y.as_faer(), largest);
     let mut predicted = Mat::<f64>::zeros(n, y.units());
     for test in &folds {
         let fit = pooled.fit(test, WHAT)?;
@@ -631,7 +644,8 @@ mod tests {
         let x = mapped(&x, |_, _, v| v + 2.0);
         let alphas = RidgeOptions::default().alphas(&x);
         let folds = contiguous_folds(200, 5);
-        let pooled = Pooled::new(x.as_faer(), y.as_faer(), 40);
+        let px = Prepared::new(&x);
+        let pooled = Pooled::new(&px, y.as_faer(), 40);
         assert!(matches!(pooled.pool, Some(Pool::Features(_))));
         same_fits(&x, &y, &folds);
         // A unit silent but in the last fold, and loud there: its training sum of squares would
@@ -641,10 +655,11 @@ mod tests {
             (true, 0) => 1e5 * v,
             _ => v,
         });
-        let pooled = Pooled::new(loud.as_faer(), y.as_faer(), 40);
+        let loud = Prepared::new(&loud);
+        let pooled = Pooled::new(&loud, y.as_faer(), 40);
         let direct = Pooled {
             pool: None,
-            ..Pooled::new(loud.as_faer(), y.as_faer(), 40)
+            ..Pooled::new(&loud, y.as_faer(), 40)
         };
         let last = &folds[4];
         let (a, b) = (
@@ -665,10 +680,11 @@ mod tests {
     fn same_fits(x: &Matrix, y: &Matrix, folds: &[Vec<usize>]) {
         let largest = folds.iter().map(Vec::len).max().unwrap();
         let alphas = RidgeOptions::default().alphas(x);
-        let pooled = Pooled::new(x.as_faer(), y.as_faer(), largest);
+        let px = Prepared::new(x);
+        let pooled = Pooled::new(&px, y.as_faer(), largest);
         let direct = Pooled {
             pool: None,
-            ..Pooled::new(x.as_faer(), y.as_faer(), largest)
+            ..Pooled::new(&px, y.as_faer(), largest)
         };
         for test in folds {
             let (a, b) = (
@@ -702,7 +718,8 @@ mod tests {
         let x = mapped(&x, |_, _, v| v + 2.0);
         let y = Matrix::from_faer(y.as_faer().subcols(0, 7).to_owned()).unwrap();
         let folds = contiguous_folds(30, 4);
-        let pooled = Pooled::new(x.as_faer(), y.as_faer(), 8);
+        let px = Prepared::new(&x);
+        let pooled = Pooled::new(&px, y.as_faer(), 8);
         assert!(matches!(pooled.pool, Some(Pool::Stimuli(_))));
         same_fits(&x, &y, &folds);
         let fit = pooled.fit(&folds[3], "a").unwrap();
@@ -710,7 +727,8 @@ mod tests {
         // The last block far from the rest: its training set lies far from the overall mean,
         // whose kernel would carry too much rounding, so it multiplies its own rows.
         let far = mapped(&x, |i, _, v| if i >= 23 { v + 1e3 } else { v });
-        let pooled = Pooled::new(far.as_faer(), y.as_faer(), 8);
+        let far = Prepared::new(&far);
+        let pooled = Pooled::new(&far, y.as_faer(), 8);
         let fit = pooled.fit(&folds[3], "a").unwrap();
         assert!(matches!(fit.held_out, HeldOut::Inputs { .. }));
         let fit = pooled.fit(&folds[0], "a").unwrap();
@@ -719,7 +737,7 @@ mod tests {
         let (x, y) = synthetic_pair(50, 38, 7).unwrap();
         let folds = contiguous_folds(50, 4);
         assert!(matches!(
-            Pooled::new(x.as_faer(), y.as_faer(), 13).pool,
+            Pooled::new(&Prepared::new(&x), y.as_faer(), 13).pool,
             Some(Pool::Stimuli(_))
         ));
         same_fits(&x, &y, &folds);

@@ -154,11 +154,12 @@ mod tests {
     use super::*;
     use crate::bench::synthetic_pair;
     use crate::ridge::{contiguous_folds, Pooled, RidgeOptions};
-    use crate::Matrix;
+    use crate::{Matrix, Prepared};
 
-    fn fits(x: MatRef<'_, f64>, y: MatRef<'_, f64>) -> Vec<Fit> {
-        let folds = contiguous_folds(x.nrows(), 3);
-        let pooled = Pooled::new(x, y, folds[0].len());
+    fn fits(x: &Matrix, y: MatRef<'_, f64>) -> Vec<Fit> {
+        let folds = contiguous_folds(x.stimuli(), 3);
+        let px = Prepared::new(x);
+        let pooled = Pooled::new(&px, y, folds[0].len());
         folds
             .iter()
             .map(|t| pooled.fit(t, "test").unwrap())
@@ -193,7 +194,7 @@ mod tests {
         // The benchmark's construction (y = x W / sqrt(d) + 0.5 noise) at 400 x 24.
         let (x, y) = synthetic_pair(400, 24, 3).unwrap();
         let alphas = RidgeOptions::default().alphas(&x);
-        for fit in fits(x.as_faer(), y.as_faer()) {
+        for fit in fits(&x, y.as_faer()) {
             let bounded = checked_bounds(&fit, &alphas);
             // Useful: far tighter than the tenfold steps of the penalty grid.
             for &(estimate, bound) in bounded.iter().flatten() {
@@ -212,7 +213,7 @@ mod tests {
         let tiny: Vec<f64> = y.to_row_major().iter().map(|v| v * 1e-40).collect();
         let tiny = Matrix::from_row_major(200, 8, &tiny).unwrap();
         let alphas = RidgeOptions::default().alphas(&x);
-        for fit in fits(x.as_faer(), tiny.as_faer()) {
+        for fit in fits(&x, tiny.as_faer()) {
             checked_bounds(&fit, &alphas);
             assert_eq!(best_penalties(&fit, &alphas), f64_choices(&fit, &alphas));
         }
@@ -235,7 +236,7 @@ mod tests {
         .unwrap();
         let grid = RidgeOptions::default().alphas(&x);
         let alphas = [grid[0], grid[0], grid[3], grid[6]];
-        for fit in fits(xf, targets.as_faer()) {
+        for fit in fits(&x, targets.as_faer()) {
             let bounded = bounded_errors(&fit, &alphas);
             assert_eq!(certain_best(&bounded, 2), None, "the constant target");
             let chosen = best_penalties(&fit, &alphas);

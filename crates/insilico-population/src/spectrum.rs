@@ -5,8 +5,8 @@ use faer::{ColRef, Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, Result};
-use crate::linalg::{centred, check_stimuli, cross, kept_eigen, lower_gram, product, RightBasis};
-use crate::Matrix;
+use crate::linalg::{check_stimuli, cross, kept_eigen, product};
+use crate::{Matrix, Prepared};
 
 /// The PCA spectrum of a `[stimuli, units]` matrix.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,16 +50,23 @@ pub struct Pca {
 /// The principal components. Needs 2 stimuli; a representation whose units are all constant
 /// is an error (its spectrum is empty).
 pub fn pca(x: &Matrix) -> Result<Pca> {
+    pca_of(&Prepared::new(x))
+}
+
+/// [`pca`] of a prepared input, whose centred values and Gram matrix other measures of it
+/// share (class decodability: [`crate::decodability_of`]).
+pub fn pca_of(p: &Prepared<'_>) -> Result<Pca> {
     const WHAT: &str = "PCA";
+    let x = p.matrix();
     check_stimuli(x, WHAT, 2, "a variance needs two stimuli")?;
-    let xc = centred(x.as_faer());
+    let xc = p.centred();
     let (s, scores) = if xc.ncols() > xc.nrows() {
-        wide_scores(xc.as_ref())?
+        wide_scores(xc, p.stimulus_gram().as_ref())?
     } else {
-        let basis = RightBasis::of_centred(xc.as_ref(), WHAT)?;
+        let basis = p.basis(WHAT)?;
         let v = basis.v.as_ref().subcols(0, basis.s.len().min(2));
-        let scores = product(xc.as_ref(), signed(v.to_owned()).as_ref());
-        (basis.s, scores)
+        let scores = product(xc, signed(v.to_owned()).as_ref());
+        (basis.s.clone(), scores)
     };
     let score = |i: usize, k: usize| {
         if k < scores.ncols() {
@@ -79,8 +86,9 @@ pub fn pca(x: &Matrix) -> Result<Pca> {
 /// More units than stimuli: the eigenvectors `u_k` of the `n x n` kernel `X X^T` give the
 /// scores `X v_k = s_k u_k` directly. Of the loadings `v_k = X^T u_k / s_k` only the first
 /// two are formed, for their signs (all of `V` is `units x n`).
-fn wide_scores(xc: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
-    let (s, u) = kept_eigen(lower_gram(xc.transpose()).as_ref(), "PCA")?;
+/// `kernel`: the lower triangle of `X X^T`.
+fn wide_scores(xc: MatRef<'_, f64>, kernel: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
+    let (s, u) = kept_eigen(kernel, "PCA")?;
     let kept = s.len().min(2);
     let loadings = cross(xc, u.as_ref().subcols(0, kept));
     let signs: Vec<f64> = (0..kept)

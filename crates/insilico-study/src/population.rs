@@ -12,8 +12,8 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use insilico_engine::{Activation, RunDir};
 use insilico_population::{
-    decodability, pca, tsne, Decodability, Matrix, Pca, Reduction, RidgeOptions, Spectrum,
-    TsneOptions,
+    decodability_of, pca_of, tsne, Decodability, Matrix, Pca, Prepared, Reduction, RidgeOptions,
+    Spectrum, TsneOptions,
 };
 use insilico_report::{write_csv, write_json, write_npy, LinePlot, Scatter, Series};
 use serde::{Deserialize, Serialize};
@@ -214,12 +214,16 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
         bar.set_message(site.clone());
         let x = to_matrix(&study.record(site)?, opts.reduction)
             .with_context(|| format!("site {site}"))?;
-        let pca = pca(&x).with_context(|| format!("site {site}"))?;
         let ridge = RidgeOptions {
             folds: opts.folds,
             ..RidgeOptions::default()
         };
-        let decoding = decodability(&x, &labels, &ridge).with_context(|| format!("site {site}"))?;
+        // One centred copy and one Gram matrix for both (dropped before t-SNE).
+        let prepared = Prepared::new(&x);
+        let pca = pca_of(&prepared).with_context(|| format!("site {site}"))?;
+        let decoding =
+            decodability_of(&prepared, &labels, &ridge).with_context(|| format!("site {site}"))?;
+        drop(prepared);
         let embedded = embed(study, site, &x, &pca, &labels, opts)?;
         sites.push(SitePopulation {
             site: site.clone(),
