@@ -194,7 +194,17 @@ fn rbf_gram(xc: MatRef<'_, f64>, bandwidth: f64) -> Result<Mat<f64>> {
         ));
     }
     let scale = 2.0 * bandwidth * bandwidth * median;
-    Ok(Mat::from_fn(n, n, |i, j| (-sq[(i, j)] / scale).exp()))
+    // `exp(-d) - 1` rather than `exp(-d)`: centring removes the constant, and at a large
+    // bandwidth (kernel values near 1) `exp` would leave only the rounding of 1 to centre.
+    // Then the kernel tends to the linear one, and RBF CKA to linear CKA, as it must.
+    let k = Mat::from_fn(n, n, |i, j| (-sq[(i, j)] / scale).exp_m1());
+    if (0..n).all(|j| k.col_as_slice(j).iter().all(|&v| v == 0.0)) {
+        return Err(degenerate(
+            RBF,
+            format!("bandwidth {bandwidth} x the median distance makes every kernel value 1 to f64 precision; choose a smaller bandwidth"),
+        ));
+    }
+    Ok(k)
 }
 
 /// numpy's median: the mean of the two middle values for an even count.

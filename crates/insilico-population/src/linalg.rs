@@ -12,23 +12,40 @@ use crate::Matrix;
 /// every direction whose singular value is above `1e-5` of the largest.
 pub(crate) const RANK_TOLERANCE: f64 = 1e-10;
 
-/// The columns of `x` minus their means.
+/// The mean of `values`, exactly their common value where they are all equal. The sum of
+/// `n` copies of `v` over `n` is not always `v` in floating point (0.1 ten times sums to
+/// 0.9999999999999999), and a constant unit centred on such a mean would keep a variance of
+/// about 1e-32: enough for a measure to take it for a direction, where it must be the dead
+/// unit that it is (an error, or left out). `values` must not be empty.
+pub(crate) fn mean_of(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut n, mut first, mut constant) = (0.0, 0usize, None, true);
+    for v in values {
+        let f = *first.get_or_insert(v);
+        constant &= v == f;
+        sum += v;
+        n += 1;
+    }
+    match first {
+        Some(f) if constant => f,
+        _ => sum / n as f64,
+    }
+}
+
+/// The columns of `x` minus their means ([`mean_of`]: a constant column becomes exactly 0).
 pub(crate) fn centred(x: MatRef<'_, f64>) -> Mat<f64> {
-    let n = x.nrows() as f64;
     let mut out = x.to_owned();
     for j in 0..out.ncols() {
         let col = out.col_as_slice_mut(j);
-        let mean = col.iter().sum::<f64>() / n;
+        let mean = mean_of(col.iter().copied());
         col.iter_mut().for_each(|v| *v -= mean);
     }
     out
 }
 
-/// The column means of `x`.
+/// The column means of `x` (see [`mean_of`]).
 pub(crate) fn column_means(x: MatRef<'_, f64>) -> Vec<f64> {
-    let n = x.nrows() as f64;
     (0..x.ncols())
-        .map(|j| x.col(j).iter().sum::<f64>() / n)
+        .map(|j| mean_of(x.col(j).iter().copied()))
         .collect()
 }
 

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{degenerate, invalid, Result};
 use crate::linalg::{
-    check_pair, column_means, cross, kept_eigen, lower_gram, product, scale_columns, RightBasis,
-    ThinSvd,
+    check_pair, column_means, cross, kept_eigen, lower_gram, mean_of, product, scale_columns,
+    RightBasis, ThinSvd,
 };
 use crate::prepared::Prepared;
 use crate::Matrix;
@@ -580,7 +580,7 @@ fn score(y: &Matrix, predicted: MatRef<'_, f64>, alphas: Vec<f64>) -> Result<Rid
     for t in 0..y.units() {
         let truth: Vec<f64> = y.as_faer().col(t).iter().copied().collect();
         let guess: Vec<f64> = predicted.col(t).iter().copied().collect();
-        let mean = truth.iter().sum::<f64>() / truth.len() as f64;
+        let mean = mean_of(truth.iter().copied());
         let total: f64 = truth.iter().map(|v| (v - mean).powi(2)).sum();
         if total <= 0.0 {
             constant_targets.push(t);

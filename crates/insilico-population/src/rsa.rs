@@ -362,8 +362,8 @@ pub(crate) fn sorted_ranks(values: &[f64]) -> SortedRanks {
 
 /// Pearson correlation; the caller guarantees neither input is constant.
 pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let mean = |v: &[f64]| crate::linalg::mean_of(v.iter().copied());
+    let (ma, mb) = (mean(a), mean(b));
     let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
     for (x, y) in a.iter().zip(b) {
         let (dx, dy) = (x - ma, y - mb);

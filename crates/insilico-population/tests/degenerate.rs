@@ -117,20 +117,37 @@ fn rank_deficient_layers_are_reduced_to_their_rank() {
     assert_eq!(s.eigenvalues.len(), 4);
 }
 
+/// Every stimulus evoking the same response, whose mean floating point does not give back
+/// exactly: 0.1 summed 40 times and divided by 40 is not 0.1.
+fn same_response_everywhere(n: usize) -> Mat<f64> {
+    let response = [0.1, 1.0 / 3.0, 0.7, -2.3e-5, 12345.6789];
+    let constant = Mat::from_fn(n, response.len(), |_, j| response[j]);
+    let naive_mean = |j: usize| (0..n).map(|_| response[j]).sum::<f64>() / n as f64;
+    assert!(
+        (0..response.len()).any(|j| naive_mean(j) != response[j]),
+        "the test needs a mean that rounds"
+    );
+    constant
+}
+
 #[test]
 fn all_constant_representation_is_an_error_not_nan() {
-    let zeros = matrix(&Mat::zeros(40, 5));
     let x = matrix(&gaussian(40, 5, 9));
-    for measure in Measure::all() {
-        match compare(measure, &zeros, &x) {
-            Err(Error::Degenerate { .. }) => {}
-            other => panic!(
-                "{}: expected a degenerate-input error, got {other:?}",
-                measure.name()
-            ),
+    for constant in [Mat::zeros(40, 5), same_response_everywhere(40)] {
+        let constant = matrix(&constant);
+        for measure in Measure::all() {
+            match compare(measure, &constant, &x) {
+                Err(Error::Degenerate { .. }) => {}
+                other => panic!(
+                    "{}: expected a degenerate-input error, got {other:?}",
+                    measure.name()
+                ),
+            }
         }
+        assert!(matches!(spectrum(&constant), Err(Error::Degenerate { .. })));
+        let r = ridge_predictivity(&x, &constant, &RidgeOptions::default());
+        assert!(matches!(r, Err(Error::Degenerate { .. })), "{r:?}");
     }
-    assert!(matches!(spectrum(&zeros), Err(Error::Degenerate { .. })));
 }
 
 #[test]
@@ -145,10 +162,19 @@ fn dead_units_give_finite_values_or_errors_for_every_measure() {
             assert!(v.is_finite(), "{}: {v}", measure.name());
         }
     }
-    // Dead target units are excluded from the ridge medians and listed.
+    // Dead target units are excluded from the ridge medians and listed, silent or stuck at
+    // a value whose mean rounds.
     let r = ridge_predictivity(&matrix(&x), &dy, &RidgeOptions::default()).unwrap();
     assert_eq!(r.constant_targets, vec![6, 7]);
     assert!(r.median_r2.is_finite() && r.r2[6].is_nan());
+    let stuck = same_response_everywhere(100);
+    let y_stuck = Mat::from_fn(
+        100,
+        11,
+        |i, j| if j < 6 { y[(i, j)] } else { stuck[(i, j - 6)] },
+    );
+    let r = ridge_predictivity(&matrix(&x), &matrix(&y_stuck), &RidgeOptions::default()).unwrap();
+    assert_eq!(r.constant_targets, vec![6, 7, 8, 9, 10]);
 }
 
 #[test]

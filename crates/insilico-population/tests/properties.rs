@@ -103,6 +103,29 @@ fn cca_is_invariant_to_invertible_linear_maps() {
     approx("SVCCA keeping all directions", full.mean, base.mean, 1e-8);
 }
 
+/// `exp(-d / 2s^2) = 1 - d / 2s^2 + O(s^-4)`, and centring removes the 1 and, of the
+/// squared distances `|x_i|^2 + |x_j|^2 - 2 x_i.x_j`, all but the inner products: as the
+/// bandwidth grows the centred RBF kernel tends to a multiple of the linear one, and RBF CKA
+/// to linear CKA (the relative error falls as `1/s^2`).
+#[test]
+fn rbf_cka_tends_to_linear_cka_as_the_bandwidth_grows() {
+    let (x, y) = related_pair(60, 5, 7, 31);
+    let (x, y) = (matrix(&x), matrix(&y));
+    let linear = cka_linear(&x, &y).unwrap();
+    let gap = |bandwidth: f64| (cka_rbf(&x, &y, bandwidth).unwrap() - linear).abs();
+    assert!(gap(1.0) > 1e-3, "the narrow kernel differs: {}", gap(1.0));
+    for bandwidth in [1e3, 1e5, 1e7, 1e9] {
+        assert!(
+            gap(bandwidth) < 1e-5,
+            "bandwidth {bandwidth}: off by {}",
+            gap(bandwidth)
+        );
+    }
+    // So wide that every distance over it underflows: said, not taken for constant units.
+    let err = cka_rbf(&x, &y, 1e200).unwrap_err().to_string();
+    assert!(err.contains("smaller bandwidth"), "{err}");
+}
+
 #[test]
 fn debiased_cka_of_independent_data_is_near_zero_but_biased_is_not() {
     // For independent Gaussian X [n, p] and Y [n, q], E||X^T Y||^2 = n p q and
