@@ -119,7 +119,7 @@ impl fmt::Display for MemoryEstimate {
 }
 
 /// "12.3 GB" (10^9 bytes), or MB below a gigabyte.
-fn gb(bytes: f64) -> String {
+pub fn gb(bytes: f64) -> String {
     if bytes >= 1e9 {
         format!("{:.1} GB", bytes / 1e9)
     } else {

@@ -312,18 +312,48 @@ impl RunDir {
     }
 
     /// The run's snapshots in training order (empty when it kept none), from `index.csv`;
-    /// an index naming a missing snapshot is an error that names both.
+    /// an index naming a missing snapshot is an error that names both, and so is a
+    /// damaged index (see [`check_snapshot_row`]) or one that lists nothing while
+    /// complete snapshot folders exist.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
         let index = self.snapshots_dir().join("index.csv");
-        if !index.exists() {
-            return Ok(Vec::new());
+        let listed = if index.exists() {
+            self.read_snapshot_index(&index)?
+        } else {
+            Vec::new()
+        };
+        if listed.is_empty() {
+            self.refuse_unindexed_snapshots(&index)?;
         }
-        let mut reader = csv::Reader::from_path(&index)
+        Ok(listed)
+    }
+
+    /// The rows of `index.csv` as [`write_snapshot_index`](Self::write_snapshot_index)
+    /// writes them: the header `step,epoch`, then one row per snapshot, ascending.
+    fn read_snapshot_index(&self, index: &Path) -> Result<Vec<Snapshot>> {
+        let mut reader = csv::Reader::from_path(index)
             .with_context(|| format!("cannot read {}", index.display()))?;
-        let mut out = Vec::new();
-        for (i, row) in reader.deserialize::<(usize, f64)>().enumerate() {
-            let (step, epoch) =
-                row.with_context(|| format!("{}: row {}", index.display(), i + 1))?;
+        let header = reader
+            .headers()
+            .with_context(|| format!("{}: line 1", index.display()))?;
+        // An empty file has no header; it lists nothing, like a header alone.
+        if !header.is_empty() && !header.iter().eq(["step", "epoch"]) {
+            bail!(
+                "{}: line 1 is `{}`, not the header `step,epoch`",
+                index.display(),
+                header.iter().collect::<Vec<_>>().join(",")
+            );
+        }
+        let mut out: Vec<Snapshot> = Vec::new();
+        let mut record = csv::StringRecord::new();
+        while reader
+            .read_record(&mut record)
+            .with_context(|| format!("cannot read {}", index.display()))?
+        {
+            let line = record.position().map_or(0, |p| p.line());
+            let at = || format!("{}: line {line}", index.display());
+            let (step, epoch): (usize, f64) = record.deserialize(None).with_context(at)?;
+            check_snapshot_row(out.last(), step, epoch).with_context(at)?;
             let weights = self
                 .snapshots_dir()
                 .join(format!("step-{step:08}"))
@@ -344,6 +374,28 @@ impl RunDir {
         Ok(out)
     }
 
+    /// An index that lists no snapshot (missing, empty or a header alone) while complete
+    /// snapshot folders exist is damaged: reading it as "no snapshots" would send the
+    /// user to retrain a run that has them.
+    fn refuse_unindexed_snapshots(&self, index: &Path) -> Result<()> {
+        let steps = self.snapshot_steps()?;
+        let (Some(first), Some(last)) = (steps.first(), steps.last()) else {
+            return Ok(());
+        };
+        let state = if index.exists() {
+            "lists no snapshots"
+        } else {
+            "is missing"
+        };
+        bail!(
+            "{} {state}, although {} holds {} complete step-* snapshot folder(s) (steps {first} to {last}): \
+             the index is damaged; write it again (a header `step,epoch`, then a row per folder, ascending)",
+            index.display(),
+            self.snapshots_dir().display(),
+            steps.len()
+        )
+    }
+
     /// Final weights: burnpack for insilico, safetensors for everyone else.
     pub fn write_final(&self, net: &Network) -> Result<()> {
         replace_with(&self.model_path(), |tmp| {
@@ -353,6 +405,35 @@ impl RunDir {
         })?;
         crate::export::write_safetensors(net, &self.root.join("weights.safetensors"))
     }
+}
+
+/// One row of `index.csv` against the row before it: training writes steps ascending,
+/// each once, and epochs as finite, non-negative fractions of them, so anything else is
+/// a damaged file (read as it is, an unsorted index would reorder training).
+fn check_snapshot_row(previous: Option<&Snapshot>, step: usize, epoch: f64) -> Result<()> {
+    if !epoch.is_finite() || epoch < 0.0 {
+        bail!("epoch {epoch} of step {step}: must be a finite number, at least 0");
+    }
+    let Some(previous) = previous else {
+        return Ok(());
+    };
+    if step == previous.step {
+        bail!("step {step} is listed twice");
+    }
+    if step < previous.step {
+        bail!(
+            "step {step} follows step {}: steps must increase from row to row",
+            previous.step
+        );
+    }
+    if epoch < previous.epoch {
+        bail!(
+            "epoch {epoch} of step {step} is below epoch {} of the earlier step {}",
+            previous.epoch,
+            previous.step
+        );
+    }
+    Ok(())
 }
 
 /// Where training stands: complete epochs, and optimizer steps into the next one.
@@ -623,6 +704,69 @@ mod tests {
             text.starts_with("step,epoch\n0,0\n1,0.3333333333333333\n"),
             "{text}"
         );
+    }
+
+    /// A run with complete snapshots at steps 0, 1 and 2 and `index` as its index.
+    fn run_with_index(tmp: &tempfile::TempDir, index: Option<&str>) -> RunDir {
+        let run = RunDir::new(tmp.path().join("run"));
+        for step in 0..3 {
+            let dir = run.snapshots_dir().join(format!("step-{step:08}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("model.bpk"), b"w").unwrap();
+        }
+        if let Some(text) = index {
+            std::fs::write(run.snapshots_dir().join("index.csv"), text).unwrap();
+        }
+        run
+    }
+
+    #[test]
+    fn a_damaged_snapshot_index_is_refused_naming_the_file_and_the_line() {
+        // Line 1 is the header, so the n-th row is on line n + 1.
+        for (index, line, says) in [
+            ("step,epoch\n0,0\n2,1\n1,0.5\n", 4, "step 1 follows step 2"),
+            (
+                "step,epoch\n0,0\n1,0.5\n1,0.5\n",
+                4,
+                "step 1 is listed twice",
+            ),
+            ("step,epoch\n0,0\n1,nan\n", 3, "epoch NaN of step 1"),
+            ("step,epoch\n0,0\n1,inf\n", 3, "epoch inf of step 1"),
+            ("step,epoch\n0,-0.5\n", 2, "epoch -0.5 of step 0"),
+            ("step,epoch\n0,0.5\n1,0.25\n", 3, "below epoch 0.5"),
+            ("step,epoch\n0,0\n-1,0.5\n", 3, ""),
+            ("0,0\n1,0.5\n", 1, "not the header `step,epoch`"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let run = run_with_index(&tmp, Some(index));
+            let err = format!("{:#}", run.snapshots().unwrap_err());
+            let file = run.snapshots_dir().join("index.csv");
+            let at = format!("{}: line {line}", file.display());
+            assert!(err.contains(&at) && err.contains(says), "{index:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_index_listing_nothing_beside_snapshot_folders_is_refused() {
+        for (index, says) in [
+            (Some(""), "lists no snapshots"),
+            (Some("step,epoch\n"), "lists no snapshots"),
+            (None, "is missing"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let run = run_with_index(&tmp, index);
+            let err = format!("{:#}", run.snapshots().unwrap_err());
+            assert!(
+                err.contains(says) && err.contains("3 complete step-* snapshot folder(s)"),
+                "{index:?}: {err}"
+            );
+        }
+        // Without folders, an index listing nothing means no snapshots.
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::new(tmp.path().join("run"));
+        std::fs::create_dir_all(run.snapshots_dir()).unwrap();
+        std::fs::write(run.snapshots_dir().join("index.csv"), "step,epoch\n").unwrap();
+        assert!(run.snapshots().unwrap().is_empty());
     }
 
     #[test]

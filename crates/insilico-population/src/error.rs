@@ -10,11 +10,11 @@ use std::sync::Arc;
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    /// (The cause is in the message and not also a `source`, which error chains print again.)
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: Arc<std::io::Error>,
+        cause: Arc<std::io::Error>,
     },
     /// A file was read but its contents are not a usable matrix.
     #[error("{path}: {message}")]
@@ -53,9 +53,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// The error of a file that could not be read, for `map_err`.
 pub(crate) fn unreadable(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    |source| Error::Io {
+    |cause| Error::Io {
         path: path.to_owned(),
-        source: Arc::new(source),
+        cause: Arc::new(cause),
     }
 }
 

@@ -39,11 +39,11 @@ pub use matrix::{Matrix, Reduction};
 pub use measure::{
     compare, compare_all, Comparison, Measure, RidgeScore, RBF_BANDWIDTH, SVCCA_KEPT,
 };
-pub use prepared::{Prepared, PreparedPair};
+pub use prepared::{Kernel, Prepared, PreparedPair};
 pub use ridge::{ridge_predictivity, RidgeOptions, RidgeResult};
 pub use rsa::{compare_rdms, rdm, rsa, Rdm, RdmComparison, RdmMetric};
 pub use spectrum::{participation_ratio, pca, pca_embedding, pca_of, spectrum, Pca, Spectrum};
-pub use tsne::{tsne, TsneInit, TsneOptions};
+pub use tsne::{tsne, TsneInit, TsneOptions, MIN_PERPLEXITY};
 
 /// Threads for the linear algebra (faer's global parallelism): 1 runs sequentially, 0
 /// uses rayon's pool (every core, or `RAYON_NUM_THREADS`).

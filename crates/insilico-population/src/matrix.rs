@@ -234,11 +234,18 @@ impl Matrix {
     /// (`DataFrame.to_csv` without `index=False`): that column is dropped when it counts
     /// `0, 1, 2, ...`, and is an error otherwise, as it is not a unit.
     pub fn load_csv(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(unreadable(path))?;
+        let bytes = std::fs::read(path).map_err(unreadable(path))?;
         let fail = |message: String| Error::Format {
             path: path.to_owned(),
             message,
         };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+            fail(format!(
+                "line {line}: byte {at} is not UTF-8 text (save the file as UTF-8)"
+            ))
+        })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let mut lines = text
             .lines()

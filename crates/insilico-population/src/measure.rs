@@ -88,11 +88,11 @@ impl Measure {
     pub fn name(&self) -> String {
         match self {
             Measure::CkaLinear => "cka-linear".into(),
-            Measure::CkaRbf { bandwidth } => format!("cka-rbf-{bandwidth}"),
+            Measure::CkaRbf { bandwidth } => format!("cka-rbf-{}", parameter(*bandwidth)),
             Measure::CkaDebiased => "cka-debiased".into(),
             Measure::CcaMean => "cca-mean".into(),
             Measure::CcaMeanSquared => "cca-mean-squared".into(),
-            Measure::Svcca { kept } => format!("svcca-{kept}"),
+            Measure::Svcca { kept } => format!("svcca-{}", parameter(*kept)),
             Measure::Pwcca => "pwcca".into(),
             Measure::Rsa { metric, comparison } => {
                 let m = match metric {
@@ -120,7 +120,8 @@ impl Measure {
         match self {
             Measure::CkaLinear => "linear CKA".into(),
             Measure::CkaRbf { bandwidth } => {
-                format!("RBF CKA (bandwidth {bandwidth} x median distance)")
+                let b = parameter(*bandwidth);
+                format!("RBF CKA (bandwidth {b} x median distance)")
             }
             Measure::CkaDebiased => "debiased linear CKA".into(),
             Measure::CcaMean => "mean canonical correlation".into(),
@@ -175,6 +176,17 @@ impl Measure {
     /// Whether `compare(m, x, y) == compare(m, y, x)` for all inputs.
     pub fn is_symmetric(&self) -> bool {
         !matches!(self, Measure::Pwcca | Measure::Ridge { .. })
+    }
+}
+
+/// A parameter as a name shows it: plainly (`0.8`), or with an exponent outside 1e-4..1e6,
+/// where plain digits would run to hundreds (`1e-300`, not 300 zeros in a file name).
+/// Either parses back to the same value.
+fn parameter(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
     }
 }
 

@@ -98,6 +98,12 @@ impl<'a> Prepared<'a> {
         })
     }
 
+    /// Drops the RDMs and RBF kernels kept so far (see [`Kernel`]).
+    pub fn release_kernels(&self) {
+        self.rbf.borrow_mut().clear();
+        self.rdms.borrow_mut().clear();
+    }
+
     /// The RDM under `metric` (and its ranks, when asked for), computed once per metric.
     fn rdm(&self, metric: RdmMetric) -> Result<Rc<RankedRdm<'static>>> {
         memo(&self.rdms, metric, || {
@@ -111,6 +117,55 @@ impl<'a> Prepared<'a> {
         }
         let basis = RightBasis::of_gram(self.gram().as_ref(), what)?;
         Ok(self.basis.get_or_init(|| basis))
+    }
+}
+
+/// The per-input `n x n` matrix a measure reads and [`Prepared`] keeps: an RDM (and its
+/// ranks) under one metric, or an RBF kernel at one bandwidth, each as large as a Gram
+/// matrix over the stimuli. A comparison that takes the measures of one kind together, for
+/// every pair, and then calls [`Prepared::release_kernels`] holds one kind at a time for
+/// all its inputs instead of every kind at once (at 10,000 stimuli each RDM with its ranks
+/// is 1 GB, each kernel 0.8 GB, per input).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kernel {
+    /// Products of the inputs alone (Gram, cross-product, bases): nothing of `n x n` but a
+    /// wide input's Gram matrix over the stimuli, kept throughout.
+    None,
+    Rdm(RdmMetric),
+    Rbf(f64),
+}
+
+impl Kernel {
+    pub fn of(measure: Measure) -> Self {
+        match measure {
+            Measure::Rsa { metric, .. } => Kernel::Rdm(metric),
+            Measure::CkaRbf { bandwidth } => Kernel::Rbf(bandwidth),
+            _ => Kernel::None,
+        }
+    }
+
+    /// Bytes one input's kernel of `n` stimuli keeps: an RDM's `n (n - 1) / 2`
+    /// dissimilarities (f64), their ranks (f64) and sorting order (u32); an RBF kernel's
+    /// `n^2` f64 values.
+    pub fn kept_bytes(self, n: usize) -> f64 {
+        let n = n as f64;
+        match self {
+            Kernel::None => 0.0,
+            Kernel::Rdm(_) => n * (n - 1.0) / 2.0 * (8.0 + 8.0 + 4.0),
+            Kernel::Rbf(_) => n * n * 8.0,
+        }
+    }
+
+    /// Bytes of the `n x n` temporaries while one is made: the inner products of the
+    /// stimuli (both kinds), and the squared distances with their copy for the median
+    /// (RBF).
+    pub fn making_bytes(self, n: usize) -> f64 {
+        let square = (n as f64).powi(2) * 8.0;
+        match self {
+            Kernel::None => 0.0,
+            Kernel::Rdm(_) => square,
+            Kernel::Rbf(_) => 3.0 * square,
+        }
     }
 }
 

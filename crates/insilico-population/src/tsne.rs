@@ -54,17 +54,23 @@ impl Default for TsneOptions {
     }
 }
 
-/// The 2-D t-SNE embedding of the stimuli, `[n][2]`. The perplexity must be below
-/// `(n - 1) / 3` (each stimulus needs about `3 * perplexity` neighbours).
+/// The smallest perplexity there is: a perplexity is `e^entropy` of a stimulus's
+/// distribution over its neighbours, and an entropy is never negative, so the bisection
+/// of [`row_with_entropy`] could never reach a target below 1.
+pub const MIN_PERPLEXITY: f64 = 1.0;
+
+/// The 2-D t-SNE embedding of the stimuli, `[n][2]`. The perplexity must be at least
+/// [`MIN_PERPLEXITY`] and below `(n - 1) / 3` (each stimulus needs about
+/// `3 * perplexity` neighbours).
 pub fn tsne(x: &Matrix, options: &TsneOptions) -> Result<Vec<[f64; 2]>> {
     const WHAT: &str = "t-SNE";
     check_stimuli(x, WHAT, 4, "an embedding needs a few stimuli")?;
     let n = x.stimuli();
-    if !(options.perplexity > 0.0 && 3.0 * options.perplexity < (n - 1) as f64) {
+    if !(options.perplexity >= MIN_PERPLEXITY && 3.0 * options.perplexity < (n - 1) as f64) {
         return Err(invalid(
             WHAT,
             format!(
-                "perplexity {} must be positive and below (n - 1) / 3 = {:.1}",
+                "perplexity {} must be at least 1 and below (n - 1) / 3 = {:.1}",
                 options.perplexity,
                 (n - 1) as f64 / 3.0
             ),

@@ -209,6 +209,13 @@ fn bad_arguments_are_errors() {
         tsne(&x, &options),
         Err(Error::InvalidArgument { .. })
     ));
+    // No distribution has a perplexity (e^entropy) below e^0 = 1.
+    let below_one = TsneOptions {
+        perplexity: 0.5,
+        ..TsneOptions::default()
+    };
+    let err = tsne(&x, &below_one).unwrap_err().to_string();
+    assert!(err.contains("perplexity 0.5 must be at least 1"), "{err}");
     assert!(Matrix::from_row_major(2, 2, &[1.0, f64::NAN, 0.0, 1.0])
         .unwrap_err()
         .to_string()
@@ -347,6 +354,17 @@ fn bad_files_are_errors_naming_the_file() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing.csv"), "{err}");
+    // Latin-1 where UTF-8 is expected: the line of the first bad byte.
+    let err = Matrix::load_csv(&write("latin1.csv", b"1,2\n3,4\n5,\xe96\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("latin1.csv") && err.contains("line 3") && err.contains("UTF-8"),
+        "{err}"
+    );
+    // The operating system's reason once (the error has no second `source` to repeat it).
+    let err = Matrix::load_csv(dir.path()).unwrap_err();
+    assert!(std::error::Error::source(&err).is_none());
 }
 
 /// What pandas writes: `to_csv(f)` has its index as an unnamed first column and the columns

@@ -435,6 +435,17 @@ fn measure_names_parse_back() {
     );
     let err = "cka".parse::<Measure>().unwrap_err().to_string();
     assert!(err.contains("cka-linear"), "{err}");
+    // Extreme parameters keep short names (they become file names) that parse back.
+    for bandwidth in [1e-300, 2.5e-5, 1e10, 0.8, 123.25] {
+        let m = Measure::CkaRbf { bandwidth };
+        assert!(m.name().len() < 20, "{}", m.name());
+        assert_eq!(m.name().parse::<Measure>().unwrap(), m);
+    }
+    assert_eq!(
+        Measure::CkaRbf { bandwidth: 1e-300 }.name(),
+        "cka-rbf-1e-300"
+    );
+    assert_eq!(Measure::Svcca { kept: 1e-20 }.name(), "svcca-1e-20");
 }
 
 #[test]

@@ -7,10 +7,12 @@ use crate::population::{to_matrix, MapReduction};
 use crate::study::{Study, StudyOptions};
 use anyhow::{bail, Context, Result};
 use insilico_data::Locator;
+use insilico_engine::memory::{available_memory, gb};
 use insilico_engine::Compute;
-use insilico_population::{Matrix, Measure, Prepared, PreparedPair};
+use insilico_population::{Kernel, Matrix, Measure, Prepared, PreparedPair};
 use insilico_report::{write_csv, write_json, write_npy, Heatmap};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// `stem` with `.ext` appended: measure names contain dots (`svcca-0.99`), which
@@ -23,6 +25,7 @@ pub fn with_ext(stem: &Path, ext: &str) -> PathBuf {
 }
 
 /// One representation: a site of a run, or a matrix from a file.
+#[derive(Clone)]
 pub struct Representation {
     /// `run:site`, or the file's stem.
     pub label: String,
@@ -53,6 +56,29 @@ pub fn run_names(dirs: &[PathBuf]) -> Vec<String> {
         })
         .unwrap_or(deepest);
     dirs.iter().map(|d| tail(d, k)).collect()
+}
+
+/// Labels that tell every input apart: files that share a name (`good.npy` in two
+/// folders) are labelled by their paths as given; the same input given twice (`run` and
+/// `run/`, or one file twice) is an error, as its rows and columns would be two copies
+/// under one name.
+pub fn distinct_labels(reps: &mut [Representation]) -> Result<()> {
+    let count =
+        |reps: &[Representation], label: &str| reps.iter().filter(|r| r.label == label).count();
+    let shared: Vec<bool> = reps.iter().map(|r| count(reps, &r.label) > 1).collect();
+    for (r, shared) in reps.iter_mut().zip(shared) {
+        if shared && r.source.is_file() {
+            r.label = r.source.display().to_string();
+        }
+    }
+    if let Some(r) = reps.iter().find(|r| count(reps, &r.label) > 1) {
+        bail!(
+            "{} is given twice (both labelled `{}`): give each input once",
+            r.source.display(),
+            r.label
+        );
+    }
+    Ok(())
 }
 
 /// Every site of a run (or `options.sites`), recorded on the study's stimuli, labelled
@@ -211,6 +237,11 @@ fn measure_by_measure(
             );
         }
     }
+    let inputs: Vec<&Matrix> = match std::ptr::eq(rows, columns) {
+        true => rows.iter().map(|r| &r.matrix).collect(),
+        false => rows.iter().chain(columns).map(|r| &r.matrix).collect(),
+    };
+    check_memory(&inputs, measures, available_memory())?;
     let mut matrices: Vec<SimilarityMatrix> = measures
         .iter()
         .map(|m| SimilarityMatrix {
@@ -226,47 +257,173 @@ fn measure_by_measure(
     // A representation set against itself: a symmetric measure's (b, a) is its (a, b),
     // computed once; the asymmetric ones (PWCCA, ridge) for every ordered pair.
     let same = std::ptr::eq(rows, columns);
-    let mut reasons = std::collections::HashMap::new();
+    let phases = kernel_phases(measures);
     let bar = if same {
-        crate::progress::bar((rows.len() * columns.len()) as u64, "pairs")
+        crate::progress::bar((rows.len() * columns.len() * phases.len()) as u64, "pairs")
     } else {
         indicatif::ProgressBar::hidden()
     };
-    for (i, (a, pa)) in rows.iter().zip(prepared_rows).enumerate() {
-        bar.set_message(a.label.clone());
-        for (j, (b, pb)) in columns.iter().zip(prepared_columns).enumerate() {
-            let pair = PreparedPair::new(pa, pb);
-            for (k, (&m, matrix)) in measures.iter().zip(matrices.iter_mut()).enumerate() {
-                let mirrored = same && j < i && m.is_symmetric();
-                let outcome = if mirrored {
-                    let value = matrix.values[j][i];
-                    match reasons.get(&(k, j, i)) {
-                        Some(reason) => Err(anyhow::anyhow!("{reason}")),
-                        None => Ok(value),
-                    }
-                } else {
-                    pair.compare(m).map_err(|e| {
-                        if same && m.is_symmetric() {
-                            reasons.insert((k, i, j), e.to_string());
-                        }
-                        anyhow::Error::new(e)
-                    })
-                };
-                let value = outcome.or_else(|e| {
-                    let e = e.context(format!("{} between {} and {}", m.name(), a.label, b.label));
-                    if when == Undefined::Fail {
-                        return Err(e);
-                    }
-                    matrix.undefined.push(format!("{e:#}"));
-                    Ok(f64::NAN)
-                })?;
-                matrix.values[i].push(value);
-            }
-            bar.inc(1);
+    let mut pairs = Pairs {
+        rows: (rows, prepared_rows),
+        columns: (columns, prepared_columns),
+        same,
+        when,
+        reasons: HashMap::new(),
+        bar: &bar,
+    };
+    for phase in phases {
+        let selected: Vec<(usize, Measure)> = phase.iter().map(|&k| (k, measures[k])).collect();
+        pairs.measure(&selected, &mut matrices)?;
+        // This phase's RDMs or kernels are not read again.
+        for p in prepared_rows.iter().chain(prepared_columns) {
+            p.release_kernels();
         }
     }
     bar.finish_and_clear();
     Ok(matrices)
+}
+
+/// Refuses a comparison whose inputs and per-input `n x n` matrices (RDMs, RBF kernels:
+/// [`Kernel`]) would not fit in `available` bytes (`None`: unknown, accept), before
+/// computing any: at 60,000 stimuli one RDM alone is 36 GB, and the allocator would abort
+/// the process, or the kernel kill it. A lower bound on the peak (each input and its
+/// centred copy, the largest phase's kernels for every input and the temporaries of making
+/// one), so that a refusal is certain.
+fn check_memory(inputs: &[&Matrix], measures: &[Measure], available: Option<u64>) -> Result<()> {
+    let Some(available) = available else {
+        return Ok(());
+    };
+    let n = inputs.first().map_or(0, |m| m.stimuli());
+    let held: f64 = inputs
+        .iter()
+        .map(|m| 2.0 * 8.0 * (m.stimuli() * m.units()) as f64)
+        .sum();
+    let kernels = measures
+        .iter()
+        .map(|&m| {
+            let kernel = Kernel::of(m);
+            inputs.len() as f64 * kernel.kept_bytes(n) + kernel.making_bytes(n)
+        })
+        .fold(0.0, f64::max);
+    let names: Vec<String> = measures.iter().map(Measure::name).collect();
+    check_fits(
+        &format!(
+            "comparing {} representations of {n} stimuli by {}",
+            inputs.len(),
+            names.join(", ")
+        ),
+        (held, "the representations"),
+        (
+            kernels,
+            "the n x n dissimilarity or kernel matrices of each",
+        ),
+        "compare fewer stimuli (--images) or leave out RSA and RBF CKA (--measures)",
+        available,
+    )
+}
+
+/// Refuses `what` when its two parts (bytes, what holds them) together exceed `available`
+/// bytes, naming both, what the machine has, and `remedy`.
+pub(crate) fn check_fits(
+    what: &str,
+    (first, first_is): (f64, &str),
+    (second, second_is): (f64, &str),
+    remedy: &str,
+    available: u64,
+) -> Result<()> {
+    if first + second <= available as f64 {
+        return Ok(());
+    }
+    bail!(
+        "{what} needs at least {} of memory ({} for {first_is}, {} for {second_is}), but this \
+         machine has {} available (MemAvailable in /proc/meminfo); {remedy}",
+        gb(first + second),
+        gb(first),
+        gb(second),
+        gb(available as f64)
+    )
+}
+
+/// The indices of `measures` grouped by the per-input `n x n` matrix they read
+/// ([`Kernel`]), in order of first appearance: measured phase by phase, so that a
+/// comparison holds the RDMs or kernels of one kind at a time.
+fn kernel_phases(measures: &[Measure]) -> Vec<Vec<usize>> {
+    let mut phases: Vec<(Kernel, Vec<usize>)> = Vec::new();
+    for (k, &m) in measures.iter().enumerate() {
+        let kernel = Kernel::of(m);
+        match phases.iter_mut().find(|(q, _)| *q == kernel) {
+            Some((_, ks)) => ks.push(k),
+            None => phases.push((kernel, vec![k])),
+        }
+    }
+    phases.into_iter().map(|(_, ks)| ks).collect()
+}
+
+/// Every pair of a comparison, and what measuring them keeps between measures.
+struct Pairs<'r, 'p, 'a> {
+    rows: (&'r [Representation], &'r [Prepared<'p>]),
+    columns: (&'r [Representation], &'r [Prepared<'p>]),
+    same: bool,
+    when: Undefined,
+    /// Why a symmetric measure was undefined for `(measure, i, j)`, for its mirror `(j, i)`.
+    reasons: HashMap<(usize, usize, usize), String>,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl Pairs<'_, '_, '_> {
+    /// The measures `selected` (index into `matrices`, measure) for every pair, each pair
+    /// prepared once for all of them.
+    fn measure(
+        &mut self,
+        selected: &[(usize, Measure)],
+        matrices: &mut [SimilarityMatrix],
+    ) -> Result<()> {
+        let ((rows, prepared_rows), (columns, prepared_columns)) = (self.rows, self.columns);
+        for (i, (a, pa)) in rows.iter().zip(prepared_rows).enumerate() {
+            self.bar.set_message(a.label.clone());
+            for (j, (b, pb)) in columns.iter().zip(prepared_columns).enumerate() {
+                let pair = PreparedPair::new(pa, pb);
+                for &(k, m) in selected {
+                    let matrix = &mut matrices[k];
+                    let value = self.value(&pair, (k, m), (i, j), matrix).or_else(|e| {
+                        let e =
+                            e.context(format!("{} between {} and {}", m.name(), a.label, b.label));
+                        if self.when == Undefined::Fail {
+                            return Err(e);
+                        }
+                        matrix.undefined.push(format!("{e:#}"));
+                        Ok(f64::NAN)
+                    })?;
+                    matrix.values[i].push(value);
+                }
+                self.bar.inc(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Measure `k` of the pair `(i, j)`: computed, or the mirror's value (or reason) for a
+    /// symmetric measure of a set against itself below the diagonal.
+    fn value(
+        &mut self,
+        pair: &PreparedPair,
+        (k, m): (usize, Measure),
+        (i, j): (usize, usize),
+        matrix: &SimilarityMatrix,
+    ) -> Result<f64> {
+        if self.same && j < i && m.is_symmetric() {
+            return match self.reasons.get(&(k, j, i)) {
+                Some(reason) => Err(anyhow::anyhow!("{reason}")),
+                None => Ok(matrix.values[j][i]),
+            };
+        }
+        pair.compare(m).map_err(|e| {
+            if self.same && m.is_symmetric() {
+                self.reasons.insert((k, i, j), e.to_string());
+            }
+            anyhow::Error::new(e)
+        })
+    }
 }
 
 /// One saved input of a comparison (`matrices.json`).
@@ -352,6 +509,51 @@ impl MatrixArchive {
     }
 }
 
+/// Whether a file directly in a comparison's output folder is one a comparison writes.
+fn is_comparison_output(name: &str) -> bool {
+    name.starts_with("similarity_")
+        || name.starts_with("over_training")
+        || name == "compare.json"
+        || name == "matrices.json"
+}
+
+/// Removes from `out` what an earlier comparison wrote there and this one, started at
+/// `started`, did not write again (its files are older): a rerun with other measures,
+/// inputs or options would otherwise leave the old heatmaps and matrices beside the new
+/// `compare.json`, as if they belonged to it. Called once this comparison's outputs are
+/// all written, so that a comparison that fails leaves the earlier one whole. Only
+/// comparison outputs by name (see [`is_comparison_output`], and the NPY files of
+/// `matrices/`) are touched.
+pub fn remove_stale_outputs(out: &Path, started: std::time::SystemTime) -> Result<()> {
+    let stale = |path: &Path| -> Result<bool> {
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(modified < started)
+    };
+    let mut old = Vec::new();
+    for entry in std::fs::read_dir(out).with_context(|| format!("listing {}", out.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_file() && is_comparison_output(name) && stale(&path)? {
+            old.push(path);
+        }
+    }
+    let matrices = out.join("matrices");
+    if matrices.is_dir() {
+        for entry in std::fs::read_dir(&matrices)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "npy") && stale(&path)? {
+                old.push(path);
+            }
+        }
+    }
+    for path in old {
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Every representation of a comparison, in a [`MatrixArchive`].
 pub fn write_matrices(out: &Path, reps: &[Representation]) -> Result<()> {
     let mut archive = MatrixArchive::new(out);
@@ -378,16 +580,19 @@ pub fn write_similarity(out: &Path, matrices: &[SimilarityMatrix], title: &str) 
             &table,
         )?;
         let (lo, hi) = m.range;
-        // R^2 is unbounded below: colour its observed range up to 1.
+        // R^2 is unbounded below, and debiased CKA dips below its nominal 0 on unrelated
+        // inputs: the colours reach down to the lowest value, so that none is clipped.
+        let lowest = m
+            .values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::min);
         let lo = if lo.is_finite() {
-            lo
+            lo.min(lowest)
         } else {
-            m.values
-                .iter()
-                .flatten()
-                .copied()
-                .filter(|v| v.is_finite())
-                .fold(0.0, f64::min)
+            lowest
         };
         Heatmap {
             title: format!("{title}: {}", Measure::title_of(&m.measure)),
@@ -523,6 +728,105 @@ mod tests {
             .iter()
             .any(|r| r.starts_with("cca-mean between c and b: ")));
         assert_eq!(cca.len(), 4, "b-b, b-c, c-b, c-c: {cca:?}");
+    }
+
+    #[test]
+    fn a_rerun_removes_the_outputs_it_did_not_write_again_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::create_dir(out.join("matrices")).unwrap();
+        let old = [
+            "similarity_pwcca.csv",
+            "similarity_pwcca.png",
+            "compare.json",
+            "matrices.json",
+            "matrices/01_a.npy",
+            "over_training_cka-linear.svg",
+        ];
+        let kept = ["notes.txt", "matrices/readme.md", ".lock"];
+        for f in old.iter().chain(&kept) {
+            std::fs::write(out.join(f), "old").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let started = std::time::SystemTime::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let rewritten = ["compare.json", "similarity_cka-linear.csv"];
+        for f in rewritten {
+            std::fs::write(out.join(f), "new").unwrap();
+        }
+        remove_stale_outputs(out, started).unwrap();
+        for f in old.iter().filter(|f| !rewritten.contains(f)) {
+            assert!(!out.join(f).exists(), "{f} should be gone");
+        }
+        for f in kept.iter().chain(&rewritten) {
+            assert!(out.join(f).exists(), "{f} should stay");
+        }
+    }
+
+    #[test]
+    fn inputs_sharing_a_name_are_labelled_by_path_and_one_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |sub: &str| {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            let path = dir.path().join(sub).join("good.npy");
+            std::fs::write(&path, "").unwrap();
+            Representation {
+                source: path,
+                ..test_representation("good", 5, 2, 1)
+            }
+        };
+        let run_site = test_representation("run:fc1.relu", 5, 2, 2);
+        let mut reps = vec![file("a"), file("b"), run_site.clone()];
+        distinct_labels(&mut reps).unwrap();
+        assert!(reps[0].label.ends_with("a/good.npy"), "{}", reps[0].label);
+        assert!(reps[1].label.ends_with("b/good.npy"), "{}", reps[1].label);
+        assert_eq!(
+            reps[2].label, "run:fc1.relu",
+            "a label no other shares stays"
+        );
+        let mut twice = vec![file("a"), file("a")];
+        let err = distinct_labels(&mut twice).unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+        let mut run_twice = vec![run_site.clone(), run_site];
+        assert!(distinct_labels(&mut run_twice).is_err());
+    }
+
+    #[test]
+    fn measures_are_grouped_by_the_kernel_they_read_in_order_of_appearance() {
+        let names = "cka-linear,rsa-correlation-spearman,cka-rbf-1,rsa-correlation-tau-a,svcca-0.99,rsa-euclidean-spearman,cka-rbf-0.5";
+        let measures: Vec<Measure> = names.split(',').map(|m| m.parse().unwrap()).collect();
+        assert_eq!(
+            kernel_phases(&measures),
+            vec![vec![0, 4], vec![1, 3], vec![2], vec![5], vec![6]]
+        );
+    }
+
+    /// Five inputs of 10,000 stimuli x 32 units: 5 x 2 x 8 x 320,000 = 25.6 MB held. An RDM
+    /// keeps 20 bytes per pair (49,995,000 pairs): 5 x 999.9 MB, plus 800 MB of inner products
+    /// while one is made, 5.7995 GB; RBF kernels 5 x 800 MB plus 2.4 GB while one is made,
+    /// 6.4 GB. The phases run one after the other, so the larger counts: 6.4256 GB.
+    #[test]
+    fn comparisons_that_cannot_fit_are_refused_before_any_work() {
+        let x = Matrix::from_row_major(10_000, 32, &vec![0.0; 320_000]).unwrap();
+        let inputs = vec![&x; 5];
+        let rsa = "rsa-correlation-spearman".parse::<Measure>().unwrap();
+        let rbf = "cka-rbf-1".parse::<Measure>().unwrap();
+        let both = [Measure::CkaLinear, rsa, rbf];
+        assert!(check_memory(&inputs, &both, Some(6_426_000_000)).is_ok());
+        let err = check_memory(&inputs, &both, Some(6_425_000_000)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("6.4 GB") && text.contains("--images"),
+            "{text}"
+        );
+        assert!(check_memory(&inputs, &[rsa], Some(5_826_000_000)).is_ok());
+        assert!(check_memory(&inputs, &[rsa], Some(5_825_000_000)).is_err());
+        assert!(check_memory(&inputs, &[Measure::CkaLinear], Some(25_600_000)).is_ok());
+        assert!(check_memory(&inputs, &[Measure::CkaLinear], Some(25_599_999)).is_err());
+        assert!(
+            check_memory(&inputs, &both, None).is_ok(),
+            "unknown: accepted"
+        );
     }
 
     #[test]

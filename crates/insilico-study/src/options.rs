@@ -66,6 +66,28 @@ pub fn non_negative(section: &str, field: &str, value: f64) -> Result<()> {
     Ok(())
 }
 
+/// A list field whose items must differ: an item given twice would be computed twice,
+/// listed twice, and the outputs named after it written over each other. Items are the
+/// same when their `key`s are (two spellings can name one measure: `cka-rbf-1` and
+/// `cka-rbf-1.0`); the error names the item as given both times.
+pub fn distinct<T: Display, K: PartialEq>(
+    field: &str,
+    items: &[T],
+    key: impl Fn(&T) -> K,
+) -> Result<()> {
+    for (i, item) in items.iter().enumerate() {
+        let Some(first) = items[..i].iter().find(|f| key(f) == key(item)) else {
+            continue;
+        };
+        let (first, again) = (first.to_string(), item.to_string());
+        if first == again {
+            bail!("{field}: `{again}` is given twice; give each once");
+        }
+        bail!("{field}: `{again}` is the same as `{first}`, given before it; give each once");
+    }
+    Ok(())
+}
+
 /// Options from the command line merged over an `--options FILE` table: a flag the user
 /// typed (its name in `given`) wins over the file, the file wins over the defaults.
 /// Without a file the command line's options are returned as they are. Validated.
@@ -148,6 +170,29 @@ mod tests {
             ..Default::default()
         })
         .contains("assays.images = 0"));
+    }
+
+    #[test]
+    fn an_item_given_twice_is_refused_naming_it_as_given() {
+        let sites = |names: &[&str]| StudyOptions {
+            sites: names.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let twice = refused(sites(&["fc1.relu", "fc2.relu", "fc1.relu"]));
+        assert!(
+            twice.contains("assays.sites: `fc1.relu` is given twice"),
+            "{twice}"
+        );
+        sites(&["fc2.relu", "fc1.relu"]).validate().unwrap();
+        // Items are the same by their key: here, the number they spell.
+        let numbers = ["1", "2", "1.0"];
+        let parse = |n: &&str| n.parse::<f64>().unwrap();
+        let spelled = format!("{:#}", distinct("f", &numbers, parse).unwrap_err());
+        assert!(
+            spelled.contains("f: `1.0` is the same as `1`, given before it"),
+            "{spelled}"
+        );
+        distinct("f", &numbers[..2], parse).unwrap();
     }
 
     #[test]

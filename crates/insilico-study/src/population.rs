@@ -5,15 +5,16 @@
 //! top k components (k = 1, 2, 4, ..., all), and 2-D embeddings (PCA and t-SNE) coloured
 //! by class.
 
-use crate::options::{at_least, positive, Options};
+use crate::options::{at_least, finite, Options};
 use crate::registry::{existing_figures, Assay, AssayKind, Figure};
 use crate::study::Study;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use insilico_engine::memory::available_memory;
 use insilico_engine::{Activation, RunDir};
 use insilico_population::{
     decodability_of, pca_of, tsne, Decodability, Matrix, Pca, Prepared, Reduction, RidgeOptions,
-    Spectrum, TsneOptions,
+    Spectrum, TsneOptions, MIN_PERPLEXITY,
 };
 use insilico_report::{write_csv, write_json, write_npy, LinePlot, Scatter, Series};
 use serde::{Deserialize, Serialize};
@@ -76,7 +77,7 @@ pub struct PopulationOptions {
     /// study; exact t-SNE costs n^2); 0 skips t-SNE and shows every stimulus.
     #[arg(long, default_value_t = PopulationOptions::default().tsne_stimuli)]
     pub tsne_stimuli: usize,
-    /// t-SNE perplexity (below a third of the embedded stimuli).
+    /// t-SNE perplexity (at least 1, below a third of the embedded stimuli).
     #[arg(long, default_value_t = PopulationOptions::default().perplexity)]
     pub perplexity: f64,
 }
@@ -96,7 +97,14 @@ impl Options for PopulationOptions {
     const SECTION: &'static str = "population";
     fn validate(&self) -> Result<()> {
         at_least(Self::SECTION, "folds", self.folds, 2)?;
-        positive(Self::SECTION, "perplexity", self.perplexity)?;
+        finite(Self::SECTION, "perplexity", self.perplexity)?;
+        if self.perplexity < MIN_PERPLEXITY {
+            anyhow::bail!(
+                "population.perplexity = {}: must be at least {MIN_PERPLEXITY} (a perplexity \
+                 is e^entropy of each stimulus's distribution over its neighbours, never below 1)",
+                self.perplexity
+            );
+        }
         if self.tsne_stimuli > 0 && (self.tsne_stimuli as f64 - 1.0) / 3.0 <= self.perplexity {
             anyhow::bail!(
                 "population.tsne_stimuli = {}: t-SNE at perplexity {} needs more than {} stimuli",
@@ -218,6 +226,7 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
             folds: opts.folds,
             ..RidgeOptions::default()
         };
+        fits_in_memory(site, &x, available_memory())?;
         // One centred copy and one Gram matrix for both (dropped before t-SNE).
         let prepared = Prepared::new(&x);
         let pca = pca_of(&prepared).with_context(|| format!("site {site}"))?;
@@ -242,6 +251,31 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
     };
     write_outputs(study, &result)?;
     Ok(result)
+}
+
+/// Refuses a site whose PCA cannot fit in `available` bytes (`None`: unknown, accept)
+/// before it starts: the responses and their centred copy (f64), and the smaller Gram
+/// matrix with its eigenvectors, `min(n, units)^2` each (a flattened conv map at 60,000
+/// stimuli: 29 GB apiece). A lower bound, so that a refusal is certain.
+fn fits_in_memory(site: &str, x: &Matrix, available: Option<u64>) -> Result<()> {
+    let Some(available) = available else {
+        return Ok(());
+    };
+    let (n, units) = (x.stimuli() as f64, x.units() as f64);
+    let side = n.min(units);
+    crate::compare::check_fits(
+        &format!("the population of {site} ({n} stimuli x {units} units)"),
+        (
+            2.0 * 8.0 * n * units,
+            "the responses and their centred copy",
+        ),
+        (
+            2.0 * 8.0 * side * side,
+            "the Gram matrix and its eigenvectors",
+        ),
+        "use fewer stimuli (--images), or --reduction spatial-mean for a conv map",
+        available,
+    )
 }
 
 /// PCA and t-SNE embeddings of the first stimuli: `embedding_<site>.npy` and a figure. The
@@ -463,4 +497,47 @@ fn draw(study: &Study, result: &PopulationResult) -> Result<()> {
     eigenspectrum.save(&dir.join("eigenspectrum"))?;
     decoding.save(&dir.join("decoding"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PopulationOptions;
+    use crate::options::Options;
+    use insilico_population::MIN_PERPLEXITY;
+
+    #[test]
+    fn a_perplexity_below_one_is_refused_naming_it() {
+        // e^entropy of any distribution is at least e^0 = 1.
+        for perplexity in [1e-5, 0.5, 0.0, -2.0, f64::NAN] {
+            let options = PopulationOptions {
+                perplexity,
+                ..Default::default()
+            };
+            let err = format!("{:#}", options.validate().unwrap_err());
+            let named = format!("population.perplexity = {perplexity}");
+            assert!(err.contains(&named), "{perplexity}: {err}");
+        }
+        let lowest = PopulationOptions {
+            perplexity: MIN_PERPLEXITY,
+            ..Default::default()
+        };
+        lowest.validate().unwrap();
+    }
+
+    /// 1,000 stimuli x 2,000 units: 2 x 8 x 2e6 = 32 MB of responses, and a 1,000 x 1,000
+    /// Gram matrix with its eigenvectors, 2 x 8 x 1e6 = 16 MB: 48 MB in all.
+    #[test]
+    fn a_site_whose_pca_cannot_fit_is_refused_naming_it() {
+        let x =
+            insilico_population::Matrix::from_row_major(1000, 2000, &vec![0.0; 2_000_000]).unwrap();
+        assert!(super::fits_in_memory("conv1.relu", &x, Some(48_000_000)).is_ok());
+        let err = super::fits_in_memory("conv1.relu", &x, Some(47_999_999))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("conv1.relu") && err.contains("--images"),
+            "{err}"
+        );
+        assert!(super::fits_in_memory("conv1.relu", &x, None).is_ok());
+    }
 }

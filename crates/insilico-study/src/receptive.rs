@@ -3,9 +3,9 @@
 //! exemplars of each unit, and reverse correlation (the spike-triggered average of white
 //! noise).
 
-use crate::options::{at_least, finite, non_negative, positive, Options};
+use crate::options::{at_least, distinct, finite, non_negative, positive, Options};
 use crate::registry::{read, Assay, AssayKind, Figure};
-use crate::study::{Study, StudyOptions};
+use crate::study::{in_depth_order, Study, StudyOptions};
 use anyhow::{bail, Context, Result};
 use burn::tensor::{Tensor, TensorData};
 use clap::{Args, ValueEnum};
@@ -257,6 +257,9 @@ impl Options for ReceptiveOptions {
     fn validate(&self) -> Result<()> {
         const S: &str = ReceptiveOptions::SECTION;
         at_least(S, "steps", self.steps, 1)?;
+        if let Some(sites) = &self.sites {
+            distinct(&format!("{S}.sites"), sites, String::clone)?;
+        }
         positive(S, "lr", self.lr as f64)?;
         for (field, v) in [
             ("scale", self.scale),
@@ -379,12 +382,12 @@ impl ReceptiveOptions {
 
     /// The sites mapped: these options' own, else the study's explicit sites, else every
     /// conv and linear output (the same rule on the command line, in a sweep and in the
-    /// report).
-    pub fn resolve_sites(&self, plan: &Plan, study: &StudyOptions) -> Vec<String> {
+    /// report), in depth order (see [`in_depth_order`]).
+    pub fn resolve_sites(&self, plan: &Plan, study: &StudyOptions) -> Result<Vec<String>> {
         match &self.sites {
-            Some(sites) => sites.clone(),
-            None if !study.sites.is_empty() => study.sites.clone(),
-            None => default_sites(plan),
+            Some(sites) => in_depth_order(plan, sites),
+            None if !study.sites.is_empty() => in_depth_order(plan, &study.sites),
+            None => Ok(default_sites(plan)),
         }
     }
 }
@@ -531,7 +534,10 @@ impl Assay for ReceptiveFields {
     }
 
     fn check(options: &ReceptiveOptions, plan: &Plan, study: &StudyOptions) -> Result<()> {
-        for site in options.resolve_sites(plan, study) {
+        for site in options
+            .resolve_sites(plan, study)
+            .context("receptive_fields.sites")?
+        {
             let shape = plan.shape_at(&site).context("receptive_fields.sites")?;
             options
                 .units
@@ -725,7 +731,7 @@ struct Ascent {
 /// writes them to `RUN/assays/receptive_fields/`.
 pub fn receptive_fields(study: &Study, opts: &ReceptiveOptions) -> Result<ReceptiveSummary> {
     opts.validate()?;
-    let sites = opts.resolve_sites(study.run.network.plan(), &study.options);
+    let sites = opts.resolve_sites(study.run.network.plan(), &study.options)?;
     let mut results = Vec::new();
     let mut rows = Vec::new();
     for site in &sites {

@@ -1,11 +1,11 @@
 //! Opening a trained run for study, and the options every assay shares.
 
 use crate::checkpoints::CheckpointSelection;
-use crate::options::{at_least, Options};
+use crate::options::{at_least, distinct, Options};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use insilico_engine::eval::record_site;
-use insilico_engine::{Activation, Compute, Examples, TrainedRun};
+use insilico_engine::{Activation, Compute, Examples, Plan, TrainedRun};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -72,15 +72,32 @@ impl Default for StudyOptions {
 impl Options for StudyOptions {
     const SECTION: &'static str = "assays";
     fn validate(&self) -> Result<()> {
-        at_least(Self::SECTION, "images", self.images, 1)
+        at_least(Self::SECTION, "images", self.images, 1)?;
+        distinct(
+            &format!("{}.sites", Self::SECTION),
+            &self.sites,
+            String::clone,
+        )
     }
+}
+
+/// `sites` in the network's order (input to output), whatever order they were given in:
+/// over-training's bottom-up check reads the order as depth, and every output lists
+/// layers the way the network stacks them. An unknown site is an error naming it.
+pub fn in_depth_order(plan: &Plan, sites: &[String]) -> Result<Vec<String>> {
+    let mut by_depth = sites
+        .iter()
+        .map(|site| Ok((plan.site_index(site)?, site.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    by_depth.sort_by_key(|(depth, _)| *depth);
+    Ok(by_depth.into_iter().map(|(_, site)| site).collect())
 }
 
 /// A trained network, the examples it is shown and the sites recorded from.
 pub struct Study {
     pub run: TrainedRun,
     pub examples: Examples,
-    /// The sites every assay records from (resolved: never empty).
+    /// The sites every assay records from (resolved: never empty), in depth order.
     pub sites: Vec<String>,
     pub options: StudyOptions,
     /// The snapshot the network is at while an assay runs over checkpoints: results go
@@ -114,10 +131,7 @@ impl Study {
         let sites = if options.sites.is_empty() {
             run.network.plan().hidden_sites()
         } else {
-            for s in &options.sites {
-                run.network.plan().site_index(s)?;
-            }
-            options.sites.clone()
+            in_depth_order(run.network.plan(), &options.sites)?
         };
         Ok(Self {
             run,
@@ -165,5 +179,31 @@ impl Study {
             "{} on {}",
             self.run.config.model.name, self.run.data.dataset.name
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_depth_order;
+    use insilico_engine::Plan;
+
+    #[test]
+    fn sites_are_taken_in_the_networks_order_whatever_order_they_are_typed_in() {
+        let model = insilico_engine::load_config("cnn-small", &[])
+            .unwrap()
+            .model;
+        let plan = Plan::new(&model, [1, 28, 28]).unwrap();
+        let typed = ["fc1.relu", "conv2.relu", "conv1.relu"].map(String::from);
+        // The network's order: its sites as it stacks them, kept where typed.
+        let by_depth: Vec<String> = plan
+            .site_names()
+            .into_iter()
+            .filter(|s| typed.contains(s))
+            .collect();
+        assert_eq!(by_depth.len(), typed.len());
+        assert_eq!(in_depth_order(&plan, &typed).unwrap(), by_depth);
+        let unknown = ["fc9.relu".to_string()];
+        let err = format!("{:#}", in_depth_order(&plan, &unknown).unwrap_err());
+        assert!(err.contains("no site named `fc9.relu`"), "{err}");
     }
 }

@@ -7,13 +7,15 @@ use clap::Args;
 use insilico_engine::rundir::DirLock;
 use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
-    file_representation, run_names, run_representations, similarity, similarity_where_defined,
-    write_matrices, write_similarity, MatrixArchive,
+    distinct_labels, file_representation, remove_stale_outputs, run_names, run_representations,
+    similarity, similarity_where_defined, write_matrices, write_similarity, MatrixArchive,
 };
+use insilico_study::options::distinct;
 use insilico_study::over_training::{checks, over_training, write_over_training};
 use insilico_study::population::MapReduction;
 use insilico_study::{Study, StudyOptions};
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 #[derive(Args)]
 #[command(
@@ -88,16 +90,24 @@ pub fn run(args: CompareArgs) -> Result<()> {
     } else if args.measures.is_empty() {
         Measure::all()
     } else {
-        args.measures
-            .iter()
-            .map(|m| Ok(m.parse::<Measure>()?))
-            .collect::<Result<_>>()?
+        measures_named(&args.measures)?
     };
+    if args.study.checkpoints.is_some() {
+        bail!("--checkpoints runs a one-run assay at every snapshot; compare takes a run's snapshots with --over-training");
+    }
     // One writer at a time: two comparisons into one folder would mix their files.
     let _lock = DirLock::acquire(&args.out, "compare output directory")?;
+    let started = SystemTime::now();
     if args.over_training {
-        return over(&args, &measures);
+        over(&args, &measures)?;
+    } else {
+        between(&args, &measures)?;
     }
+    remove_stale_outputs(&args.out, started)
+}
+
+/// Every representation against every other: runs' sites and files.
+fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     let mut reps = Vec::new();
     if !args.runs.is_empty() {
         let compute = args.env.compute()?;
@@ -117,14 +127,19 @@ pub fn run(args: CompareArgs) -> Result<()> {
         reps.push(file_representation(path, args.reduction)?);
     }
     if reps.len() < 2 {
-        bail!("nothing to compare: give runs (each contributes its sites), --npy or --csv files, two representations at least");
+        bail!(
+            "nothing to compare: {} representation(s) ({}); give runs (each contributes its sites), --npy or --csv files, two representations at least",
+            reps.len(),
+            reps.iter().map(|r| r.label.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
+    distinct_labels(&mut reps)?;
     if args.save_matrices {
         write_matrices(&args.out, &reps)?;
     }
     let matrices = if args.measures.is_empty() {
         // Every measure that the inputs allow; the others are named with the reason.
-        let (matrices, left_out) = similarity_where_defined(&reps, &measures)?;
+        let (matrices, left_out) = similarity_where_defined(&reps, measures)?;
         for reason in &left_out {
             eprintln!("left out, undefined for every pair: {reason}");
         }
@@ -138,7 +153,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         }
         matrices
     } else {
-        similarity(&reps, &reps, &measures)?
+        similarity(&reps, &reps, measures)?
     };
     write_similarity(&args.out, &matrices, "representational similarity")?;
     for m in &matrices {
@@ -150,6 +165,17 @@ pub fn run(args: CompareArgs) -> Result<()> {
     }
     println!("outputs in {}/", args.out.display());
     Ok(())
+}
+
+/// The measures `--measures` names, each once: one given twice (or spelled twice, as
+/// `cka-rbf-1` and `cka-rbf-1.0`) would be computed twice and its files overwritten.
+fn measures_named(names: &[String]) -> Result<Vec<Measure>> {
+    let measures = names
+        .iter()
+        .map(|m| Ok(m.parse::<Measure>()?))
+        .collect::<Result<Vec<_>>>()?;
+    distinct("--measures", names, |name| name.parse::<Measure>().ok())?;
+    Ok(measures)
 }
 
 /// `--over-training`: one run's sites at every snapshot against their final state.

@@ -39,36 +39,48 @@ fn write_csv(path: &Path, stimuli: usize, units: usize, seed: u64) {
 #[test]
 fn saved_matrices_are_the_inputs_as_compared() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = tmp.path().join("a.csv");
+    let (a, b) = (tmp.path().join("a.csv"), tmp.path().join("b.csv"));
     write_csv(&a, 20, 3, 5);
+    write_csv(&b, 20, 3, 6);
     let out = tmp.path().join("out");
-    let (a_path, out) = (a.to_str().unwrap(), out.to_str().unwrap());
-    let (code, stderr) = run(&[
-        "compare",
-        "--csv",
-        a_path,
-        "--csv",
-        a_path,
-        "-o",
-        out,
-        "--measures",
-        "cka-linear",
-        "--save-matrices",
-    ]);
+    let (a_path, b_path, out) = (
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let compare = |second: &str| {
+        run(&[
+            "compare",
+            "--csv",
+            a_path,
+            "--csv",
+            second,
+            "-o",
+            out,
+            "--measures",
+            "cka-linear",
+            "--save-matrices",
+        ])
+    };
+    // One file twice would be two copies under one name.
+    let (code, stderr) = compare(a_path);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("given twice"), "{stderr}");
+    let (code, stderr) = compare(b_path);
     assert_eq!(code, 0, "{stderr}");
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{out}/matrices.json")).unwrap())
             .unwrap();
     assert_eq!(index.as_array().unwrap().len(), 2);
-    assert_eq!(index[1]["file"], "01_a.npy");
+    assert_eq!(index[1]["file"], "01_b.npy");
     assert_eq!(
         (index[1]["stimuli"].as_u64(), index[1]["units"].as_u64()),
         (Some(20), Some(3))
     );
     let saved =
-        insilico_population::Matrix::load_npy(Path::new(&format!("{out}/matrices/01_a.npy")), None)
+        insilico_population::Matrix::load_npy(Path::new(&format!("{out}/matrices/01_b.npy")), None)
             .unwrap();
-    let read = insilico_population::Matrix::load_csv(&a).unwrap();
+    let read = insilico_population::Matrix::load_csv(&b).unwrap();
     assert_eq!(saved.to_row_major(), read.to_row_major());
 }
 

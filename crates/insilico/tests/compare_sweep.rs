@@ -91,11 +91,34 @@ fn runs_are_compared_with_themselves_over_training() {
         let v: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
         assert!((v - 1.0).abs() < 1e-6, "{line}");
     }
-    saved_snapshots_give_the_heatmap(
-        &tmp.path().join("out/runs/mlp-2x128_seed=0"),
-        &tmp.path().join("saved"),
-        steps.len(),
-    );
+    let run = tmp.path().join("out/runs/mlp-2x128_seed=0");
+    saved_snapshots_give_the_heatmap(&run, &tmp.path().join("saved"), steps.len());
+    sites_typed_out_of_order_are_compared_in_depth_order(&run, tmp.path());
+}
+
+/// `--sites fc2.relu,fc1.relu` is the default (every hidden site, input to output): the
+/// same rows, values and bottom-up check; the order typed is not taken as depth.
+fn sites_typed_out_of_order_are_compared_in_depth_order(run: &Path, tmp: &Path) {
+    let over = |sites: &[&str], out: &Path| {
+        let mut c = Command::new(BIN);
+        c.args(["compare", "--over-training", "--measures", "cka-linear"])
+            .args(["--images", "300", "-q", "-o"])
+            .args([out, run]);
+        if !sites.is_empty() {
+            c.args(["--sites", &sites.join(",")]);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let json = std::fs::read_to_string(out.join("over_training.json")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["seconds"] = serde_json::Value::Null;
+        (v, String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (default, _) = over(&[], &tmp.join("default-order"));
+    let (typed, printed) = over(&["fc2.relu", "fc1.relu"], &tmp.join("typed-order"));
+    assert_eq!(typed["sites"], serde_json::json!(["fc1.relu", "fc2.relu"]));
+    assert_eq!(typed, default);
+    assert!(printed.contains("non-decreasing with depth"), "{printed}");
 }
 
 /// `compare --over-training --save-matrices`: every site at every snapshot is saved, and

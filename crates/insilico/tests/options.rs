@@ -37,6 +37,14 @@ fn degenerate_assay_options_are_refused_naming_the_field() {
             &["population", "--perplexity", "inf"],
             "population.perplexity = inf",
         ),
+        (
+            &["population", "--perplexity", "1e-5"],
+            "population.perplexity = 0.00001: must be at least 1",
+        ),
+        (
+            &["selectivity", "--sites", "fc1.relu,fc2.relu,fc1.relu"],
+            "assays.sites: `fc1.relu` is given twice",
+        ),
         (&["tuning", "--orientations", "8"], "tuning.orientations"),
         (&["tuning", "--contrasts", "0"], "tuning.contrasts"),
         (
@@ -102,4 +110,39 @@ fn an_options_file_is_checked_and_merged_under_the_flags() {
         "{err}"
     );
     assert!(!Path::new("no-such-run").exists());
+}
+
+#[test]
+fn an_options_file_perplexity_below_one_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("population.toml");
+    std::fs::write(&file, "perplexity = 1e-5\n").unwrap();
+    let f = file.to_str().unwrap();
+    let (code, err) = run(&["population", "--run", "no-such-run", "--options", f]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("population.toml") && err.contains("population.perplexity = 0.00001"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_measure_given_twice_is_refused_naming_it() {
+    // `cka-rbf-1.0` is the same measure as `cka-rbf-1` (the bandwidth 1).
+    for (measures, says) in [
+        ("cka-linear,cka-linear", "`cka-linear` is given twice"),
+        (
+            "cka-rbf-1,pwcca,cka-rbf-1.0",
+            "`cka-rbf-1.0` is the same as `cka-rbf-1`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let o = out.to_str().unwrap();
+        let (code, err) = run(&["compare", "--measures", measures, "--out", o]);
+        assert_eq!(code, 1, "{measures}: {err}");
+        assert!(err.contains(&format!("--measures: {says}")), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "{measures}: nothing is written");
+    }
 }

@@ -9,7 +9,7 @@
 
 use super::spec::{model_label, Point};
 use crate::compare::{prepare, similarity_of, Representation};
-use crate::options::{at_least, Options};
+use crate::options::{at_least, distinct, Options};
 use crate::population::MapReduction;
 use crate::study::{Study, StudyOptions, Subset};
 use anyhow::{bail, Context, Result};
@@ -89,7 +89,10 @@ impl Options for CompareSpec {
         if self.measures.is_empty() {
             bail!("compare.measures: is empty; name at least one, e.g. [\"cka-linear\"]");
         }
-        Ok(())
+        // Measures by their names: the one of each (`cka-rbf-1.0` reads as `cka-rbf-1`).
+        let names: Vec<String> = self.measures.iter().map(Measure::name).collect();
+        distinct("compare.measures", &names, String::clone)?;
+        distinct("compare.sites", &self.sites, String::clone)
     }
 }
 
@@ -556,5 +559,28 @@ mod tests {
         assert_eq!(spec.checks, vec![CompareCheck::Memorization]);
         let err = toml::from_str::<CompareSpec>("measures = [\"cka-lin\"]").unwrap_err();
         assert!(err.to_string().contains("cka-lin"), "{err}");
+    }
+
+    #[test]
+    fn a_measure_or_site_given_twice_is_refused_naming_it() {
+        // `cka-rbf-1.0` is the bandwidth 1 of `cka-rbf-1`: one measure, named `cka-rbf-1`.
+        for (table, says) in [
+            (
+                "measures = [\"cka-linear\", \"cka-linear\"]",
+                "compare.measures: `cka-linear` is given twice",
+            ),
+            (
+                "measures = [\"cka-rbf-1\", \"cka-rbf-1.0\"]",
+                "compare.measures: `cka-rbf-1` is given twice",
+            ),
+            (
+                "sites = [\"fc1.relu\", \"fc1.relu\"]",
+                "compare.sites: `fc1.relu` is given twice",
+            ),
+        ] {
+            let spec: CompareSpec = toml::from_str(table).unwrap();
+            let err = format!("{:#}", spec.validate().unwrap_err());
+            assert!(err.contains(says), "{table}: {err}");
+        }
     }
 }
