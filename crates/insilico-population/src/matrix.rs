@@ -102,7 +102,7 @@ impl Matrix {
                 if !v.is_finite() {
                     return Err(invalid(
                         "matrix",
-                        format!("non-finite value {v} at row {i}, column {j}"),
+                        format!("non-finite value {v} at row {i}, column {j} (counting from 0)"),
                     ));
                 }
                 if v.abs() > largest.0 {
@@ -116,7 +116,7 @@ impl Matrix {
             return Err(invalid(
                 "matrix",
                 format!(
-                    "the largest magnitude, {size:.3e} (row {i}, column {j}), is outside \
+                    "the largest magnitude, {size:.3e} (row {i}, column {j}, counting from 0), is outside \
                      {low:e}..{high:e}, where f64 products of the values overflow or \
                      underflow; every measure is invariant to scale, so rescale the data by a \
                      constant"

@@ -29,7 +29,8 @@ use std::time::SystemTime;
         predictivity (row predicts column; median R^2 and Pearson r over target units). \
         Any [stimuli, units] matrix from an NPY (2-D, or a 4-D map) or CSV file joins them: \
         a recording from a brain area, or activations exported by another framework, with \
-        one row per stimulus in the order of the study's images. Feature maps are reduced \
+        one row per stimulus in the order of the study's images (files are read whole: \
+        --split and --images choose the runs' stimuli). Feature maps are reduced \
         by their spatial mean (--reduction flatten keeps every position). Writes OUT/: \
         similarity_<measure>.csv (long format), similarity_<measure>.png/.svg (heatmaps \
         with the measure's range) and compare.json (a pair a measure is undefined for: null, \
