@@ -98,6 +98,11 @@ impl<'a> Prepared<'a> {
         })
     }
 
+    /// How many RDMs and RBF kernels this input keeps (see [`Kernel`]).
+    pub fn kept_kernels(&self) -> usize {
+        self.rbf.borrow().len() + self.rdms.borrow().len()
+    }
+
     /// Drops the RDMs and RBF kernels kept so far (see [`Kernel`]).
     pub fn release_kernels(&self) {
         self.rbf.borrow_mut().clear();

@@ -157,28 +157,28 @@ pub fn similarity(
     measures: &[Measure],
 ) -> Result<Vec<SimilarityMatrix>> {
     let prepared_rows = prepare(rows);
+    let (fail, release) = (Undefined::Fail, Kernels::Release);
     if std::ptr::eq(rows, columns) {
-        return similarity_of((rows, &prepared_rows), (columns, &prepared_rows), measures);
+        let all = (rows, &prepared_rows[..]);
+        return measure_by_measure(all, all, measures, fail, release);
     }
-    similarity_of(
-        (rows, &prepared_rows),
-        (columns, &prepare(columns)),
-        measures,
-    )
+    let prepared_columns = prepare(columns);
+    let (r, c) = ((rows, &prepared_rows[..]), (columns, &prepared_columns[..]));
+    measure_by_measure(r, c, measures, fail, release)
 }
 
 /// [`similarity`] of representations already prepared. Each representation is prepared
 /// once and each pair once for all measures (centred columns, Gram matrices, singular
 /// bases and cross-products are shared), instead of every measure of every pair starting
 /// again from the raw matrices; a caller comparing one representation with several others
-/// (every pair of runs of a group) prepares it once for all of them. A measure undefined
-/// for any pair is an error.
+/// (every pair of runs of a group) prepares it once for all of them, and their RDMs and
+/// kernels stay for its next comparisons. A measure undefined for any pair is an error.
 pub fn similarity_of(
     rows: (&[Representation], &[Prepared]),
     columns: (&[Representation], &[Prepared]),
     measures: &[Measure],
 ) -> Result<Vec<SimilarityMatrix>> {
-    measure_by_measure(rows, columns, measures, Undefined::Fail)
+    measure_by_measure(rows, columns, measures, Undefined::Fail, Kernels::Keep)
 }
 
 /// [`similarity`] where a measure undefined for a pair (CCA of a representation with itself
@@ -196,6 +196,7 @@ pub fn similarity_where_defined(
         (reps, &prepared),
         measures,
         Undefined::Record,
+        Kernels::Release,
     )?;
     let (left_out, defined): (Vec<_>, Vec<_>) = all
         .into_iter()
@@ -217,6 +218,15 @@ enum Undefined {
     Record,
 }
 
+/// Whether a comparison drops its inputs' RDMs and kernels after each phase (see
+/// [`kernel_phases`]): yes where it prepared the inputs itself; a caller that prepared them
+/// for several comparisons keeps them for the next.
+#[derive(Clone, Copy, PartialEq)]
+enum Kernels {
+    Release,
+    Keep,
+}
+
 /// Every measure between every pair. Different stimulus counts are refused for all
 /// measures, naming both representations.
 fn measure_by_measure(
@@ -224,6 +234,7 @@ fn measure_by_measure(
     (columns, prepared_columns): (&[Representation], &[Prepared]),
     measures: &[Measure],
     when: Undefined,
+    kernels: Kernels,
 ) -> Result<Vec<SimilarityMatrix>> {
     for r in rows.iter().chain(columns) {
         let first = &rows[0];
@@ -274,9 +285,11 @@ fn measure_by_measure(
     for phase in phases {
         let selected: Vec<(usize, Measure)> = phase.iter().map(|&k| (k, measures[k])).collect();
         pairs.measure(&selected, &mut matrices)?;
-        // This phase's RDMs or kernels are not read again.
-        for p in prepared_rows.iter().chain(prepared_columns) {
-            p.release_kernels();
+        // This phase's RDMs or kernels are not read again here.
+        if kernels == Kernels::Release {
+            for p in prepared_rows.iter().chain(prepared_columns) {
+                p.release_kernels();
+            }
         }
     }
     bar.finish_and_clear();
@@ -799,6 +812,25 @@ mod tests {
             kernel_phases(&measures),
             vec![vec![0, 4], vec![1, 3], vec![2], vec![5], vec![6]]
         );
+    }
+
+    /// A comparison that prepared its inputs drops each phase's RDMs and kernels; one
+    /// given prepared inputs (a sweep's runs, compared pair after pair) keeps them.
+    #[test]
+    fn kernels_are_released_only_by_the_comparison_that_prepared_them() {
+        let reps: Vec<Representation> = (0..3)
+            .map(|k| test_representation(&format!("r{k}"), 12, 4, k))
+            .collect();
+        let measures: Vec<Measure> = ["rsa-euclidean-spearman", "cka-rbf-1", "cka-linear"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
+        let prepared = prepare(&reps);
+        let all = (&reps[..], &prepared[..]);
+        similarity_of(all, all, &measures).unwrap();
+        assert!(prepared.iter().all(|p| p.kept_kernels() == 2));
+        measure_by_measure(all, all, &measures, Undefined::Fail, Kernels::Release).unwrap();
+        assert!(prepared.iter().all(|p| p.kept_kernels() == 0));
     }
 
     /// Five inputs of 10,000 stimuli x 32 units: 5 x 2 x 8 x 320,000 = 25.6 MB held. An RDM
