@@ -302,7 +302,11 @@ fn measure_by_measure(
 /// the process, or the kernel kill it. A lower bound on the peak (each input and its
 /// centred copy, the largest phase's kernels for every input and the temporaries of making
 /// one), so that a refusal is certain.
-fn check_memory(inputs: &[&Matrix], measures: &[Measure], available: Option<u64>) -> Result<()> {
+pub(crate) fn check_memory(
+    inputs: &[&Matrix],
+    measures: &[Measure],
+    available: Option<u64>,
+) -> Result<()> {
     let Some(available) = available else {
         return Ok(());
     };

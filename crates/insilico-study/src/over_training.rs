@@ -8,6 +8,7 @@ use crate::population::{to_matrix, MapReduction};
 use crate::study::Study;
 use anyhow::{bail, Context, Result};
 use insilico_engine::eval::record_site;
+use insilico_engine::memory::available_memory;
 use insilico_engine::Network;
 use insilico_population::{Matrix, Measure, Prepared, PreparedPair};
 use insilico_report::{write_csv, write_json, Heatmap};
@@ -99,6 +100,9 @@ pub fn over_training(
     let last = snapshots.last().expect("two snapshots at least");
     let final_net = study.run.load_weights(&last.weights)?;
     let finals = record_all(&final_net, study, reduction)?;
+    // The finals and one snapshot's sites are held at a time.
+    let held: Vec<&Matrix> = finals.iter().chain(&finals).collect();
+    crate::compare::check_memory(&held, measures, available_memory())?;
     // Each final state is prepared once for every snapshot, each snapshot once for every
     // measure (the shared Gram and cross-products; see insilico_population::Prepared).
     let finals_prepared: Vec<Prepared> = finals.iter().map(Prepared::new).collect();
