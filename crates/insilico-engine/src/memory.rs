@@ -127,6 +127,28 @@ pub fn gb(bytes: f64) -> String {
     }
 }
 
+/// Refuses `what` when its two parts (bytes, what holds them) together exceed `available`
+/// bytes, naming both, what the machine has, and `remedy`.
+pub fn check_fits(
+    what: &str,
+    (first, first_is): (f64, &str),
+    (second, second_is): (f64, &str),
+    remedy: &str,
+    available: u64,
+) -> Result<()> {
+    if first + second <= available as f64 {
+        return Ok(());
+    }
+    bail!(
+        "{what} needs at least {} of memory ({} for {first_is}, {} for {second_is}), but this \
+         machine has {} available (MemAvailable in /proc/meminfo); {remedy}",
+        gb(first + second),
+        gb(first),
+        gb(second),
+        gb(available as f64)
+    )
+}
+
 /// Bytes the kernel says can be allocated without swapping (`MemAvailable`), if known.
 pub fn available_memory() -> Option<u64> {
     parse_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)

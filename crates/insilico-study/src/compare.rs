@@ -3,11 +3,12 @@
 //! a brain area, activations exported by another framework), for every measure of
 //! `insilico-population` (CKA, CCA/SVCCA/PWCCA, RSA, ridge predictivity).
 
+use crate::options::distinct;
 use crate::population::{to_matrix, MapReduction};
 use crate::study::{Study, StudyOptions};
 use anyhow::{bail, Context, Result};
 use insilico_data::Locator;
-use insilico_engine::memory::{available_memory, gb};
+use insilico_engine::memory::{available_memory, check_fits};
 use insilico_engine::Compute;
 use insilico_population::{Kernel, Matrix, Measure, Prepared, PreparedPair};
 use insilico_report::{write_csv, write_json, write_npy, Heatmap};
@@ -71,14 +72,8 @@ pub fn distinct_labels(reps: &mut [Representation]) -> Result<()> {
             r.label = r.source.display().to_string();
         }
     }
-    if let Some(r) = reps.iter().find(|r| count(reps, &r.label) > 1) {
-        bail!(
-            "{} is given twice (both labelled `{}`): give each input once",
-            r.source.display(),
-            r.label
-        );
-    }
-    Ok(())
+    let labels: Vec<&str> = reps.iter().map(|r| r.label.as_str()).collect();
+    distinct("inputs", &labels, |label| *label)
 }
 
 /// Every site of a run (or `options.sites`), recorded on the study's stimuli, labelled
@@ -248,7 +243,10 @@ fn measure_by_measure(
             );
         }
     }
-    let inputs: Vec<&Matrix> = match std::ptr::eq(rows, columns) {
+    // A representation set against itself: a symmetric measure's (b, a) is its (a, b),
+    // computed once; the asymmetric ones (PWCCA, ridge) for every ordered pair.
+    let same = std::ptr::eq(rows, columns);
+    let inputs: Vec<&Matrix> = match same {
         true => rows.iter().map(|r| &r.matrix).collect(),
         false => rows.iter().chain(columns).map(|r| &r.matrix).collect(),
     };
@@ -265,9 +263,6 @@ fn measure_by_measure(
             undefined: Vec::new(),
         })
         .collect();
-    // A representation set against itself: a symmetric measure's (b, a) is its (a, b),
-    // computed once; the asymmetric ones (PWCCA, ridge) for every ordered pair.
-    let same = std::ptr::eq(rows, columns);
     let phases = kernel_phases(measures);
     let bar = if same {
         crate::progress::bar((rows.len() * columns.len() * phases.len()) as u64, "pairs")
@@ -336,28 +331,6 @@ pub(crate) fn check_memory(
         ),
         "compare fewer stimuli (--images) or leave out RSA and RBF CKA (--measures)",
         available,
-    )
-}
-
-/// Refuses `what` when its two parts (bytes, what holds them) together exceed `available`
-/// bytes, naming both, what the machine has, and `remedy`.
-pub(crate) fn check_fits(
-    what: &str,
-    (first, first_is): (f64, &str),
-    (second, second_is): (f64, &str),
-    remedy: &str,
-    available: u64,
-) -> Result<()> {
-    if first + second <= available as f64 {
-        return Ok(());
-    }
-    bail!(
-        "{what} needs at least {} of memory ({} for {first_is}, {} for {second_is}), but this \
-         machine has {} available (MemAvailable in /proc/meminfo); {remedy}",
-        gb(first + second),
-        gb(first),
-        gb(second),
-        gb(available as f64)
     )
 }
 

@@ -10,7 +10,7 @@ use crate::registry::{existing_figures, Assay, AssayKind, Figure};
 use crate::study::Study;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use insilico_engine::memory::available_memory;
+use insilico_engine::memory::{available_memory, check_fits};
 use insilico_engine::{Activation, RunDir};
 use insilico_population::{
     decodability_of, pca_of, tsne, Decodability, Matrix, Pca, Prepared, Reduction, RidgeOptions,
@@ -263,7 +263,7 @@ fn fits_in_memory(site: &str, x: &Matrix, available: Option<u64>) -> Result<()> 
     };
     let (n, units) = (x.stimuli() as f64, x.units() as f64);
     let side = n.min(units);
-    crate::compare::check_fits(
+    check_fits(
         &format!("the population of {site} ({n} stimuli x {units} units)"),
         (
             2.0 * 8.0 * n * units,
