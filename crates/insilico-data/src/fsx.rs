@@ -154,6 +154,70 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The outputs an earlier run left in a folder, noted before a new run writes there, so
+/// that those the new run does not write again can be removed once it has written all of
+/// its own: a rerun with fewer sites or measures would otherwise leave the old figures
+/// beside the new results, as if they belonged to them. A file counts as written again
+/// when its identity (inode) or modification time changed since it was noted, which every
+/// [`write_atomic`] does, as it renames a new file over the old. Comparing modification
+/// times with the run's start instead is not safe: the kernel stamps files with a clock
+/// coarser than [`std::time::SystemTime::now`], so a file written in the first
+/// milliseconds can look older than the run that wrote it.
+#[derive(Debug, Default)]
+pub struct EarlierOutputs {
+    files: Vec<(PathBuf, FileStamp)>,
+}
+
+/// What tells one version of a file from the next.
+type FileStamp = (Option<std::time::SystemTime>, u64);
+
+fn stamp(meta: &std::fs::Metadata) -> FileStamp {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    (meta.modified().ok(), inode)
+}
+
+impl EarlierOutputs {
+    /// Notes the files directly in `dir` (not in its subfolders) whose names `is_output`
+    /// claims; a missing `dir` has none. Call before the run writes anything there.
+    pub fn note(mut self, dir: &Path, is_output: impl Fn(&str) -> bool) -> anyhow::Result<Self> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(self),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let name = entry.file_name();
+            let meta = entry
+                .metadata()
+                .with_context(|| format!("reading {}", entry.path().display()))?;
+            if meta.is_file() && name.to_str().is_some_and(&is_output) {
+                self.files.push((entry.path(), stamp(&meta)));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Removes the noted files that are as they were: the run did not write them again.
+    /// Call once the run's outputs are all written, so that a run that fails leaves the
+    /// earlier one whole.
+    pub fn remove_unwritten(self) -> anyhow::Result<()> {
+        for (path, before) in self.files {
+            match std::fs::metadata(&path) {
+                Ok(meta) if stamp(&meta) == before => std::fs::remove_file(&path)
+                    .with_context(|| format!("removing {}", path.display()))?,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

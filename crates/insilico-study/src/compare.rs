@@ -7,6 +7,7 @@ use crate::options::distinct;
 use crate::population::{to_matrix, MapReduction};
 use crate::study::{Study, StudyOptions};
 use anyhow::{bail, Context, Result};
+use insilico_data::fsx::EarlierOutputs;
 use insilico_data::Locator;
 use insilico_engine::memory::{available_memory, check_fits};
 use insilico_engine::Compute;
@@ -507,41 +508,16 @@ fn is_comparison_output(name: &str) -> bool {
         || name == "matrices.json"
 }
 
-/// Removes from `out` what an earlier comparison wrote there and this one, started at
-/// `started`, did not write again (its files are older): a rerun with other measures,
-/// inputs or options would otherwise leave the old heatmaps and matrices beside the new
-/// `compare.json`, as if they belonged to it. Called once this comparison's outputs are
-/// all written, so that a comparison that fails leaves the earlier one whole. Only
-/// comparison outputs by name (see [`is_comparison_output`], and the NPY files of
-/// `matrices/`) are touched.
-pub fn remove_stale_outputs(out: &Path, started: std::time::SystemTime) -> Result<()> {
-    let stale = |path: &Path| -> Result<bool> {
-        let modified = std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .with_context(|| format!("reading {}", path.display()))?;
-        Ok(modified < started)
-    };
-    let mut old = Vec::new();
-    for entry in std::fs::read_dir(out).with_context(|| format!("listing {}", out.display()))? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if path.is_file() && is_comparison_output(name) && stale(&path)? {
-            old.push(path);
-        }
-    }
-    let matrices = out.join("matrices");
-    if matrices.is_dir() {
-        for entry in std::fs::read_dir(&matrices)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "npy") && stale(&path)? {
-                old.push(path);
-            }
-        }
-    }
-    for path in old {
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    Ok(())
+/// What an earlier comparison wrote in `out` (comparison outputs by name, see
+/// [`is_comparison_output`], and the NPY files of `matrices/`), noted before this one
+/// writes there: those this one does not write again are removed once it is done
+/// ([`EarlierOutputs::remove_unwritten`]), so that a rerun with other measures, inputs or
+/// options does not leave the old heatmaps and matrices beside the new `compare.json`.
+/// Other files are never touched.
+pub fn earlier_outputs(out: &Path) -> Result<EarlierOutputs> {
+    EarlierOutputs::default()
+        .note(out, is_comparison_output)?
+        .note(&out.join("matrices"), |name| name.ends_with(".npy"))
 }
 
 /// Every representation of a comparison, in a [`MatrixArchive`].
@@ -737,14 +713,14 @@ mod tests {
         for f in old.iter().chain(&kept) {
             std::fs::write(out.join(f), "old").unwrap();
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let started = std::time::SystemTime::now();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let earlier = earlier_outputs(out).unwrap();
+        // At once, with no pause: the files' clock is coarser than the run's, so a test of
+        // times would take these for older than the run (the bug this replaced).
         let rewritten = ["compare.json", "similarity_cka-linear.csv"];
         for f in rewritten {
-            std::fs::write(out.join(f), "new").unwrap();
+            insilico_data::fsx::write_atomic(&out.join(f), b"old").unwrap();
         }
-        remove_stale_outputs(out, started).unwrap();
+        earlier.remove_unwritten().unwrap();
         for f in old.iter().filter(|f| !rewritten.contains(f)) {
             assert!(!out.join(f).exists(), "{f} should be gone");
         }

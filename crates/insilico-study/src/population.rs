@@ -10,6 +10,7 @@ use crate::registry::{existing_figures, Assay, AssayKind, Figure};
 use crate::study::Study;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use insilico_data::fsx::EarlierOutputs;
 use insilico_engine::memory::{available_memory, check_fits};
 use insilico_engine::{Activation, RunDir};
 use insilico_population::{
@@ -214,6 +215,7 @@ impl Assay for Population {
 /// Runs the population assay on a study and writes its outputs.
 pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationResult> {
     opts.validate()?;
+    let earlier = EarlierOutputs::default().note(&study.out_dir("population"), is_output)?;
     let labels: Vec<usize> = study.examples.labels.iter().map(|&l| l as usize).collect();
     let mut sites = Vec::new();
     // Seconds per site (the decoder's folds, t-SNE), minutes with flattened maps.
@@ -250,7 +252,24 @@ pub fn population(study: &Study, opts: &PopulationOptions) -> Result<PopulationR
         sites,
     };
     write_outputs(study, &result)?;
+    // A rerun with fewer sites, or without t-SNE, would leave the old embeddings.
+    earlier.remove_unwritten()?;
     Ok(result)
+}
+
+/// Whether a file in the population folder is one this assay writes (not the registry's
+/// `done.json` or lock, nor a `--checkpoints` step folder).
+fn is_output(name: &str) -> bool {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    name.starts_with("embedding_")
+        || [
+            "summary",
+            "spectrum",
+            "eigenspectrum",
+            "decoding",
+            "population",
+        ]
+        .contains(&stem)
 }
 
 /// Refuses a site whose PCA cannot fit in `available` bytes (`None`: unknown, accept)
@@ -501,9 +520,34 @@ fn draw(study: &Study, result: &PopulationResult) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::PopulationOptions;
+    use super::{is_output, PopulationOptions};
     use crate::options::Options;
     use insilico_population::MIN_PERPLEXITY;
+
+    #[test]
+    fn only_the_assays_own_files_are_claimed_for_removal_on_a_rerun() {
+        for name in [
+            "summary.csv",
+            "spectrum.csv",
+            "spectrum.png",
+            "eigenspectrum.svg",
+            "decoding.csv",
+            "population.json",
+            "embedding_conv1.relu.npy",
+            "embedding_tsne_fc1.png",
+        ] {
+            assert!(is_output(name), "{name}");
+        }
+        for name in [
+            "done.json",
+            ".lock",
+            "notes.txt",
+            "checkpoints",
+            "summary_old.txt",
+        ] {
+            assert!(!is_output(name), "{name}");
+        }
+    }
 
     #[test]
     fn a_perplexity_below_one_is_refused_naming_it() {

@@ -7,7 +7,7 @@ use clap::Args;
 use insilico_engine::rundir::DirLock;
 use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
-    distinct_labels, file_representation, remove_stale_outputs, run_names, run_representations,
+    distinct_labels, earlier_outputs, file_representation, run_names, run_representations,
     similarity, similarity_where_defined, write_matrices, write_similarity, MatrixArchive,
 };
 use insilico_study::options::distinct;
@@ -15,7 +15,6 @@ use insilico_study::over_training::{checks, over_training, write_over_training};
 use insilico_study::population::MapReduction;
 use insilico_study::{Study, StudyOptions};
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 #[derive(Args)]
 #[command(
@@ -98,13 +97,13 @@ pub fn run(args: CompareArgs) -> Result<()> {
     }
     // One writer at a time: two comparisons into one folder would mix their files.
     let _lock = DirLock::acquire(&args.out, "compare output directory")?;
-    let started = SystemTime::now();
+    let earlier = earlier_outputs(&args.out)?;
     if args.over_training {
         over(&args, &measures)?;
     } else {
         between(&args, &measures)?;
     }
-    remove_stale_outputs(&args.out, started)
+    earlier.remove_unwritten()
 }
 
 /// Every representation against every other: runs' sites and files.
