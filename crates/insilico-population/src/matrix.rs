@@ -26,6 +26,19 @@ pub enum Reduction {
     SpatialMean,
 }
 
+/// The mean of finite values, as numpy's `mean` computes it (the sum over the count),
+/// except where the sum alone would overflow (values near f64's largest): then the sum of
+/// each value over the count, which cannot.
+fn mean_of_finite(values: &[f64]) -> f64 {
+    let count = values.len() as f64;
+    let sum = values.iter().sum::<f64>();
+    if sum.is_finite() {
+        sum / count
+    } else {
+        values.iter().map(|v| v / count).sum()
+    }
+}
+
 impl Matrix {
     /// A matrix from row-major values (`data[i * cols + j]` is stimulus `i`, unit `j`),
     /// checked as [`Matrix::from_faer`] checks.
@@ -53,13 +66,21 @@ impl Matrix {
     /// A 4-D `[n, c, h, w]` map (row-major, as PyTorch and Burn lay it out) reduced to `[n, units]`.
     pub fn from_conv_map(shape: [usize; 4], data: &[f64], reduction: Reduction) -> Result<Self> {
         let [n, c, h, w] = shape;
-        if n * c * h * w != data.len() {
+        let needed = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        if needed != Some(data.len()) {
+            let needed = needed.map_or("more than memory holds".into(), |k| k.to_string());
+            return Err(invalid(
+                "conv map",
+                format!("shape {shape:?} needs {needed} values, got {}", data.len()),
+            ));
+        }
+        if let Some(k) = data.iter().position(|v| !v.is_finite()) {
+            let (i, ch, y, x) = (k / (c * h * w), k / (h * w) % c, k / w % h, k % w);
             return Err(invalid(
                 "conv map",
                 format!(
-                    "shape {shape:?} needs {} values, got {}",
-                    n * c * h * w,
-                    data.len()
+                    "non-finite value {} at [{i}, {ch}, {y}, {x}] (counting from 0)",
+                    data[k]
                 ),
             ));
         }
@@ -73,10 +94,7 @@ impl Matrix {
             Reduction::Flatten => Self::from_row_major(n, c * h * w, data),
             Reduction::SpatialMean => {
                 let positions = h * w;
-                let means: Vec<f64> = data
-                    .chunks(positions)
-                    .map(|block| block.iter().sum::<f64>() / positions as f64)
-                    .collect();
+                let means: Vec<f64> = data.chunks(positions).map(mean_of_finite).collect();
                 Self::from_row_major(n, c, &means)
             }
         }

@@ -260,6 +260,32 @@ fn values_beyond_the_f64_range_of_the_measures_are_refused() {
     }
 }
 
+#[test]
+fn conv_maps_name_what_is_wrong_where_the_file_has_it() {
+    // Four positions near f64's largest: their sum overflows, their mean (1.5e308) does
+    // not. Refused for its magnitude, as in 2-D, not as an infinity the file lacks.
+    let huge = vec![1.5e308; 4];
+    let err = Matrix::from_conv_map([1, 1, 2, 2], &huge, Reduction::SpatialMean)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1.500e308") && !err.contains("inf"), "{err}");
+    // A NaN at stimulus 1, channel 0, row 1, column 0 of a [2, 2, 2, 3] map: flat index
+    // 1 * 12 + 0 * 6 + 1 * 3 + 0 = 15.
+    let mut values = vec![0.5; 24];
+    values[15] = f64::NAN;
+    for reduction in [Reduction::SpatialMean, Reduction::Flatten] {
+        let err = Matrix::from_conv_map([2, 2, 2, 3], &values, reduction)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NaN at [1, 0, 1, 0]"), "{err}");
+    }
+    let overflowing = [usize::MAX / 2, 3, 1, 1];
+    let err = Matrix::from_conv_map(overflowing, &[0.0], Reduction::SpatialMean)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than memory holds"), "{err}");
+}
+
 /// An NPY version-1 header, padded to 64 bytes as numpy writes it.
 fn header(descr: &str, fortran: &str, shape: &str) -> Vec<u8> {
     let text = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
