@@ -9,6 +9,7 @@ use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
     distinct_labels, earlier_outputs, file_representation, run_names, run_representations,
     similarity, similarity_where_defined, write_matrices, write_similarity, MatrixArchive,
+    Representation,
 };
 use insilico_study::options::distinct;
 use insilico_study::over_training::{checks, over_training, write_over_training};
@@ -34,11 +35,15 @@ use std::path::PathBuf;
         similarity_<measure>.csv (long format), similarity_<measure>.png/.svg (heatmaps \
         with the measure's range) and compare.json (a pair a measure is undefined for: null, \
         with the reason); with --save-matrices, the matrices compared in OUT/matrices/.",
-    after_help = "Examples:\n  insilico compare runs/a runs/b --split test --images 2000\n  insilico compare --over-training runs/a --split test --images 2000\n  insilico compare runs/a --npy recording.npy --measures cka-linear,rsa-correlation-spearman\n  insilico compare --npy A.npy --npy B.npy --out runs/compare-ab"
+    after_help = "Examples:\n  insilico compare runs/a runs/b --split test --images 2000\n  insilico compare --over-training runs/a --split test --images 2000\n  insilico compare --npy recording.npy --run runs/a --measures cka-linear,rsa-correlation-spearman\n  insilico compare --npy A.npy --npy B.npy --out runs/compare-ab"
 )]
 pub struct CompareArgs {
     /// Run directories whose sites are compared (each with every other, and with itself).
     pub runs: Vec<PathBuf>,
+    /// A run directory, as the other assays take it (`--run A --run B` is `A B`; runs
+    /// given this way follow those given without the flag).
+    #[arg(long = "run", value_name = "RUN")]
+    pub run_flags: Vec<PathBuf>,
     /// `[stimuli, units]` matrices from NPY files (floats of 2, 4 or 8 bytes, integers such as
     /// spike counts, or booleans; either byte order, C or Fortran order).
     #[arg(long)]
@@ -84,7 +89,9 @@ pub struct CompareArgs {
     pub env: Env,
 }
 
-pub fn run(args: CompareArgs) -> Result<()> {
+pub fn run(mut args: CompareArgs) -> Result<()> {
+    let flagged = std::mem::take(&mut args.run_flags);
+    args.runs.extend(flagged);
     let measures: Vec<Measure> = if args.measures.is_empty() && args.over_training {
         vec![Measure::Svcca { kept: SVCCA_KEPT }, Measure::CkaLinear]
     } else if args.measures.is_empty() {
@@ -108,8 +115,17 @@ pub fn run(args: CompareArgs) -> Result<()> {
 
 /// Every representation against every other: runs' sites and files.
 fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
+    // Files first: they are quick to read, and a bad one is named before the runs are
+    // recorded (minutes at 10,000 images).
+    let files = args
+        .npy
+        .iter()
+        .chain(&args.csv)
+        .map(|path| file_representation(path, args.reduction))
+        .collect::<Result<Vec<_>>>()?;
     let mut reps = Vec::new();
     if !args.runs.is_empty() {
+        files_fit_the_study(&files, None, &args.study)?;
         let compute = args.env.compute()?;
         let locator = args.env.locator();
         for (run, name) in args.runs.iter().zip(run_names(&args.runs)) {
@@ -122,10 +138,11 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
                 args.reduction,
             )?);
         }
+        if let Some(first) = reps.first() {
+            files_fit_the_study(&files, Some(first.matrix.stimuli()), &args.study)?;
+        }
     }
-    for path in args.npy.iter().chain(&args.csv) {
-        reps.push(file_representation(path, args.reduction)?);
-    }
+    reps.extend(files);
     if reps.len() < 2 {
         bail!(
             "nothing to compare: {} representation(s) ({}); give runs (each contributes its sites), --npy or --csv files, two representations at least",
@@ -165,6 +182,46 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     }
     println!("outputs in {}/", args.out.display());
     Ok(())
+}
+
+/// Refuses a file whose rows cannot be the runs' stimuli, saying how to make them so: before
+/// the runs are recorded (`recorded` None), a file longer than `--images`; after, a file
+/// whose rows are not the `recorded` count. Without this, the comparison would stop at
+/// the first pair with "different stimulus counts" and no remedy.
+fn files_fit_the_study(
+    files: &[Representation],
+    recorded: Option<usize>,
+    study: &StudyOptions,
+) -> Result<()> {
+    let most = recorded.unwrap_or(study.images);
+    let bad = |f: &&Representation| match recorded {
+        Some(n) => f.matrix.stimuli() != n,
+        None => f.matrix.stimuli() > most,
+    };
+    let Some(file) = files.iter().find(bad) else {
+        return Ok(());
+    };
+    let rows = file.matrix.stimuli();
+    let split = study.split;
+    let (runs, remedy) = match recorded {
+        Some(n) if n < study.images => (
+            format!("the {split} split has only {n} images"),
+            format!("the --split the file was recorded on, or a file of {n} rows"),
+        ),
+        Some(n) => (
+            format!("the runs were recorded on the first {n} {split} images"),
+            format!("--images {rows} (and the --split the file was recorded on)"),
+        ),
+        None => (
+            format!("the runs see at most --images {most}"),
+            format!("--images {rows} (and the --split the file was recorded on)"),
+        ),
+    };
+    bail!(
+        "{}: {rows} rows (stimuli), but {runs}; a file's rows must be the responses to the \
+         study's images, in order: give {remedy}",
+        file.source.display()
+    )
 }
 
 /// The measures `--measures` names, each once: one given twice (or spelled twice, as

@@ -97,15 +97,18 @@ fn runs_are_compared_with_themselves_over_training() {
 }
 
 /// `--sites fc2.relu,fc1.relu` is the default (every hidden site, input to output): the
-/// same rows, values and bottom-up check; the order typed is not taken as depth.
+/// same rows, values and bottom-up check; the order typed is not taken as depth. The
+/// second call names the run as the other assays do, `--run RUN`: the same comparison.
 fn sites_typed_out_of_order_are_compared_in_depth_order(run: &Path, tmp: &Path) {
     let over = |sites: &[&str], out: &Path| {
         let mut c = Command::new(BIN);
         c.args(["compare", "--over-training", "--measures", "cka-linear"])
             .args(["--images", "300", "-q", "-o"])
-            .args([out, run]);
-        if !sites.is_empty() {
-            c.args(["--sites", &sites.join(",")]);
+            .arg(out);
+        if sites.is_empty() {
+            c.arg(run);
+        } else {
+            c.args(["--sites", &sites.join(",")]).arg("--run").arg(run);
         }
         let o = c.output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -609,3 +609,59 @@ fn a_second_writer_of_an_assay_or_a_comparison_is_refused_naming_the_first() {
         &["compare output directory", "being written by process", &pid],
     );
 }
+
+#[test]
+fn a_recording_whose_rows_are_not_the_studys_images_is_refused_with_the_remedy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = train(tmp.path(), &run_dir, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recording = |rows: usize| {
+        let path = tmp.path().join(format!("recording{rows}.csv"));
+        let text: String = (0..rows)
+            .map(|i| format!("{},{}\n", i % 7, (i * i) % 5))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let compare = |file: &str| {
+        let out = tmp.path().join("compared");
+        run(
+            tmp.path(),
+            &[
+                "compare",
+                "--csv",
+                file,
+                "--run",
+                run_dir.to_str().unwrap(),
+                "--images",
+                "60",
+                "--measures",
+                "cka-linear",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    // More rows than --images: refused before the run is recorded.
+    let long = recording(61);
+    let o = compare(&long);
+    fails_with(
+        &o,
+        &[&long, "61 rows", "at most --images 60", "give --images 61"],
+    );
+    // Fewer: refused once the run's count is known.
+    let short = recording(50);
+    let o = compare(&short);
+    fails_with(
+        &o,
+        &[
+            &short,
+            "50 rows",
+            "first 60 train images",
+            "give --images 50",
+        ],
+    );
+    let o = compare(&recording(60));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
