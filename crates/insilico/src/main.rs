@@ -53,7 +53,10 @@ enum Command {
 
 /// The whole command line: the commands above and one subcommand per registered assay.
 fn command_line() -> clap::Command {
-    let mut cmd = Cli::command();
+    // compare shares the study's flags but refuses --checkpoints (snapshots are its
+    // --over-training): kept for that clear refusal, left out of its help.
+    let mut cmd =
+        Cli::command().mut_subcommand("compare", |c| c.mut_arg("checkpoints", |a| a.hide(true)));
     for kind in AssayKind::ALL {
         cmd = cmd.subcommand(with_assay!(kind, A => cmd_assay::command::<A>()));
     }
