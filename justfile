@@ -66,3 +66,16 @@ bench-actmax python=(env_var("HOME") / "torch-bench/bin/python"): build
 # one thread each, train 1.8x faster than one on two threads): runs/ablation-vs-generalization/report.html
 reproduce: build
     time {{bin}} sweep experiments/ablation-vs-generalization.toml --jobs 2
+
+# Raghu et al. 2017 (bottom-up convergence), Kornblith et al. 2019 (corresponding layers) and
+# Morcos, Raghu & Bengio 2018 (memorization): about 10 + 11 + 27 minutes on 2 idle cores.
+# The population reproductions with CNNs, each printing its check (runs/<experiment>/report.html).
+reproduce-populations: build
+    time {{bin}} sweep experiments/convergence-over-training.toml
+    time {{bin}} sweep experiments/corresponding-layers-cnn.toml -j 2
+    time {{bin}} sweep experiments/memorization-convergence-cnn.toml
+
+# Needs a Python with numpy, scipy and scikit-learn, and a checkout of github.com/google/svcca.
+# CKA, SVCCA, PWCCA, ridge, RSA and the layer x checkpoint heatmap against numpy/scipy.
+bench-population python svcca: build
+    {{bin}} bench population --python {{python}} --svcca {{svcca}} --threads 1
