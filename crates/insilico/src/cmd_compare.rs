@@ -193,29 +193,27 @@ fn files_fit_the_study(
     recorded: Option<usize>,
     study: &StudyOptions,
 ) -> Result<()> {
-    let most = recorded.unwrap_or(study.images);
     let bad = |f: &&Representation| match recorded {
         Some(n) => f.matrix.stimuli() != n,
-        None => f.matrix.stimuli() > most,
+        None => f.matrix.stimuli() > study.images,
     };
     let Some(file) = files.iter().find(bad) else {
         return Ok(());
     };
     let rows = file.matrix.stimuli();
-    let split = study.split;
+    let (split, images) = (study.split, study.images);
+    let fewer = format!("--images {rows} (and the --split the file was recorded on)");
     let (runs, remedy) = match recorded {
-        Some(n) if n < study.images => (
+        // The split ran out before --images: more images cannot be had from it.
+        Some(n) if n < images && rows > n => (
             format!("the {split} split has only {n} images"),
             format!("the --split the file was recorded on, or a file of {n} rows"),
         ),
         Some(n) => (
             format!("the runs were recorded on the first {n} {split} images"),
-            format!("--images {rows} (and the --split the file was recorded on)"),
+            fewer,
         ),
-        None => (
-            format!("the runs see at most --images {most}"),
-            format!("--images {rows} (and the --split the file was recorded on)"),
-        ),
+        None => (format!("the runs see at most --images {images}"), fewer),
     };
     bail!(
         "{}: {rows} rows (stimuli), but {runs}; a file's rows must be the responses to the \
