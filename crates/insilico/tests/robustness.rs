@@ -62,6 +62,14 @@ fn train(home: &Path, out: &Path, extra: &[&str]) -> Output {
     run(home, &args)
 }
 
+/// `home/run`: mlp-2x128 trained for one epoch on the shapes set, for the assays to study.
+fn one_epoch_run(home: &Path) -> PathBuf {
+    let run_dir = home.join("run");
+    let o = train(home, &run_dir, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_dir
+}
+
 #[test]
 fn huge_sizes_are_refused_naming_the_layer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -561,9 +569,7 @@ fn a_second_sweep_on_the_same_directory_is_refused_naming_the_first() {
 #[test]
 fn a_second_writer_of_an_assay_or_a_comparison_is_refused_naming_the_first() {
     let tmp = tempfile::tempdir().unwrap();
-    let run_dir = tmp.path().join("run");
-    let o = train(tmp.path(), &run_dir, &["--epochs", "1"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run_dir = one_epoch_run(tmp.path());
     let run_arg = run_dir.to_str().unwrap();
     let population = [
         "population",
@@ -591,31 +597,26 @@ fn a_second_writer_of_an_assay_or_a_comparison_is_refused_naming_the_first() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = tmp.path().join("compared");
     let _held = DirLock::acquire(&out, "test").unwrap();
-    let o = run(
-        tmp.path(),
-        &[
-            "compare",
-            run_arg,
-            "--images",
-            "60",
-            "--measures",
-            "cka-linear",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
+    let o = compare_on_60_images(tmp.path(), &out, &[run_arg]);
     fails_with(
         &o,
         &["compare output directory", "being written by process", &pid],
     );
 }
 
+/// `compare` of `inputs` by linear CKA on 60 images, into `out`.
+fn compare_on_60_images(home: &Path, out: &Path, inputs: &[&str]) -> Output {
+    let mut args = vec!["compare"];
+    args.extend_from_slice(inputs);
+    args.extend(["--images", "60", "--measures", "cka-linear", "--out"]);
+    args.push(out.to_str().unwrap());
+    run(home, &args)
+}
+
 #[test]
 fn a_recording_whose_rows_are_not_the_studys_images_is_refused_with_the_remedy() {
     let tmp = tempfile::tempdir().unwrap();
-    let run_dir = tmp.path().join("run");
-    let o = train(tmp.path(), &run_dir, &["--epochs", "1"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run_dir = one_epoch_run(tmp.path());
     let recording = |rows: usize| {
         let path = tmp.path().join(format!("recording{rows}.csv"));
         let text: String = (0..rows)
@@ -624,25 +625,10 @@ fn a_recording_whose_rows_are_not_the_studys_images_is_refused_with_the_remedy()
         std::fs::write(&path, text).unwrap();
         path.to_str().unwrap().to_owned()
     };
-    let compare = |file: &str| {
-        let out = tmp.path().join("compared");
-        run(
-            tmp.path(),
-            &[
-                "compare",
-                "--csv",
-                file,
-                "--run",
-                run_dir.to_str().unwrap(),
-                "--images",
-                "60",
-                "--measures",
-                "cka-linear",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        )
-    };
+    let out = tmp.path().join("compared");
+    let run_arg = run_dir.to_str().unwrap();
+    let compare =
+        |file: &str| compare_on_60_images(tmp.path(), &out, &["--csv", file, "--run", run_arg]);
     // More rows than --images: refused before the run is recorded.
     let long = recording(61);
     let o = compare(&long);
