@@ -70,7 +70,7 @@ pub fn tsne(x: &Matrix, options: &TsneOptions) -> Result<Vec<[f64; 2]>> {
         return Err(invalid(
             WHAT,
             format!(
-                "perplexity {} must be at least 1 and below (n - 1) / 3 = {:.1}",
+                "perplexity {} must be at least {MIN_PERPLEXITY} and below (n - 1) / 3 = {:.1}",
                 options.perplexity,
                 (n - 1) as f64 / 3.0
             ),

@@ -153,14 +153,16 @@ pub fn similarity(
     measures: &[Measure],
 ) -> Result<Vec<SimilarityMatrix>> {
     let prepared_rows = prepare(rows);
-    let (fail, release) = (Undefined::Fail, Kernels::Release);
-    if std::ptr::eq(rows, columns) {
-        let all = (rows, &prepared_rows[..]);
-        return measure_by_measure(all, all, measures, fail, release);
-    }
-    let prepared_columns = prepare(columns);
-    let (r, c) = ((rows, &prepared_rows[..]), (columns, &prepared_columns[..]));
-    measure_by_measure(r, c, measures, fail, release)
+    // A set against itself is prepared once.
+    let prepared_columns = (!std::ptr::eq(rows, columns)).then(|| prepare(columns));
+    let prepared_columns = prepared_columns.as_deref().unwrap_or(&prepared_rows);
+    measure_by_measure(
+        (rows, &prepared_rows),
+        (columns, prepared_columns),
+        measures,
+        Undefined::Fail,
+        Kernels::Release,
+    )
 }
 
 /// [`similarity`] of representations already prepared. Each representation is prepared

@@ -78,7 +78,8 @@ pub struct PopulationOptions {
     /// study; exact t-SNE costs n^2); 0 skips t-SNE and shows every stimulus.
     #[arg(long, default_value_t = PopulationOptions::default().tsne_stimuli)]
     pub tsne_stimuli: usize,
-    /// t-SNE perplexity (at least 1, below a third of the embedded stimuli).
+    /// t-SNE perplexity: at least 1 (e^entropy of a stimulus's distribution over its
+    /// neighbours, never below 1), and below a third of the embedded stimuli.
     #[arg(long, default_value_t = PopulationOptions::default().perplexity)]
     pub perplexity: f64,
 }
@@ -98,14 +99,10 @@ impl Options for PopulationOptions {
     const SECTION: &'static str = "population";
     fn validate(&self) -> Result<()> {
         at_least(Self::SECTION, "folds", self.folds, 2)?;
+        // A perplexity is e^entropy of a stimulus's distribution over its neighbours: never
+        // below 1. `finite` first: NaN passes any comparison.
         finite(Self::SECTION, "perplexity", self.perplexity)?;
-        if self.perplexity < MIN_PERPLEXITY {
-            anyhow::bail!(
-                "population.perplexity = {}: must be at least {MIN_PERPLEXITY} (a perplexity \
-                 is e^entropy of each stimulus's distribution over its neighbours, never below 1)",
-                self.perplexity
-            );
-        }
+        at_least(Self::SECTION, "perplexity", self.perplexity, MIN_PERPLEXITY)?;
         if self.tsne_stimuli > 0 && (self.tsne_stimuli as f64 - 1.0) / 3.0 <= self.perplexity {
             anyhow::bail!(
                 "population.tsne_stimuli = {}: t-SNE at perplexity {} needs more than {} stimuli",

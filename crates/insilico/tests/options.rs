@@ -81,29 +81,31 @@ fn the_sweep_refuses_the_same_values_with_the_same_message() {
     assert!(err.contains("noise.max_level = inf"), "{err}");
 }
 
+/// Runs `insilico COMMAND --run no-such-run --options FILE EXTRA...`, `FILE` (called
+/// `name`) holding `text`; returns (exit code, stderr).
+fn with_options_file(command: &str, name: &str, text: &str, extra: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    let mut args = vec![command, "--run", "no-such-run", "--options"];
+    args.push(file.to_str().unwrap());
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn an_options_file_is_checked_and_merged_under_the_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("ablation.toml");
-    std::fs::write(&file, "repeats = 0\n").unwrap();
-    let f = file.to_str().unwrap();
+    let ablate =
+        |extra: &[&str]| with_options_file("ablate", "ablation.toml", "repeats = 0\n", extra);
     // The file's bad value is refused, naming the file and the field...
-    let (code, err) = run(&["ablate", "--run", "no-such-run", "--options", f]);
+    let (code, err) = ablate(&[]);
     assert_eq!(code, 1);
     assert!(
         err.contains("ablation.toml") && err.contains("ablation.repeats"),
         "{err}"
     );
     // ...unless a flag overrides it; then the run directory is what is missing.
-    let (code, err) = run(&[
-        "ablate",
-        "--run",
-        "no-such-run",
-        "--options",
-        f,
-        "--repeats",
-        "2",
-    ]);
+    let (code, err) = ablate(&["--repeats", "2"]);
     assert_eq!(code, 1);
     assert!(
         !err.contains("repeats") && err.contains("no-such-run"),
@@ -114,11 +116,8 @@ fn an_options_file_is_checked_and_merged_under_the_flags() {
 
 #[test]
 fn an_options_file_perplexity_below_one_is_refused_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("population.toml");
-    std::fs::write(&file, "perplexity = 1e-5\n").unwrap();
-    let f = file.to_str().unwrap();
-    let (code, err) = run(&["population", "--run", "no-such-run", "--options", f]);
+    let text = "perplexity = 1e-5\n";
+    let (code, err) = with_options_file("population", "population.toml", text, &[]);
     assert_eq!(code, 1);
     assert!(
         err.contains("population.toml") && err.contains("population.perplexity = 0.00001"),
