@@ -5,7 +5,7 @@
 
 use crate::options::distinct;
 use crate::population::{to_matrix, MapReduction};
-use crate::study::{Study, StudyOptions};
+use crate::study::{Study, StudyOptions, Subset};
 use anyhow::{bail, Context, Result};
 use insilico_data::fsx::EarlierOutputs;
 use insilico_data::Locator;
@@ -15,6 +15,7 @@ use insilico_population::{Kernel, Matrix, Measure, Prepared, PreparedPair};
 use insilico_report::{write_csv, write_json, write_npy, Heatmap};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 /// `stem` with `.ext` appended: measure names contain dots (`svcca-0.99`), which
@@ -77,17 +78,110 @@ pub fn distinct_labels(reps: &mut [Representation]) -> Result<()> {
     distinct("inputs", &labels, |label| *label)
 }
 
-/// Every site of a run (or `options.sites`), recorded on the study's stimuli, labelled
-/// `name:site`.
-pub fn run_representations(
-    dir: &Path,
-    name: &str,
+/// The images a run's study shows, by content. Representations compared with each other
+/// must be responses to the same stimuli, row by row, and two runs can show different
+/// images under the same `--split` and `--images`: runs on different datasets, or on the
+/// training split of different training subsets (`data.train_limit` with another
+/// `data.data_seed`).
+#[derive(Clone, Debug)]
+pub struct Stimuli {
+    /// The run, as the comparison names it.
+    pub run: String,
+    dataset: String,
+    split: Subset,
+    count: usize,
+    /// A hash of the images' bits (as normalized for the network), their count and shape.
+    fingerprint: u64,
+    /// The true class of each stimulus, before any corruption of the training labels
+    /// (the conditions of a class-averaged comparison: the same for every run).
+    pub classes: Vec<usize>,
+}
+
+impl Stimuli {
+    pub fn of(study: &Study, run: &str) -> Self {
+        let examples = &study.examples;
+        let mut hasher = std::hash::DefaultHasher::new();
+        examples.shape.hash(&mut hasher);
+        examples.len().hash(&mut hasher);
+        for v in &examples.images {
+            hasher.write_u32(v.to_bits());
+        }
+        let labels = match study.split() {
+            Subset::Train => &study.run.data.train_clean_labels[..examples.len()],
+            Subset::Test => &examples.labels[..],
+        };
+        Self {
+            run: run.to_string(),
+            dataset: study.run.data.dataset.name.clone(),
+            split: study.split(),
+            count: examples.len(),
+            fingerprint: hasher.finish(),
+            classes: labels.iter().map(|&l| l as usize).collect(),
+        }
+    }
+
+    /// Refuses `other` unless it shows the same images as `self`, saying why they differ
+    /// and how to compare such runs.
+    pub fn check_same(&self, other: &Stimuli) -> Result<()> {
+        if self.fingerprint == other.fingerprint {
+            return Ok(());
+        }
+        let (a, b, split) = (&self.run, &other.run, self.split);
+        let why = if self.dataset != other.dataset {
+            format!(
+                "{a} is trained on {}, {b} on {}; compare runs on one dataset",
+                self.dataset, other.dataset
+            )
+        } else if split == Subset::Train {
+            "their training subsets differ (data.train_limit with another data.data_seed); \
+             give --split test, the same images for every run, or compare runs trained with \
+             the same data.data_seed"
+                .to_string()
+        } else {
+            format!(
+                "{a} shows {} {split} images and {b} {}",
+                self.count, other.count
+            )
+        };
+        bail!(
+            "{a} and {b} show different images on the {split} split, so their rows are not \
+             responses to the same stimuli: {why}"
+        )
+    }
+}
+
+/// Every site of each run (`(directory, name)`; or `options.sites`), recorded on the
+/// study's stimuli and labelled `name:site`, with the stimuli of the first run. Every
+/// run must show the same images (see [`Stimuli`]): each is checked before it is
+/// recorded.
+pub fn runs_representations(
+    runs: &[(&Path, String)],
     compute: &Compute,
     locator: &Locator,
     options: &StudyOptions,
     reduction: MapReduction,
+) -> Result<(Vec<Vec<Representation>>, Option<Stimuli>)> {
+    let mut first: Option<Stimuli> = None;
+    let mut recorded = Vec::with_capacity(runs.len());
+    for (dir, name) in runs {
+        let study = Study::open(dir, compute.clone(), locator, options)?;
+        let stimuli = Stimuli::of(&study, name);
+        match &first {
+            Some(first) => first.check_same(&stimuli)?,
+            None => first = Some(stimuli),
+        }
+        recorded.push(study_representations(&study, dir, name, reduction)?);
+    }
+    Ok((recorded, first))
+}
+
+/// Every site of a study, labelled `name:site`.
+fn study_representations(
+    study: &Study,
+    dir: &Path,
+    name: &str,
+    reduction: MapReduction,
 ) -> Result<Vec<Representation>> {
-    let study = Study::open(dir, compute.clone(), locator, options)?;
     study
         .sites
         .iter()
@@ -603,6 +697,45 @@ pub(crate) fn test_representation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs showing different images are refused with the cause: another dataset, another
+    /// training subset, or another number of images; the same images pass.
+    #[test]
+    fn stimuli_of_runs_must_be_the_same_images() {
+        let stimuli = |run: &str, dataset: &str, split, count, fingerprint| Stimuli {
+            run: run.into(),
+            dataset: dataset.into(),
+            split,
+            count,
+            fingerprint,
+            classes: Vec::new(),
+        };
+        let a = stimuli("a", "mnist", Subset::Train, 60, 1);
+        a.check_same(&stimuli("b", "mnist", Subset::Train, 60, 1))
+            .unwrap();
+        let refused = |b: Stimuli| format!("{:#}", a.check_same(&b).unwrap_err());
+        let e = refused(stimuli("b", "fashion-mnist", Subset::Train, 60, 2));
+        assert!(
+            e.contains("a and b show different images on the train split"),
+            "{e}"
+        );
+        assert!(
+            e.contains("a is trained on mnist, b on fashion-mnist"),
+            "{e}"
+        );
+        let e = refused(stimuli("b", "mnist", Subset::Train, 60, 2));
+        assert!(
+            e.contains("training subsets differ") && e.contains("--split test"),
+            "{e}"
+        );
+        let test = stimuli("a", "mnist", Subset::Test, 60, 1);
+        let e = format!(
+            "{:#}",
+            test.check_same(&stimuli("b", "mnist", Subset::Test, 50, 2))
+                .unwrap_err()
+        );
+        assert!(e.contains("a shows 60 test images and b 50"), "{e}");
+    }
 
     /// Files list in the order saved: two digits up to 100 matrices, more beyond.
     #[test]

@@ -7,7 +7,7 @@ use clap::Args;
 use insilico_engine::rundir::DirLock;
 use insilico_population::{Measure, SVCCA_KEPT};
 use insilico_study::compare::{
-    distinct_labels, earlier_outputs, file_representation, run_names, run_representations,
+    distinct_labels, earlier_outputs, file_representation, run_names, runs_representations,
     similarity, similarity_where_defined, write_matrices, write_similarity, MatrixArchive,
     Representation,
 };
@@ -15,7 +15,7 @@ use insilico_study::options::distinct;
 use insilico_study::over_training::{checks, over_training, write_over_training};
 use insilico_study::population::MapReduction;
 use insilico_study::{Study, StudyOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 #[command(
@@ -128,16 +128,15 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
         files_fit_the_study(&files, None, &args.study)?;
         let compute = args.env.compute()?;
         let locator = args.env.locator();
-        for (run, name) in args.runs.iter().zip(run_names(&args.runs)) {
-            reps.extend(run_representations(
-                run,
-                &name,
-                &compute,
-                &locator,
-                &args.study,
-                args.reduction,
-            )?);
-        }
+        let runs: Vec<(&Path, String)> = args
+            .runs
+            .iter()
+            .map(PathBuf::as_path)
+            .zip(run_names(&args.runs))
+            .collect();
+        let (recorded, _) =
+            runs_representations(&runs, &compute, &locator, &args.study, args.reduction)?;
+        reps.extend(recorded.into_iter().flatten());
         if let Some(first) = reps.first() {
             files_fit_the_study(&files, Some(first.matrix.stimuli()), &args.study)?;
         }

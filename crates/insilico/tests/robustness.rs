@@ -651,3 +651,43 @@ fn a_recording_whose_rows_are_not_the_studys_images_is_refused_with_the_remedy()
     let o = compare(&recording(60));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn runs_that_show_different_images_are_refused_and_the_same_images_compared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    // 200 of the shapes set's training images, drawn by data.data_seed (the seed unless
+    // given): seeds 0 and 1 train on different subsets, and seed 1 with data_seed 0 on
+    // seed 0's.
+    let a = one_epoch_run(home);
+    let trained = |name: &str, extra: &[&str]| {
+        let dir = home.join(name);
+        let mut args = vec!["--epochs", "1", "--seed", "1"];
+        args.extend_from_slice(extra);
+        let o = train(home, &dir, &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        dir.to_str().unwrap().to_owned()
+    };
+    let other_subset = trained("other", &[]);
+    let same_subset = trained("same", &["--set", "data.data_seed=0"]);
+    let a = a.to_str().unwrap();
+    let out = home.join("compared");
+    let compare = |b: &str, split: &str| {
+        let args = ["--run", a, "--run", b, "--split", split];
+        compare_on_60_images(home, &out, &args)
+    };
+    // Before the check, this compared responses to different images without a word.
+    fails_with(
+        &compare(&other_subset, "train"),
+        &[
+            "run and other show different images on the train split",
+            "training subsets differ",
+            "--split test",
+        ],
+    );
+    assert!(!out.join("compare.json").exists());
+    for (b, split) in [(&other_subset, "test"), (&same_subset, "train")] {
+        let o = compare(b, split);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}

@@ -8,7 +8,7 @@
 //!   trained on true labels against that of networks trained on one fixed relabelling.
 
 use super::spec::{model_label, Point};
-use crate::compare::{prepare, similarity_of, Representation};
+use crate::compare::{prepare, runs_representations, similarity_of, Representation};
 use crate::options::{at_least, distinct, Options};
 use crate::population::MapReduction;
 use crate::study::{Study, StudyOptions, Subset};
@@ -238,27 +238,6 @@ fn study_options(spec: &CompareSpec) -> StudyOptions {
 
 /// Records the sites of one run on the spec's stimuli, labelled by site alone (the
 /// comparison names its pair of runs itself).
-fn record_run(
-    run: &RunDir,
-    spec: &CompareSpec,
-    compute: &Compute,
-    locator: &Locator,
-) -> Result<Vec<Representation>> {
-    let options = study_options(spec);
-    let mut reps = crate::compare::run_representations(
-        &run.root,
-        "",
-        compute,
-        locator,
-        &options,
-        spec.reduction,
-    )?;
-    for r in &mut reps {
-        r.label = r.label.trim_start_matches(':').to_string();
-    }
-    Ok(reps)
-}
-
 /// Every measure between every site of run `a` and every site of run `b`, for every
 /// ordered pair of runs (`reps[run][site]`).
 pub fn pair_matrices(
@@ -322,12 +301,18 @@ pub fn compare_group(
     compute: &Compute,
     locator: &Locator,
 ) -> Result<GroupComparison> {
-    let reps: Vec<Vec<Representation>> = runs
+    // Sites are labelled by name alone: the runs are the group's, named by their ids.
+    let dirs: Vec<(&Path, String)> = runs
         .iter()
-        .map(|(p, run)| {
-            record_run(run, spec, compute, locator).with_context(|| format!("recording {}", p.id))
-        })
-        .collect::<Result<_>>()?;
+        .map(|(p, run)| (run.root.as_path(), p.id.clone()))
+        .collect();
+    let options = study_options(spec);
+    let (mut reps, _) = runs_representations(&dirs, compute, locator, &options, spec.reduction)?;
+    for (run, (p, _)) in reps.iter_mut().zip(runs) {
+        for r in run {
+            r.label = r.label[p.id.len() + 1..].to_string();
+        }
+    }
     let measures = pair_matrices(&reps, &spec.measures, label)?;
     Ok(GroupComparison {
         group: label.to_string(),
