@@ -35,7 +35,7 @@ pub use cca::{cca, pwcca, svcca, CcaResult, PwccaResult, WeightedSide};
 pub use cka::{cka_debiased, cka_linear, cka_rbf};
 pub use decode::{decodability, decodability_of, Decodability};
 pub use error::{Error, Result};
-pub use matrix::{Matrix, Reduction};
+pub use matrix::{classes_present, Matrix, Reduction};
 pub use measure::{
     compare, compare_all, Comparison, Measure, RidgeScore, RBF_BANDWIDTH, SVCCA_KEPT,
 };

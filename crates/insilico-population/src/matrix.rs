@@ -186,8 +186,10 @@ impl Matrix {
         out
     }
 
-    /// The mean response of each class: row `c` is the mean over stimuli labelled `c`,
-    /// for `c` in `0..=max(label)`. A class with no stimulus is an error (its mean is undefined).
+    /// The mean response of each class: one row per class present in `labels` (the class
+    /// of each stimulus), in ascending order of class ([`classes_present`]), each the mean
+    /// over the stimuli of that class. Classes need not be numbered from 0 without gaps
+    /// (conditions coded 1..8, or a subset of stimuli lacking a class).
     pub fn class_means(&self, labels: &[usize]) -> Result<Self> {
         if labels.len() != self.stimuli() {
             return Err(Error::StimulusMismatch {
@@ -196,27 +198,73 @@ impl Matrix {
                 y: labels.len(),
             });
         }
-        let classes = labels.iter().max().map_or(0, |m| m + 1);
-        let mut counts = vec![0usize; classes];
-        for &l in labels {
-            counts[l] += 1;
+        let classes = classes_present(labels);
+        // The row of each stimulus: its class's place among the classes (all present).
+        let row: Vec<usize> = labels
+            .iter()
+            .map(|l| classes.partition_point(|c| c < l))
+            .collect();
+        let mut counts = vec![0usize; classes.len()];
+        for &r in &row {
+            counts[r] += 1;
         }
-        if let Some(empty) = counts.iter().position(|&c| c == 0) {
-            return Err(invalid(
-                "class means",
-                format!("class {empty} has no stimulus"),
-            ));
-        }
-        let mut means = Mat::<f64>::zeros(classes, self.units());
+        let mut means = Mat::<f64>::zeros(classes.len(), self.units());
         for j in 0..self.units() {
-            for (i, &l) in labels.iter().enumerate() {
-                means[(l, j)] += self.data[(i, j)];
+            for (i, &r) in row.iter().enumerate() {
+                means[(r, j)] += self.data[(i, j)];
             }
-            for (c, &count) in counts.iter().enumerate() {
-                means[(c, j)] /= count as f64;
+            for (r, &count) in counts.iter().enumerate() {
+                means[(r, j)] /= count as f64;
             }
         }
         Ok(Self { data: means })
+    }
+
+    /// Loads the class of each stimulus, for [`Matrix::class_means`]: non-negative integers,
+    /// from an NPY file (1-D, or one column) or a CSV or text file of one column (one
+    /// class per line, an optional header). Each value that is not a class is named with
+    /// its row.
+    pub fn load_classes(path: &Path) -> Result<Vec<usize>> {
+        let fail = |message: String| Error::Format {
+            path: path.to_owned(),
+            message,
+        };
+        let is_npy = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+        let values = if is_npy {
+            let bytes = std::fs::read(path).map_err(unreadable(path))?;
+            let npy = crate::npy::parse(&bytes).map_err(fail)?;
+            match npy.shape[..] {
+                [_] | [_, 1] => npy.values,
+                ref shape => {
+                    return Err(fail(format!(
+                        "shape {shape:?}: expected the class of each stimulus, 1-D [stimuli]"
+                    )))
+                }
+            }
+        } else {
+            let m = Self::load_csv(path)?;
+            if m.units() != 1 {
+                return Err(fail(format!(
+                    "{} columns: expected one, the class of each stimulus",
+                    m.units()
+                )));
+            }
+            m.data.col(0).iter().copied().collect()
+        };
+        values
+            .iter()
+            .enumerate()
+            .map(|(row, &v)| {
+                let class = v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64;
+                class.then_some(v as usize).ok_or_else(|| {
+                    fail(format!(
+                        "row {row}: {v} is not a class (a non-negative integer)"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Loads a `[stimuli, units]` matrix from an NPY file (floats, integers or booleans, any
@@ -343,4 +391,12 @@ fn drop_index_column(
         .chunks(cols)
         .flat_map(|row| row[1..].iter().copied())
         .collect())
+}
+
+/// The distinct classes of `labels`, ascending: the rows of [`Matrix::class_means`].
+pub fn classes_present(labels: &[usize]) -> Vec<usize> {
+    let mut classes = labels.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    classes
 }

@@ -426,3 +426,68 @@ fn csv_files_as_pandas_writes_them_are_read_without_their_index_and_names() {
         "{err}"
     );
 }
+
+/// Class means: one row per class present, ascending, whatever the classes' numbers;
+/// classes come from 1-D NPY or one-column CSV files of non-negative integers, and
+/// anything else is named with its row.
+#[test]
+fn class_means_take_the_classes_present_and_bad_classes_are_named() {
+    // Stimuli of classes 7, 3, 7, 3, 9: rows 3 = mean of stimuli 1 and 3, 7 = mean of 0
+    // and 2, 9 = stimulus 4.
+    let x = Matrix::from_row_major(5, 2, &[1., 10., 2., 20., 3., 30., 4., 40., 5., 50.]).unwrap();
+    let means = x.class_means(&[7, 3, 7, 3, 9]).unwrap();
+    assert_eq!(means.to_row_major(), vec![3., 30., 2., 20., 5., 50.]);
+    assert_eq!(classes_present(&[7, 3, 7, 3, 9]), vec![3, 7, 9]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let ints: Vec<u8> = [7i64, 3, 7, 3, 9]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    for path in [
+        write(
+            "flat.npy",
+            &[header("<i8", "False", "(5,)"), ints.clone()].concat(),
+        ),
+        write(
+            "column.npy",
+            &[header("<i8", "False", "(5, 1)"), ints].concat(),
+        ),
+        write("classes.csv", b"class\n7\n3\n7\n3\n9\n"),
+    ] {
+        assert_eq!(Matrix::load_classes(&path).unwrap(), vec![7, 3, 7, 3, 9]);
+    }
+    let halves: Vec<u8> = [0.0f64, 0.5].iter().flat_map(|v| v.to_le_bytes()).collect();
+    for (path, needle) in [
+        (write("two.csv", b"1,2\n3,4\n"), "2 columns: expected one"),
+        (
+            write("negative.csv", b"1\n-1\n"),
+            "row 1: -1 is not a class",
+        ),
+        (
+            write(
+                "half.npy",
+                &[header("<f8", "False", "(2,)"), halves.clone()].concat(),
+            ),
+            "row 1: 0.5 is not a class",
+        ),
+        (
+            write(
+                "square.npy",
+                &[header("<f8", "False", "(1, 2)"), halves].concat(),
+            ),
+            "shape [1, 2]",
+        ),
+    ] {
+        let err = Matrix::load_classes(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(path.to_str().unwrap()) && err.contains(needle),
+            "{err}"
+        );
+    }
+}

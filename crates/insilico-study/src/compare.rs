@@ -7,13 +7,14 @@ use crate::options::distinct;
 use crate::population::{to_matrix, MapReduction};
 use crate::study::{Study, StudyOptions, Subset};
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 use insilico_data::fsx::EarlierOutputs;
 use insilico_data::Locator;
 use insilico_engine::memory::{available_memory, check_fits};
 use insilico_engine::Compute;
 use insilico_population::{Kernel, Matrix, Measure, Prepared, PreparedPair};
 use insilico_report::{write_csv, write_json, write_npy, Heatmap};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -216,6 +217,67 @@ pub fn file_representation(path: &Path, reduction: MapReduction) -> Result<Repre
     })
 }
 
+/// What the rows of every representation compared are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conditions {
+    /// A row per stimulus: the response to each image.
+    #[default]
+    Stimuli,
+    /// A row per class: the mean response to the stimuli of that class, classes in
+    /// ascending order (RSA of class-averaged responses, as in Kriegeskorte et al. 2008;
+    /// ten rows for MNIST, too few for CCA and ridge, which need more rows than units).
+    ClassMeans,
+}
+
+impl Conditions {
+    /// What a figure's title adds after the measure: nothing for responses to stimuli.
+    pub fn in_title(self) -> &'static str {
+        match self {
+            Conditions::Stimuli => "",
+            Conditions::ClassMeans => " of class means",
+        }
+    }
+}
+
+impl std::fmt::Display for Conditions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conditions::Stimuli => "stimuli",
+            Conditions::ClassMeans => "class-means",
+        })
+    }
+}
+
+/// Replaces each representation by its class means ([`Matrix::class_means`]): `classes`
+/// holds the class of each stimulus, and `from` says where they came from (for errors).
+/// Returns the classes present, in the order of the new rows.
+pub fn class_averaged(
+    reps: &mut [Representation],
+    classes: &[usize],
+    from: &str,
+) -> Result<Vec<usize>> {
+    let present = insilico_population::classes_present(classes);
+    if let Some(r) = reps.iter().find(|r| r.matrix.stimuli() != classes.len()) {
+        bail!(
+            "{from}: {} classes, one per stimulus, but {} has {} stimuli (rows); class means \
+             need the class of each stimulus, in the order of the rows",
+            classes.len(),
+            r.label,
+            r.matrix.stimuli()
+        );
+    }
+    if present.len() < 2 {
+        bail!(
+            "{from}: the stimuli's classes are {present:?}; class means need two classes or more"
+        );
+    }
+    for r in reps.iter_mut() {
+        r.matrix = r.matrix.class_means(classes)?;
+    }
+    Ok(present)
+}
+
 /// One measure between every pair: `values[i][j]` compares row representation `i`
 /// (the measure's first argument) with column representation `j`.
 #[derive(Clone, Debug, Serialize)]
@@ -232,6 +294,11 @@ pub struct SimilarityMatrix {
     /// unless asked for by [`similarity_where_defined`] (elsewhere such a pair is an error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub undefined: Vec<String>,
+    /// What the rows of the representations compared were.
+    pub conditions: Conditions,
+    /// With [`Conditions::ClassMeans`], the class of each row, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<usize>,
 }
 
 /// Each representation prepared for comparisons (see [`similarity_of`]).
@@ -358,6 +425,8 @@ fn measure_by_measure(
             columns: columns.iter().map(|r| r.label.clone()).collect(),
             values: vec![Vec::with_capacity(columns.len()); rows.len()],
             undefined: Vec::new(),
+            conditions: Conditions::Stimuli,
+            classes: Vec::new(),
         })
         .collect();
     let phases = kernel_phases(measures);
@@ -656,8 +725,9 @@ pub fn write_similarity(out: &Path, matrices: &[SimilarityMatrix], title: &str) 
         } else {
             lowest
         };
+        let of = m.conditions.in_title();
         Heatmap {
-            title: format!("{title}: {}", Measure::title_of(&m.measure)),
+            title: format!("{title}{of}: {}", Measure::title_of(&m.measure)),
             x_label: "representation B".into(),
             y_label: "representation A".into(),
             rows: m.rows.clone(),
@@ -697,6 +767,43 @@ pub(crate) fn test_representation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Class means replace every representation; classes that are not one per stimulus,
+    /// or a single class, are refused naming where they came from.
+    #[test]
+    fn class_averaging_needs_a_class_per_stimulus_and_two_classes() {
+        let mut reps = vec![
+            test_representation("a", 6, 3, 1),
+            test_representation("b", 6, 2, 2),
+        ];
+        let classes = [1, 0, 1, 0, 2, 2];
+        let want: Vec<Matrix> = reps
+            .iter()
+            .map(|r| r.matrix.class_means(&classes).unwrap())
+            .collect();
+        let present = class_averaged(&mut reps, &classes, "labels.csv").unwrap();
+        assert_eq!(present, vec![0, 1, 2]);
+        for (r, want) in reps.iter().zip(&want) {
+            assert_eq!(&r.matrix, want);
+        }
+        let mut reps = vec![test_representation("a", 6, 3, 1)];
+        let e = format!(
+            "{:#}",
+            class_averaged(&mut reps, &[0; 5], "labels.csv").unwrap_err()
+        );
+        assert!(
+            e.contains("labels.csv: 5 classes, one per stimulus, but a has 6"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            class_averaged(&mut reps, &[4; 6], "labels.csv").unwrap_err()
+        );
+        assert!(
+            e.contains("labels.csv: the stimuli's classes are [4]"),
+            "{e}"
+        );
+    }
 
     /// Runs showing different images are refused with the cause: another dataset, another
     /// training subset, or another number of images; the same images pass.

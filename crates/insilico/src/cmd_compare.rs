@@ -5,11 +5,11 @@ use crate::common::Env;
 use anyhow::{bail, Result};
 use clap::Args;
 use insilico_engine::rundir::DirLock;
-use insilico_population::{Measure, SVCCA_KEPT};
+use insilico_population::{Matrix, Measure, SVCCA_KEPT};
 use insilico_study::compare::{
-    distinct_labels, earlier_outputs, file_representation, run_names, runs_representations,
-    similarity, similarity_where_defined, write_matrices, write_similarity, MatrixArchive,
-    Representation,
+    class_averaged, distinct_labels, earlier_outputs, file_representation, run_names,
+    runs_representations, similarity, similarity_where_defined, write_matrices, write_similarity,
+    Conditions, MatrixArchive, Representation, Stimuli,
 };
 use insilico_study::options::distinct;
 use insilico_study::over_training::{checks, over_training, write_over_training};
@@ -77,6 +77,18 @@ pub struct CompareArgs {
     /// final state).
     #[arg(long)]
     pub save_matrices: bool,
+    /// What each row of a representation is: the response to one stimulus, or the mean
+    /// response to the stimuli of one class (an RSA of class-averaged responses). Classes
+    /// are the true classes of the runs' images (before any corruption of training labels),
+    /// or those --labels gives.
+    #[arg(long, value_enum, default_value_t = Conditions::Stimuli)]
+    pub conditions: Conditions,
+    /// With --conditions class-means: the class of each stimulus, in the order of the
+    /// rows (needed where only files are compared; with runs, replaces their images' own
+    /// classes, to average by any grouping): non-negative integers, an NPY file (1-D) or a
+    /// CSV or text file of one column.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
     /// How feature maps become vectors: spatial-mean or flatten.
     #[arg(long, value_enum, default_value_t = MapReduction::SpatialMean)]
     pub reduction: MapReduction,
@@ -99,6 +111,12 @@ pub fn run(mut args: CompareArgs) -> Result<()> {
     } else {
         measures_named(&args.measures)?
     };
+    if args.labels.is_some() && args.conditions != Conditions::ClassMeans {
+        bail!("--labels gives the classes of --conditions class-means; add that option, or leave out --labels");
+    }
+    if args.over_training && args.conditions != Conditions::Stimuli {
+        bail!("--over-training compares each site's responses to every stimulus with its final state; --conditions {} is for comparisons between representations", args.conditions);
+    }
     if args.study.checkpoints.is_some() {
         bail!("--checkpoints runs a one-run assay at every snapshot; compare takes a run's snapshots with --over-training");
     }
@@ -115,45 +133,26 @@ pub fn run(mut args: CompareArgs) -> Result<()> {
 
 /// Every representation against every other: runs' sites and files.
 fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
-    // Files first: they are quick to read, and a bad one is named before the runs are
-    // recorded (minutes at 10,000 images).
-    let files = args
-        .npy
-        .iter()
-        .chain(&args.csv)
-        .map(|path| file_representation(path, args.reduction))
-        .collect::<Result<Vec<_>>>()?;
-    let mut reps = Vec::new();
-    if !args.runs.is_empty() {
-        files_fit_the_study(&files, None, &args.study)?;
-        let compute = args.env.compute()?;
-        let locator = args.env.locator();
-        let runs: Vec<(&Path, String)> = args
-            .runs
-            .iter()
-            .map(PathBuf::as_path)
-            .zip(run_names(&args.runs))
-            .collect();
-        let (recorded, _) =
-            runs_representations(&runs, &compute, &locator, &args.study, args.reduction)?;
-        reps.extend(recorded.into_iter().flatten());
-        if let Some(first) = reps.first() {
-            files_fit_the_study(&files, Some(first.matrix.stimuli()), &args.study)?;
+    let Inputs {
+        mut reps,
+        stimuli,
+        labels,
+    } = inputs(args)?;
+    let classes = match args.conditions {
+        Conditions::Stimuli => Vec::new(),
+        Conditions::ClassMeans => {
+            let (classes, from) = match (labels, &stimuli) {
+                (Some(labels), _) => labels,
+                (None, Some(s)) => (s.classes.clone(), format!("the classes of {}'s images", s.run)),
+                (None, None) => bail!("--conditions class-means needs the class of each stimulus: give --labels FILE (one class per row of the files), or a run whose images the rows are"),
+            };
+            class_averaged(&mut reps, &classes, &from)?
         }
-    }
-    reps.extend(files);
-    if reps.len() < 2 {
-        bail!(
-            "nothing to compare: {} representation(s) ({}); give runs (each contributes its sites), --npy or --csv files, two representations at least",
-            reps.len(),
-            reps.iter().map(|r| r.label.as_str()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    distinct_labels(&mut reps)?;
+    };
     if args.save_matrices {
         write_matrices(&args.out, &reps)?;
     }
-    let matrices = if args.measures.is_empty() {
+    let mut matrices = if args.measures.is_empty() {
         // Every measure that the inputs allow; the others are named with the reason.
         let (matrices, left_out) = similarity_where_defined(&reps, measures)?;
         for reason in &left_out {
@@ -171,6 +170,10 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     } else {
         similarity(&reps, &reps, measures)?
     };
+    for m in &mut matrices {
+        m.conditions = args.conditions;
+        m.classes.clone_from(&classes);
+    }
     write_similarity(&args.out, &matrices, "representational similarity")?;
     for m in &matrices {
         println!("{}", m.measure);
@@ -179,8 +182,74 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
             println!("  {r:<28} {}", cells.join(" "));
         }
     }
+    if !classes.is_empty() {
+        println!("compared as class means: one row per class of {classes:?}");
+    }
     println!("outputs in {}/", args.out.display());
     Ok(())
+}
+
+/// What a comparison between representations reads.
+struct Inputs {
+    /// Distinctly labelled: every site of each run, then the files.
+    reps: Vec<Representation>,
+    /// The runs' stimuli, if any run is compared.
+    stimuli: Option<Stimuli>,
+    /// The classes of `--labels`, with the file's name.
+    labels: Option<(Vec<usize>, String)>,
+}
+
+fn inputs(args: &CompareArgs) -> Result<Inputs> {
+    // Files first: they are quick to read, and a bad one is named before the runs are
+    // recorded (minutes at 10,000 images); so are --labels.
+    let files = args
+        .npy
+        .iter()
+        .chain(&args.csv)
+        .map(|path| file_representation(path, args.reduction))
+        .collect::<Result<Vec<_>>>()?;
+    let labels = match &args.labels {
+        Some(path) => Some((Matrix::load_classes(path)?, path.display().to_string())),
+        None => None,
+    };
+    let mut reps = Vec::new();
+    let mut stimuli = None;
+    if !args.runs.is_empty() {
+        files_fit_the_study(&files, None, &args.study)?;
+        let runs: Vec<(&Path, String)> = args
+            .runs
+            .iter()
+            .map(PathBuf::as_path)
+            .zip(run_names(&args.runs))
+            .collect();
+        let compute = args.env.compute()?;
+        let (recorded, first) = runs_representations(
+            &runs,
+            &compute,
+            &args.env.locator(),
+            &args.study,
+            args.reduction,
+        )?;
+        reps.extend(recorded.into_iter().flatten());
+        if let Some(first) = reps.first() {
+            files_fit_the_study(&files, Some(first.matrix.stimuli()), &args.study)?;
+        }
+        stimuli = first;
+    }
+    reps.extend(files);
+    if reps.len() < 2 {
+        bail!(
+            "nothing to compare: {} representation(s) ({}); give runs (each contributes its sites), --npy or --csv files, two representations at least",
+            reps.len(),
+            reps.iter().map(|r| r.label.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    distinct_labels(&mut reps)?;
+    Ok(Inputs {
+        reps,
+        stimuli,
+        labels,
+    })
 }
 
 /// Refuses a file whose rows cannot be the runs' stimuli, saying how to make them so: before

@@ -158,3 +158,81 @@ fn an_undefined_cell_is_null_with_its_reason_unless_the_measure_was_named() {
     assert_eq!(code, 1);
     assert!(stderr.contains("c has 49 stimuli but a has 50"), "{stderr}");
 }
+
+/// `--conditions class-means` compares each file's mean response per class: the same
+/// values as comparing files that hold those means (computed here by hand), with the
+/// classes of the rows in `compare.json`.
+#[test]
+fn class_means_compare_as_the_mean_responses_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
+    write_csv(Path::new(&path("a.csv")), 40, 4, 7);
+    write_csv(Path::new(&path("b.csv")), 40, 3, 8);
+    // Classes numbered with gaps, stimuli interleaved: stimulus i is of class 2 + 3 (i % 5).
+    let class = |i: usize| 2 + 3 * (i % 5);
+    let labels: String = (0..40).map(|i| format!("{}\n", class(i))).collect();
+    std::fs::write(path("labels.csv"), labels).unwrap();
+    for name in ["a", "b"] {
+        let m = insilico_population::Matrix::load_csv(Path::new(&path(&format!("{name}.csv"))))
+            .unwrap();
+        let rows: Vec<String> = (0..5)
+            .map(|c| {
+                let members: Vec<usize> = (0..40).filter(|&i| i % 5 == c).collect();
+                let mean = |u| members.iter().map(|&i| m.get(i, u)).sum::<f64>() / 8.0;
+                let means: Vec<String> = (0..m.units()).map(|u| mean(u).to_string()).collect();
+                means.join(",")
+            })
+            .collect();
+        std::fs::write(path(&format!("{name}_means.csv")), rows.join("\n")).unwrap();
+    }
+    let measures = "cka-linear,rsa-correlation-spearman,rsa-euclidean-tau-a";
+    let compare = |files: [&str; 2], out: &str, extra: &[&str]| {
+        let mut args = vec!["compare", "--csv", files[0], "--csv", files[1], "-o", out];
+        args.extend(["--measures", measures]);
+        args.extend_from_slice(extra);
+        let (code, stderr) = run(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let json = std::fs::read_to_string(format!("{out}/compare.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()
+    };
+    let (a, b, labels) = (path("a.csv"), path("b.csv"), path("labels.csv"));
+    let averaged = compare(
+        [&a, &b],
+        &path("averaged"),
+        &["--conditions", "class-means", "--labels", &labels],
+    );
+    let means = compare(
+        [&path("a_means.csv"), &path("b_means.csv")],
+        &path("means"),
+        &[],
+    );
+    for (got, want) in averaged
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(means.as_array().unwrap())
+    {
+        assert_eq!(got["measure"], want["measure"]);
+        assert_eq!(got["conditions"], "class-means");
+        assert_eq!(want["conditions"], "stimuli");
+        assert_eq!(got["classes"], serde_json::json!([2, 5, 8, 11, 14]));
+        let value = |v: &serde_json::Value| v["values"][0][1].as_f64().unwrap();
+        let (g, w) = (value(got), value(want));
+        assert!((g - w).abs() < 1e-12, "{}: {g} against {w}", got["measure"]);
+    }
+    // Without --labels and without a run, the classes are unknown.
+    let out = path("unknown");
+    let (code, stderr) = run(&[
+        "compare",
+        "--csv",
+        &a,
+        "--csv",
+        &b,
+        "--conditions",
+        "class-means",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("give --labels FILE"), "{stderr}");
+}

@@ -58,6 +58,67 @@ fn groups_of_runs_are_compared_and_the_memorization_check_is_printed_and_reporte
     let report = std::fs::read_to_string(tmp.path().join("out/report.html")).unwrap();
     assert!(report.contains("Representation comparison across runs"));
     assert!(report.contains("Memorization (Morcos"));
+    class_means_are_compared_as_the_command_compares_them(tmp.path());
+}
+
+/// The same sweep with `conditions = "class-means"` (the runs trained, only the comparison
+/// redone): each pair of runs gets the values that `insilico compare --conditions
+/// class-means` gives those two runs.
+fn class_means_are_compared_as_the_command_compares_them(tmp: &Path) {
+    let text = format!(
+        "{BASE}[grid]\nmodel = [\"mlp-2x128\"]\nshuffle_labels = [false, true]\nseed = [0, 1]\n\
+         [compare]\nmeasures = [\"cka-linear\"]\nimages = 600\nconditions = \"class-means\"\n"
+    );
+    let (ok, _, err) = run_sweep(tmp, &text);
+    assert!(ok, "{err}");
+    let read = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let c = read(&tmp.join("out/summary/compare/comparison.json"));
+    assert_eq!(c["spec"]["conditions"], "class-means");
+    let group = &c["groups"][0];
+    let runs: Vec<String> = group["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            tmp.join("out/runs")
+                .join(r.as_str().unwrap())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let out = tmp.join("compared");
+    let o = Command::new(BIN)
+        .args([
+            "compare", &runs[0], &runs[1], "--split", "test", "--images", "600",
+        ])
+        .args([
+            "--conditions",
+            "class-means",
+            "--measures",
+            "cka-linear",
+            "-q",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Rows and columns: run 0's two sites, then run 1's; the sweep's first pair is run 0
+    // (rows) against run 1 (columns).
+    let command = &read(&out.join("compare.json"))[0]["values"];
+    let sweep = &group["measures"][0]["values"][0];
+    for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let (got, want) = (
+            sweep[i][j].as_f64().unwrap(),
+            command[i][2 + j].as_f64().unwrap(),
+        );
+        assert!(
+            (got - want).abs() < 1e-12,
+            "({i}, {j}): {got} against {want}"
+        );
+    }
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //!   trained on true labels against that of networks trained on one fixed relabelling.
 
 use super::spec::{model_label, Point};
-use crate::compare::{prepare, runs_representations, similarity_of, Representation};
+use crate::compare::{
+    class_averaged, prepare, runs_representations, similarity_of, Conditions, Representation,
+};
 use crate::options::{at_least, distinct, Options};
 use crate::population::MapReduction;
 use crate::study::{Study, StudyOptions, Subset};
@@ -52,6 +54,9 @@ pub struct CompareSpec {
     pub images: usize,
     /// How feature maps become vectors.
     pub reduction: MapReduction,
+    /// What each row of a site's representation is: the response to one stimulus, or the
+    /// mean response to the stimuli of one (true) class.
+    pub conditions: Conditions,
     /// The grid axis whose runs are compared with each other; the other axes form groups.
     pub across: String,
     /// Instead of comparing runs with each other, compare every site of each run at
@@ -75,6 +80,7 @@ impl Default for CompareSpec {
             split: Subset::Test,
             images: 2000,
             reduction: MapReduction::SpatialMean,
+            conditions: Conditions::Stimuli,
             across: "seed".into(),
             over_training: false,
             checks: Vec::new(),
@@ -92,6 +98,9 @@ impl Options for CompareSpec {
         // Measures by their names: the one of each (`cka-rbf-1.0` reads as `cka-rbf-1`).
         let names: Vec<String> = self.measures.iter().map(Measure::name).collect();
         distinct("compare.measures", &names, String::clone)?;
+        if self.over_training && self.conditions != Conditions::Stimuli {
+            bail!("compare.conditions: `{}` is for comparisons between runs; over_training compares each site's responses to every stimulus with its final state", self.conditions);
+        }
         distinct("compare.sites", &self.sites, String::clone)
     }
 }
@@ -236,8 +245,6 @@ fn study_options(spec: &CompareSpec) -> StudyOptions {
     }
 }
 
-/// Records the sites of one run on the spec's stimuli, labelled by site alone (the
-/// comparison names its pair of runs itself).
 /// Every measure between every site of run `a` and every site of run `b`, for every
 /// ordered pair of runs (`reps[run][site]`).
 pub fn pair_matrices(
@@ -307,10 +314,18 @@ pub fn compare_group(
         .map(|(p, run)| (run.root.as_path(), p.id.clone()))
         .collect();
     let options = study_options(spec);
-    let (mut reps, _) = runs_representations(&dirs, compute, locator, &options, spec.reduction)?;
+    let (mut reps, stimuli) =
+        runs_representations(&dirs, compute, locator, &options, spec.reduction)?;
     for (run, (p, _)) in reps.iter_mut().zip(runs) {
-        for r in run {
+        for r in run.iter_mut() {
             r.label = r.label[p.id.len() + 1..].to_string();
+        }
+        if let (Conditions::ClassMeans, Some(s)) = (spec.conditions, &stimuli) {
+            class_averaged(
+                run,
+                &s.classes,
+                &format!("the classes of {}'s images", s.run),
+            )?;
         }
     }
     let measures = pair_matrices(&reps, &spec.measures, label)?;
@@ -567,5 +582,18 @@ mod tests {
             let err = format!("{:#}", spec.validate().unwrap_err());
             assert!(err.contains(says), "{table}: {err}");
         }
+    }
+
+    #[test]
+    fn class_means_are_for_comparisons_between_runs() {
+        let spec: CompareSpec = toml::from_str("conditions = \"class-means\"").unwrap();
+        assert_eq!(spec.conditions, Conditions::ClassMeans);
+        spec.validate().unwrap();
+        let spec: CompareSpec =
+            toml::from_str("conditions = \"class-means\"\nover_training = true").unwrap();
+        let err = format!("{:#}", spec.validate().unwrap_err());
+        assert!(err.contains("compare.conditions: `class-means`"), "{err}");
+        let err = toml::from_str::<CompareSpec>("conditions = \"classes\"").unwrap_err();
+        assert!(err.to_string().contains("class-means"), "{err}");
     }
 }

@@ -5,6 +5,7 @@ use super::compare::{
     corresponding, identification, mean_matrix, CompareCheck, Comparison, GroupComparison,
     PairMatrices,
 };
+use crate::compare::Conditions;
 use crate::registry::Figure;
 use anyhow::Result;
 use insilico_population::Measure;
@@ -162,8 +163,15 @@ pub fn memorization_check(groups: &[GroupComparison], measure: &str) -> (String,
     (text, (header, rows))
 }
 
-/// The mean layer x layer matrix of a measure over a group's ordered pairs.
-fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> {
+/// The mean layer x layer matrix of a measure over a group's ordered pairs, of responses
+/// to each stimulus or of class means (`conditions`).
+fn heatmap(
+    dir: &Path,
+    g: &GroupComparison,
+    m: &PairMatrices,
+    conditions: Conditions,
+) -> Result<Figure> {
+    let of = conditions.in_title();
     let stem = dir.join(format!("{}_{}", g.group, m.measure));
     // The range from the measure (JSON has no infinity to keep ridge R^2's lower bound).
     let (lo, hi) = m
@@ -172,7 +180,7 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
         .map_or((0.0, 1.0), |m| m.range());
     Heatmap {
         title: format!(
-            "{}: {} (mean of {} pairs)",
+            "{}: {}{of} (mean of {} pairs)",
             g.group,
             Measure::title_of(&m.measure),
             m.pairs.len()
@@ -192,9 +200,9 @@ fn heatmap(dir: &Path, g: &GroupComparison, m: &PairMatrices) -> Result<Figure> 
     Ok((
         crate::compare::with_ext(&stem, "png"),
         format!(
-            "{}: {} between every site of one run (rows) and every site of another (columns), \
-             mean over {} ordered pairs of runs; a bright diagonal means corresponding layers \
-             are the most similar.",
+            "{}: {}{of} between every site of one run (rows) and every site of another \
+             (columns), mean over {} ordered pairs of runs; a bright diagonal means \
+             corresponding layers are the most similar.",
             g.group,
             m.measure,
             m.pairs.len()
@@ -275,7 +283,7 @@ pub fn section(c: &Comparison, dir: &Path) -> Result<CompareSection> {
     }
     for g in &c.groups {
         for m in &g.measures {
-            s.figures.push(heatmap(dir, g, m)?);
+            s.figures.push(heatmap(dir, g, m, c.spec.conditions)?);
         }
     }
     Ok(s)
