@@ -268,8 +268,8 @@ impl Matrix {
     }
 
     /// Loads a `[stimuli, units]` matrix from an NPY file (floats, integers or booleans, any
-    /// byte order, C or Fortran order; see `crate::npy`): 2-D, or 4-D `[n, c, h, w]` reduced
-    /// by `reduction` (required for 4-D files).
+    /// byte order, C or Fortran order; see `crate::npy`): 2-D, 1-D (one unit), or 4-D
+    /// `[n, c, h, w]` reduced by `reduction` (required for 4-D files).
     pub fn load_npy(path: &Path, reduction: Option<Reduction>) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(unreadable(path))?;
         let fail = |message: String| Error::Format {
@@ -279,12 +279,15 @@ impl Matrix {
         let npy = crate::npy::parse(&bytes).map_err(fail)?;
         match (npy.shape.as_slice(), reduction) {
             (&[n, d], _) => Self::from_row_major(n, d, &npy.values),
+            // One unit's responses, as numpy saves a single column taken out (`x[:, j]`).
+            (&[n], _) => Self::from_row_major(n, 1, &npy.values),
             (&[n, c, h, w], Some(r)) => Self::from_conv_map([n, c, h, w], &npy.values, r),
             (&[_, _, _, _], None) => Err(fail(
                 "a 4-D array [n, c, h, w] needs a reduction (flatten or spatial mean)".into(),
             )),
             (shape, _) => Err(fail(format!(
-                "shape {shape:?}: expected 2-D [stimuli, units] or 4-D [n, c, h, w]"
+                "shape {shape:?}: expected 2-D [stimuli, units], 1-D [stimuli] (one unit) or 4-D \
+                 [n, c, h, w]"
             ))),
         }
         .map_err(|e| match e {

@@ -491,3 +491,18 @@ fn class_means_take_the_classes_present_and_bad_classes_are_named() {
         );
     }
 }
+
+/// A 1-D array is one unit's responses (`np.save(f, x[:, j])`): a `[stimuli, 1]` matrix.
+#[test]
+fn a_one_dimensional_npy_file_is_one_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unit.npy");
+    let values: Vec<u8> = [0.5f64, -1.0, 2.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(&path, [header("<f8", "False", "(3,)"), values].concat()).unwrap();
+    let m = Matrix::load_npy(&path, None).unwrap();
+    assert_eq!((m.stimuli(), m.units()), (3, 1));
+    assert_eq!(m.to_row_major(), vec![0.5, -1.0, 2.0]);
+}

@@ -45,7 +45,8 @@ pub struct CompareArgs {
     #[arg(long = "run", value_name = "RUN")]
     pub run_flags: Vec<PathBuf>,
     /// `[stimuli, units]` matrices from NPY files (floats of 2, 4 or 8 bytes, integers such as
-    /// spike counts, or booleans; either byte order, C or Fortran order).
+    /// spike counts, or booleans; either byte order, C or Fortran order; a 1-D array is one
+    /// unit, a 4-D `[n, c, h, w]` one a feature map).
     #[arg(long)]
     pub npy: Vec<PathBuf>,
     /// `[stimuli, units]` matrices from CSV files: a row per stimulus, an optional header;
