@@ -8,7 +8,9 @@ Needs numpy, scipy, scikit-learn and rsatoolbox. The references are those of the
 fixture (crates/insilico-population/tests/fixtures/make_fixtures.py): Kornblith et al.'s CKA,
 google/svcca's cca_core.py and pwcca.py, rsatoolbox, scikit-learn's RidgeCV. The inputs:
 tall and wide, nearly square, rank-deficient, dead ReLUs, small integers (ties), a large
-offset, a tiny scale, one unit, float32, skewed, binary codes and spike counts.
+offset, a tiny scale, one unit, float32, skewed, binary codes and spike counts; and one pair
+compared as class means (`--conditions class-means --labels`) against rsatoolbox's RDMs of
+patterns averaged by a descriptor (`calc_rdm(..., descriptor=...)`).
 
 Expected differences, each documented in the README: CCA with dead units (cca_core.py with
 epsilon=0 averages in a zero per dead unit; insilico drops them, as cca_core.py does with
@@ -142,6 +144,44 @@ def cases():
     x = rng.poisson(3, size=(100, 50)); yield "spike-counts", x, rng.poisson(1 + x[:, :30] / 3)
 
 
+def class_means(binary, work, tolerance):
+    """`--conditions class-means` against rsatoolbox's condition-averaged RDMs and linear CKA
+    of numpy's class means; classes numbered with gaps, stimuli interleaved. Returns the
+    number of differences beyond the tolerance."""
+    import rsatoolbox
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(240, 30))
+    y = np.tanh(x @ rng.normal(size=(30, 20))) + 0.5 * rng.normal(size=(240, 20))
+    labels = 3 * rng.integers(1, 9, size=240) + 1
+    d = os.path.join(work, "class-means")
+    os.makedirs(d, exist_ok=True)
+    for name, a in (("a", x), ("b", y), ("labels", labels)):
+        np.save(f"{d}/{name}.npy", a)
+    p = subprocess.run([binary, "compare", "--npy", f"{d}/a.npy", "--npy", f"{d}/b.npy",
+                        "--conditions", "class-means", "--labels", f"{d}/labels.npy", "-o", f"{d}/out"],
+                       capture_output=True, text=True)
+    print(f"== class-means: {x.shape} against {y.shape}, {len(set(labels))} classes")
+    if p.returncode != 0:
+        print(f"  insilico refused the pair: {p.stderr.strip()}")
+        return 1
+    got = {m["measure"]: m["values"][0][1] for m in json.load(open(f"{d}/out/compare.json"))}
+    classes = sorted(set(labels))
+    means = [np.stack([a[labels == c].mean(0) for c in classes]) for a in (x, y)]
+    want = {"cka-linear": mf.feature_space_linear_cka(*means)}
+    for metric in ("correlation", "euclidean"):
+        rdms = [rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(a, obs_descriptors={"class": labels}),
+                                        method=metric, descriptor="class") for a in (x, y)]
+        for m, name in (("spearman", "spearman"), ("tau-a", "tau-a")):
+            want[f"rsa-{metric}-{name}"] = rsatoolbox.rdm.compare(rdms[0], rdms[1], method=m)[0, 0]
+    failures = 0
+    for name, w in want.items():
+        diff = abs(got[name] - w)
+        note = "  <-- differs" if diff > tolerance else ""
+        failures += diff > tolerance
+        print(f"  {name:26} insilico {got[name]: .8f}  reference {w: .8f}  diff {diff:.1e}{note}")
+    return failures
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True, help="the insilico binary")
@@ -183,6 +223,7 @@ def main():
             print(f"  {name:26} insilico {value: .8f}  reference {want: .8f}  diff {diff:.1e}{note}")
         for line in stderr.splitlines():
             print(f"  note: {line}")
+    failures += class_means(args.bin, args.work, args.tolerance)
     print(f"{failures} unexplained difference(s)")
     sys.exit(1 if failures else 0)
 
