@@ -85,7 +85,7 @@ pub fn distinct_labels(reps: &mut [Representation]) -> Result<()> {
 /// training split of different training subsets (`data.train_limit` with another
 /// `data.data_seed`).
 #[derive(Clone, Debug)]
-pub struct Stimuli {
+pub struct RunImages {
     /// The run, as the comparison names it.
     pub run: String,
     dataset: String,
@@ -98,7 +98,7 @@ pub struct Stimuli {
     pub classes: Vec<usize>,
 }
 
-impl Stimuli {
+impl RunImages {
     pub fn of(study: &Study, run: &str) -> Self {
         let examples = &study.examples;
         let mut hasher = std::hash::DefaultHasher::new();
@@ -123,7 +123,7 @@ impl Stimuli {
 
     /// Refuses `other` unless it shows the same images as `self`, saying why they differ
     /// and how to compare such runs.
-    pub fn check_same(&self, other: &Stimuli) -> Result<()> {
+    pub fn check_same(&self, other: &RunImages) -> Result<()> {
         if self.fingerprint == other.fingerprint {
             return Ok(());
         }
@@ -152,8 +152,8 @@ impl Stimuli {
 }
 
 /// Every site of each run (`(directory, name)`; or `options.sites`), recorded on the
-/// study's stimuli and labelled `name:site`, with the stimuli of the first run. Every
-/// run must show the same images (see [`Stimuli`]): each is checked before it is
+/// study's stimuli and labelled `name:site`, with the images of the first run. Every
+/// run must show the same images (see [`RunImages`]): each is checked before it is
 /// recorded.
 pub fn runs_representations(
     runs: &[(&Path, String)],
@@ -161,15 +161,15 @@ pub fn runs_representations(
     locator: &Locator,
     options: &StudyOptions,
     reduction: MapReduction,
-) -> Result<(Vec<Vec<Representation>>, Option<Stimuli>)> {
-    let mut first: Option<Stimuli> = None;
+) -> Result<(Vec<Vec<Representation>>, Option<RunImages>)> {
+    let mut first: Option<RunImages> = None;
     let mut recorded = Vec::with_capacity(runs.len());
     for (dir, name) in runs {
         let study = Study::open(dir, compute.clone(), locator, options)?;
-        let stimuli = Stimuli::of(&study, name);
+        let images = RunImages::of(&study, name);
         match &first {
-            Some(first) => first.check_same(&stimuli)?,
-            None => first = Some(stimuli),
+            Some(first) => first.check_same(&images)?,
+            None => first = Some(images),
         }
         recorded.push(study_representations(&study, dir, name, reduction)?);
     }
@@ -809,7 +809,7 @@ mod tests {
     /// training subset, or another number of images; the same images pass.
     #[test]
     fn stimuli_of_runs_must_be_the_same_images() {
-        let stimuli = |run: &str, dataset: &str, split, count, fingerprint| Stimuli {
+        let images = |run: &str, dataset: &str, split, count, fingerprint| RunImages {
             run: run.into(),
             dataset: dataset.into(),
             split,
@@ -817,11 +817,11 @@ mod tests {
             fingerprint,
             classes: Vec::new(),
         };
-        let a = stimuli("a", "mnist", Subset::Train, 60, 1);
-        a.check_same(&stimuli("b", "mnist", Subset::Train, 60, 1))
+        let a = images("a", "mnist", Subset::Train, 60, 1);
+        a.check_same(&images("b", "mnist", Subset::Train, 60, 1))
             .unwrap();
-        let refused = |b: Stimuli| format!("{:#}", a.check_same(&b).unwrap_err());
-        let e = refused(stimuli("b", "fashion-mnist", Subset::Train, 60, 2));
+        let refused = |b: RunImages| format!("{:#}", a.check_same(&b).unwrap_err());
+        let e = refused(images("b", "fashion-mnist", Subset::Train, 60, 2));
         assert!(
             e.contains("a and b show different images on the train split"),
             "{e}"
@@ -830,15 +830,15 @@ mod tests {
             e.contains("a is trained on mnist, b on fashion-mnist"),
             "{e}"
         );
-        let e = refused(stimuli("b", "mnist", Subset::Train, 60, 2));
+        let e = refused(images("b", "mnist", Subset::Train, 60, 2));
         assert!(
             e.contains("training subsets differ") && e.contains("--split test"),
             "{e}"
         );
-        let test = stimuli("a", "mnist", Subset::Test, 60, 1);
+        let test = images("a", "mnist", Subset::Test, 60, 1);
         let e = format!(
             "{:#}",
-            test.check_same(&stimuli("b", "mnist", Subset::Test, 50, 2))
+            test.check_same(&images("b", "mnist", Subset::Test, 50, 2))
                 .unwrap_err()
         );
         assert!(e.contains("a shows 60 test images and b 50"), "{e}");

@@ -9,7 +9,7 @@ use insilico_population::{Matrix, Measure, SVCCA_KEPT};
 use insilico_study::compare::{
     class_averaged, distinct_labels, earlier_outputs, file_representation, run_names,
     runs_representations, similarity, similarity_where_defined, write_matrices, write_similarity,
-    Conditions, MatrixArchive, Representation, Stimuli,
+    Conditions, MatrixArchive, Representation, RunImages,
 };
 use insilico_study::options::distinct;
 use insilico_study::over_training::{checks, over_training, write_over_training};
@@ -72,7 +72,8 @@ pub struct CompareArgs {
     #[arg(long)]
     pub over_training: bool,
     /// Also save every representation as compared (feature maps after --reduction) in
-    /// OUT/matrices/ as `[stimuli, units]` float64 NPY files, indexed by OUT/matrices.json,
+    /// OUT/matrices/ as `[stimuli, units]` float64 NPY files (class means with
+    /// --conditions class-means), indexed by OUT/matrices.json,
     /// to check any value with another tool (numpy, rsatoolbox, scikit-learn). With
     /// --over-training, every site at every snapshot (`step` in the index; the last is the
     /// final state).
@@ -136,13 +137,13 @@ pub fn run(mut args: CompareArgs) -> Result<()> {
 fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     let Inputs {
         mut reps,
-        stimuli,
+        images,
         labels,
     } = inputs(args)?;
     let classes = match args.conditions {
         Conditions::Stimuli => Vec::new(),
         Conditions::ClassMeans => {
-            let (classes, from) = match (labels, &stimuli) {
+            let (classes, from) = match (labels, &images) {
                 (Some(labels), _) => labels,
                 (None, Some(s)) => (s.classes.clone(), format!("the classes of {}'s images", s.run)),
                 (None, None) => bail!("--conditions class-means needs the class of each stimulus: give --labels FILE (one class per row of the files), or a run whose images the rows are"),
@@ -194,8 +195,8 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
 struct Inputs {
     /// Distinctly labelled: every site of each run, then the files.
     reps: Vec<Representation>,
-    /// The runs' stimuli, if any run is compared.
-    stimuli: Option<Stimuli>,
+    /// The runs' images, if any run is compared.
+    images: Option<RunImages>,
     /// The classes of `--labels`, with the file's name.
     labels: Option<(Vec<usize>, String)>,
 }
@@ -214,7 +215,7 @@ fn inputs(args: &CompareArgs) -> Result<Inputs> {
         None => None,
     };
     let mut reps = Vec::new();
-    let mut stimuli = None;
+    let mut images = None;
     if !args.runs.is_empty() {
         files_fit_the_study(&files, None, &args.study)?;
         let runs: Vec<(&Path, String)> = args
@@ -235,7 +236,7 @@ fn inputs(args: &CompareArgs) -> Result<Inputs> {
         if let Some(first) = reps.first() {
             files_fit_the_study(&files, Some(first.matrix.stimuli()), &args.study)?;
         }
-        stimuli = first;
+        images = first;
     }
     reps.extend(files);
     if reps.len() < 2 {
@@ -248,7 +249,7 @@ fn inputs(args: &CompareArgs) -> Result<Inputs> {
     distinct_labels(&mut reps)?;
     Ok(Inputs {
         reps,
-        stimuli,
+        images,
         labels,
     })
 }
