@@ -46,6 +46,23 @@ pub struct Rdm {
     pub upper: Vec<f64>,
 }
 
+impl Rdm {
+    /// The full `n x n` matrix, row-major (`[i * n + j]`): symmetric, 0 on the diagonal.
+    pub fn square(&self) -> Vec<f64> {
+        let n = self.stimuli;
+        let mut square = vec![0.0; n * n];
+        let mut upper = self.upper.iter();
+        for i in 0..n {
+            for j in i + 1..n {
+                let d = upper.next().copied().unwrap_or(f64::NAN);
+                square[i * n + j] = d;
+                square[j * n + i] = d;
+            }
+        }
+        square
+    }
+}
+
 /// The RDM of `x`. Correlation distance is undefined for a stimulus whose response is the
 /// same in every unit (e.g. all units silent); that is an error naming the stimulus.
 ///

@@ -12,7 +12,7 @@ use insilico_data::fsx::EarlierOutputs;
 use insilico_data::Locator;
 use insilico_engine::memory::{available_memory, check_fits};
 use insilico_engine::Compute;
-use insilico_population::{Kernel, Matrix, Measure, Prepared, PreparedPair};
+use insilico_population::{Kernel, Matrix, Measure, Prepared, PreparedPair, RdmMetric};
 use insilico_report::{write_csv, write_json, write_npy, Heatmap};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -630,17 +630,7 @@ impl MatrixArchive {
         step: Option<usize>,
         matrix: &Matrix,
     ) -> Result<()> {
-        // Labels hold `:` (run:site); file names keep letters, digits, `.`, `-` and `_`.
-        let name: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let name = file_name(label);
         let file = format!("{:0w$}_{name}.npy", self.index.len(), w = self.digits);
         let (stimuli, units) = (matrix.stimuli(), matrix.units());
         write_npy(
@@ -665,12 +655,129 @@ impl MatrixArchive {
     }
 }
 
+/// A label as part of a file name: labels hold `:` (run:site), and file names keep
+/// letters, digits, `.`, `-` and `_`.
+fn file_name(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One saved RDM (`rdms.json`).
+#[derive(Serialize)]
+struct SavedRdm {
+    label: String,
+    metric: RdmMetric,
+    /// The NPY file under `rdms/`, `[n, n]` float64; none where the RDM is undefined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    /// Its heatmap (PNG and SVG), where the conditions are few enough to read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    figure: Option<String>,
+    /// Why the RDM is undefined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    undefined: Option<String>,
+}
+
+/// Most conditions an RDM's heatmap shows: beyond, its cells and labels are too small to
+/// read, and the NPY file is the RDM.
+const RDM_FIGURE_CONDITIONS: usize = 60;
+
+/// Each representation's RDM under each of `metrics`, as `out/rdms/<k>_<label>_<metric>.npy`
+/// (`[n, n]`, float64, 0 on the diagonal; `scipy.spatial.distance.squareform` gives the
+/// condensed vector rsatoolbox keeps), with a heatmap where there are at most
+/// [`RDM_FIGURE_CONDITIONS`] conditions (rows labelled by `classes`, if any, else by
+/// stimulus), and an index, `out/rdms.json`. An RDM undefined for a representation (a
+/// stimulus with the same response in every unit has no correlation distance) is listed
+/// with the reason instead; the other RDMs are saved.
+pub fn write_rdms(
+    out: &Path,
+    reps: &[Representation],
+    metrics: &[RdmMetric],
+    classes: &[usize],
+) -> Result<()> {
+    let dir = out.join("rdms");
+    let mut index = Vec::new();
+    for (k, r) in reps.iter().enumerate() {
+        for &metric in metrics {
+            let (what, scale) = match metric {
+                RdmMetric::Correlation => ("correlation", "1 - Pearson r"),
+                RdmMetric::Euclidean => ("euclidean", "Euclidean distance"),
+            };
+            let stem = dir.join(format!("{k:02}_{}_{what}", file_name(&r.label)));
+            let mut saved = SavedRdm {
+                label: r.label.clone(),
+                metric,
+                file: None,
+                figure: None,
+                undefined: None,
+            };
+            match insilico_population::rdm(&r.matrix, metric) {
+                Ok(rdm) => {
+                    let square = rdm.square();
+                    let n = rdm.stimuli;
+                    write_npy(&with_ext(&stem, "npy"), &[n, n], &square)?;
+                    saved.file = Some(format!("rdms/{}", file_of(&with_ext(&stem, "npy"))));
+                    if n <= RDM_FIGURE_CONDITIONS {
+                        let rows = square.chunks(n).map(<[f64]>::to_vec).collect();
+                        rdm_heatmap(&r.label, scale, rows, classes).save(&stem)?;
+                        saved.figure = Some(format!("rdms/{}", file_of(&with_ext(&stem, "png"))));
+                    }
+                }
+                Err(e) => saved.undefined = Some(e.to_string()),
+            }
+            index.push(saved);
+        }
+    }
+    write_json(&out.join("rdms.json"), &index)
+}
+
+/// A path's file name, as text.
+fn file_of(path: &Path) -> String {
+    path.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The heatmap of one RDM (`square`, its rows and columns labelled by `classes`, or by
+/// stimulus index where there are none).
+fn rdm_heatmap(label: &str, scale: &str, square: Vec<Vec<f64>>, classes: &[usize]) -> Heatmap {
+    let n = square.len();
+    let names: Vec<String> = match classes.len() == n {
+        true => classes.iter().map(|c| format!("class {c}")).collect(),
+        false => (0..n).map(|i| i.to_string()).collect(),
+    };
+    let highest = square.iter().flatten().copied().fold(0.0, f64::max);
+    let conditions = if classes.len() == n {
+        "class means"
+    } else {
+        "stimuli"
+    };
+    Heatmap {
+        title: format!("RDM of {label} ({scale})"),
+        x_label: conditions.into(),
+        y_label: conditions.into(),
+        rows: names.clone(),
+        columns: names,
+        values: square,
+        scale: (scale.into(), 0.0, if highest > 0.0 { highest } else { 1.0 }),
+    }
+}
+
 /// Whether a file directly in a comparison's output folder is one a comparison writes.
 fn is_comparison_output(name: &str) -> bool {
     name.starts_with("similarity_")
         || name.starts_with("over_training")
         || name == "compare.json"
         || name == "matrices.json"
+        || name == "rdms.json"
 }
 
 /// What an earlier comparison wrote in `out` (comparison outputs by name, see
@@ -682,7 +789,12 @@ fn is_comparison_output(name: &str) -> bool {
 pub fn earlier_outputs(out: &Path) -> Result<EarlierOutputs> {
     EarlierOutputs::default()
         .note(out, is_comparison_output)?
-        .note(&out.join("matrices"), |name| name.ends_with(".npy"))
+        .note(&out.join("matrices"), |name| name.ends_with(".npy"))?
+        .note(&out.join("rdms"), |name| {
+            [".npy", ".png", ".svg"]
+                .iter()
+                .any(|ext| name.ends_with(ext))
+        })
 }
 
 /// Every representation of a comparison, in a [`MatrixArchive`].
@@ -943,6 +1055,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
         std::fs::create_dir(out.join("matrices")).unwrap();
+        std::fs::create_dir(out.join("rdms")).unwrap();
         let old = [
             "similarity_pwcca.csv",
             "similarity_pwcca.png",
@@ -950,8 +1063,11 @@ mod tests {
             "matrices.json",
             "matrices/01_a.npy",
             "over_training_cka-linear.svg",
+            "rdms.json",
+            "rdms/00_a_euclidean.npy",
+            "rdms/00_a_euclidean.svg",
         ];
-        let kept = ["notes.txt", "matrices/readme.md", ".lock"];
+        let kept = ["notes.txt", "matrices/readme.md", "rdms/readme.md", ".lock"];
         for f in old.iter().chain(&kept) {
             std::fs::write(out.join(f), "old").unwrap();
         }

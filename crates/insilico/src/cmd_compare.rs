@@ -5,11 +5,11 @@ use crate::common::Env;
 use anyhow::{bail, Result};
 use clap::Args;
 use insilico_engine::rundir::DirLock;
-use insilico_population::{Matrix, Measure, SVCCA_KEPT};
+use insilico_population::{Matrix, Measure, RdmMetric, SVCCA_KEPT};
 use insilico_study::compare::{
     class_averaged, distinct_labels, earlier_outputs, file_representation, run_names,
-    runs_representations, similarity, similarity_where_defined, write_matrices, write_similarity,
-    Conditions, MatrixArchive, Representation, RunImages,
+    runs_representations, similarity, similarity_where_defined, write_matrices, write_rdms,
+    write_similarity, Conditions, MatrixArchive, Representation, RunImages,
 };
 use insilico_study::options::distinct;
 use insilico_study::over_training::{checks, over_training, write_over_training};
@@ -34,7 +34,8 @@ use std::path::{Path, PathBuf};
         by their spatial mean (--reduction flatten keeps every position). Writes OUT/: \
         similarity_<measure>.csv (long format), similarity_<measure>.png/.svg (heatmaps \
         with the measure's range) and compare.json (a pair a measure is undefined for: null, \
-        with the reason); with --save-matrices, the matrices compared in OUT/matrices/.",
+        with the reason); with --save-matrices, the matrices compared in OUT/matrices/; with \
+        --save-rdms, each one's dissimilarity matrices in OUT/rdms/.",
     after_help = "Examples:\n  insilico compare runs/a runs/b --split test --images 2000\n  insilico compare --over-training runs/a --split test --images 2000\n  insilico compare --npy recording.npy --run runs/a --measures cka-linear,rsa-correlation-spearman\n  insilico compare --npy A.npy --npy B.npy --out runs/compare-ab"
 )]
 pub struct CompareArgs {
@@ -79,6 +80,13 @@ pub struct CompareArgs {
     /// final state).
     #[arg(long)]
     pub save_matrices: bool,
+    /// Also save each representation's representational dissimilarity matrix under each
+    /// RSA metric compared (both where none is) in OUT/rdms/ as `[n, n]` float64 NPY files
+    /// (1 - Pearson r, or the Euclidean distance itself: rsatoolbox's "euclidean" is its
+    /// square over the units), indexed by OUT/rdms.json, with a heatmap of each that has
+    /// at most 60 conditions (class means, say).
+    #[arg(long)]
+    pub save_rdms: bool,
     /// What each row of a representation is: the response to one stimulus, or the mean
     /// response to the stimuli of one class (an RSA of class-averaged responses). Classes
     /// are the true classes of the runs' images (before any corruption of training labels),
@@ -115,6 +123,9 @@ pub fn run(mut args: CompareArgs) -> Result<()> {
     };
     if args.labels.is_some() && args.conditions != Conditions::ClassMeans {
         bail!("--labels gives the classes of --conditions class-means; add that option, or leave out --labels");
+    }
+    if args.over_training && args.save_rdms {
+        bail!("--save-rdms saves the RDMs of representations compared with each other; --over-training compares snapshots by --measures (--save-matrices saves every snapshot's responses)");
     }
     if args.over_training && args.conditions != Conditions::Stimuli {
         bail!("--over-training compares each site's responses to every stimulus with its final state; --conditions {} is for comparisons between representations", args.conditions);
@@ -153,6 +164,9 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     };
     if args.save_matrices {
         write_matrices(&args.out, &reps)?;
+    }
+    if args.save_rdms {
+        write_rdms(&args.out, &reps, &rdm_metrics(measures), &classes)?;
     }
     let mut matrices = if args.measures.is_empty() {
         // Every measure that the inputs allow; the others are named with the reason.
@@ -290,6 +304,22 @@ fn files_fit_the_study(
          study's images, in order: give {remedy}",
         file.source.display()
     )
+}
+
+/// The RDM metrics of the RSA measures among `measures`, in order; both where there is none.
+fn rdm_metrics(measures: &[Measure]) -> Vec<RdmMetric> {
+    let mut metrics = Vec::new();
+    for m in measures {
+        if let Measure::Rsa { metric, .. } = m {
+            if !metrics.contains(metric) {
+                metrics.push(*metric);
+            }
+        }
+    }
+    if metrics.is_empty() {
+        metrics = vec![RdmMetric::Correlation, RdmMetric::Euclidean];
+    }
+    metrics
 }
 
 /// The measures `--measures` names, each once: one given twice (or spelled twice, as

@@ -236,3 +236,79 @@ fn class_means_compare_as_the_mean_responses_do() {
     assert_eq!(code, 1);
     assert!(stderr.contains("give --labels FILE"), "{stderr}");
 }
+
+/// `--save-rdms` writes each input's RDM as a square NPY file (Euclidean distances as
+/// worked out here, row by row), a heatmap where there are few conditions, and an index
+/// in which an undefined RDM (a stimulus with the same response in every unit has no
+/// correlation distance) gives its reason while the others are saved.
+#[test]
+fn saved_rdms_are_the_distances_and_an_undefined_one_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
+    // Stimulus 0 of `a` is the same (0) in every unit.
+    let a: [[f64; 3]; 5] = [
+        [0.0, 0.0, 0.0],
+        [3.0, 4.0, 0.0],
+        [1.0, 0.0, 2.0],
+        [0.0, 2.0, 2.0],
+        [4.0, 1.0, 1.0],
+    ];
+    let text: String = a
+        .iter()
+        .map(|r| format!("{},{},{}\n", r[0], r[1], r[2]))
+        .collect();
+    std::fs::write(path("a.csv"), text).unwrap();
+    write_csv(Path::new(&path("b.csv")), 5, 2, 9);
+    let out = path("out");
+    let (code, stderr) = run(&[
+        "compare",
+        "--csv",
+        &path("a.csv"),
+        "--csv",
+        &path("b.csv"),
+        "--save-rdms",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{out}/rdms.json")).unwrap())
+            .unwrap();
+    let entry = |label: &str, metric: &str| {
+        index
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["label"] == label && e["metric"] == metric)
+            .unwrap_or_else(|| panic!("{label} {metric} in {index}"))
+            .clone()
+    };
+    let undefined = entry("a", "correlation");
+    assert!(undefined["file"].is_null());
+    assert!(
+        undefined["undefined"]
+            .as_str()
+            .unwrap()
+            .contains("stimulus 0"),
+        "{undefined}"
+    );
+    for (label, metric) in [("a", "euclidean"), ("b", "correlation"), ("b", "euclidean")] {
+        let e = entry(label, metric);
+        let figure = e["figure"].as_str().unwrap();
+        assert!(Path::new(&format!("{out}/{figure}")).exists(), "{e}");
+    }
+    let file = entry("a", "euclidean")["file"].as_str().unwrap().to_owned();
+    let saved =
+        insilico_population::Matrix::load_npy(Path::new(&format!("{out}/{file}")), None).unwrap();
+    assert_eq!((saved.stimuli(), saved.units()), (5, 5));
+    for i in 0..5 {
+        for j in 0..5 {
+            let d: f64 = (0..3)
+                .map(|u| (a[i][u] - a[j][u]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let got = saved.get(i, j);
+            assert!((got - d).abs() < 1e-12, "({i}, {j}): {got} against {d}");
+        }
+    }
+}
