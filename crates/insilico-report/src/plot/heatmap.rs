@@ -149,7 +149,7 @@ impl Heatmap {
         s: f64,
     ) -> Result<()> {
         let rows = font(TICK_SIZE, s).pos(Pos::new(HPos::Right, VPos::Center));
-        for (r, l) in self.rows.iter().enumerate() {
+        for (r, l) in self.rows.iter().enumerate().step_by(label_step(ch, s)) {
             let at = (x0 - px(s, 8.0), y0 + ch * r as i32 + ch / 2);
             root.draw(&Text::new(l.clone(), at, rows.clone())).plot()?;
         }
@@ -158,7 +158,7 @@ impl Heatmap {
         let cols = font(TICK_SIZE, s)
             .transform(FontTransform::Rotate90)
             .pos(Pos::new(HPos::Left, VPos::Center));
-        for (c, l) in self.columns.iter().enumerate() {
+        for (c, l) in self.columns.iter().enumerate().step_by(label_step(cw, s)) {
             let at = (x0 + cw * c as i32 + cw / 2, y_end + px(s, 8.0));
             root.draw(&Text::new(l.clone(), at, cols.clone())).plot()?;
         }
@@ -182,6 +182,18 @@ impl Heatmap {
         ))
         .plot()?;
         Ok(())
+    }
+}
+
+/// Every how many cells a label is drawn: each where a cell is as tall as a label's text,
+/// else every k-th (a 40 x 40 RDM's stimuli labelled 0, 2, 4, ...), so that labels never
+/// overlap into an unreadable block.
+fn label_step(cell: i32, s: f64) -> usize {
+    let text = px(s, TICK_SIZE * 1.2).max(1);
+    if cell >= text {
+        1
+    } else {
+        ((text + cell.max(1) - 1) / cell.max(1)) as usize
     }
 }
 
@@ -213,5 +225,22 @@ mod tests {
         assert!(w > 0 && ht > 0);
         h.values.pop();
         assert!(h.save(&dir.path().join("bad")).is_err());
+    }
+
+    /// Labels are thinned only where cells are shorter than their text, and then just
+    /// enough that consecutive labels are a text's height apart.
+    #[test]
+    fn labels_are_thinned_only_as_much_as_they_would_overlap() {
+        let text = px(1.0, TICK_SIZE * 1.2);
+        assert_eq!(label_step(text, 1.0), 1);
+        assert_eq!(label_step(3 * text, 1.0), 1);
+        for cell in 1..text {
+            let step = label_step(cell, 1.0);
+            assert!(step as i32 * cell >= text, "cell {cell}: step {step}");
+            assert!(
+                (step as i32 - 1) * cell < text,
+                "cell {cell}: step {step} thins too much"
+            );
+        }
     }
 }
