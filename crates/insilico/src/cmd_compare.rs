@@ -165,9 +165,6 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
     if args.save_matrices {
         write_matrices(&args.out, &reps)?;
     }
-    if args.save_rdms {
-        write_rdms(&args.out, &reps, &rdm_metrics(measures), &classes)?;
-    }
     let mut matrices = if args.measures.is_empty() {
         // Every measure that the inputs allow; the others are named with the reason.
         let (matrices, left_out) = similarity_where_defined(&reps, measures)?;
@@ -191,6 +188,10 @@ fn between(args: &CompareArgs, measures: &[Measure]) -> Result<()> {
         m.classes.clone_from(&classes);
     }
     write_similarity(&args.out, &matrices, "representational similarity")?;
+    // After the comparison, which refuses sizes that cannot fit before any work.
+    if args.save_rdms {
+        write_rdms(&args.out, &reps, &rdm_metrics(measures), &classes)?;
+    }
     for m in &matrices {
         println!("{}", m.measure);
         for (r, row) in m.rows.iter().zip(&m.values) {
