@@ -95,15 +95,11 @@ impl Measure {
             Measure::Svcca { kept } => format!("svcca-{}", parameter(*kept)),
             Measure::Pwcca => "pwcca".into(),
             Measure::Rsa { metric, comparison } => {
-                let m = match metric {
-                    RdmMetric::Correlation => "correlation",
-                    RdmMetric::Euclidean => "euclidean",
-                };
                 let c = match comparison {
                     RdmComparison::Spearman => "spearman",
                     RdmComparison::KendallTauA => "tau-a",
                 };
-                format!("rsa-{m}-{c}")
+                format!("rsa-{}-{c}", metric.name())
             }
             Measure::Ridge {
                 score: RidgeScore::R2,

@@ -25,6 +25,16 @@ pub enum RdmMetric {
     Euclidean,
 }
 
+impl RdmMetric {
+    /// The metric's name in measure and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            RdmMetric::Correlation => "correlation",
+            RdmMetric::Euclidean => "euclidean",
+        }
+    }
+}
+
 /// How two RDMs are compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -707,11 +707,11 @@ pub fn write_rdms(
     let mut index = Vec::new();
     for (k, r) in reps.iter().enumerate() {
         for &metric in metrics {
-            let (what, scale) = match metric {
-                RdmMetric::Correlation => ("correlation", "1 - Pearson r"),
-                RdmMetric::Euclidean => ("euclidean", "Euclidean distance"),
+            let scale = match metric {
+                RdmMetric::Correlation => "1 - Pearson r",
+                RdmMetric::Euclidean => "Euclidean distance",
             };
-            let stem = dir.join(format!("{k:02}_{}_{what}", file_name(&r.label)));
+            let stem = format!("{k:02}_{}_{}", file_name(&r.label), metric.name());
             let mut saved = SavedRdm {
                 label: r.label.clone(),
                 metric,
@@ -723,12 +723,12 @@ pub fn write_rdms(
                 Ok(rdm) => {
                     let square = rdm.square();
                     let n = rdm.stimuli;
-                    write_npy(&with_ext(&stem, "npy"), &[n, n], &square)?;
-                    saved.file = Some(format!("rdms/{}", file_of(&with_ext(&stem, "npy"))));
+                    write_npy(&dir.join(format!("{stem}.npy")), &[n, n], &square)?;
+                    saved.file = Some(format!("rdms/{stem}.npy"));
                     if n <= RDM_FIGURE_CONDITIONS {
                         let rows = square.chunks(n).map(<[f64]>::to_vec).collect();
-                        rdm_heatmap(&r.label, scale, rows, classes).save(&stem)?;
-                        saved.figure = Some(format!("rdms/{}", file_of(&with_ext(&stem, "png"))));
+                        rdm_heatmap(&r.label, scale, rows, classes).save(&dir.join(&stem))?;
+                        saved.figure = Some(format!("rdms/{stem}.png"));
                     }
                 }
                 Err(e) => saved.undefined = Some(e.to_string()),
@@ -739,27 +739,18 @@ pub fn write_rdms(
     write_json(&out.join("rdms.json"), &index)
 }
 
-/// A path's file name, as text.
-fn file_of(path: &Path) -> String {
-    path.file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 /// The heatmap of one RDM (`square`, its rows and columns labelled by `classes`, or by
 /// stimulus index where there are none).
 fn rdm_heatmap(label: &str, scale: &str, square: Vec<Vec<f64>>, classes: &[usize]) -> Heatmap {
     let n = square.len();
-    let names: Vec<String> = match classes.len() == n {
-        true => classes.iter().map(|c| format!("class {c}")).collect(),
-        false => (0..n).map(|i| i.to_string()).collect(),
+    let (names, conditions): (Vec<String>, _) = match classes.len() == n {
+        true => (
+            classes.iter().map(|c| format!("class {c}")).collect(),
+            "class means",
+        ),
+        false => ((0..n).map(|i| i.to_string()).collect(), "stimuli"),
     };
     let highest = square.iter().flatten().copied().fold(0.0, f64::max);
-    let conditions = if classes.len() == n {
-        "class means"
-    } else {
-        "stimuli"
-    };
     Heatmap {
         title: format!("RDM of {label} ({scale})"),
         x_label: conditions.into(),
