@@ -890,22 +890,16 @@ mod tests {
             assert_eq!(&r.matrix, want);
         }
         let mut reps = vec![test_representation("a", 6, 3, 1)];
-        let e = format!(
-            "{:#}",
-            class_averaged(&mut reps, &[0; 5], "labels.csv").unwrap_err()
-        );
-        assert!(
-            e.contains("labels.csv: 5 classes, one per stimulus, but a has 6"),
-            "{e}"
-        );
-        let e = format!(
-            "{:#}",
-            class_averaged(&mut reps, &[4; 6], "labels.csv").unwrap_err()
-        );
-        assert!(
-            e.contains("labels.csv: the stimuli's classes are [4]"),
-            "{e}"
-        );
+        for (classes, says) in [
+            (
+                &[0; 5][..],
+                "labels.csv: 5 classes, one per stimulus, but a has 6",
+            ),
+            (&[4; 6][..], "labels.csv: the stimuli's classes are [4]"),
+        ] {
+            let e = class_averaged(&mut reps, classes, "labels.csv").unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{e:#}");
+        }
     }
 
     /// Runs showing different images are refused with the cause: another dataset, another
