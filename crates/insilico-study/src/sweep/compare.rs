@@ -314,13 +314,13 @@ pub fn compare_group(
         .map(|(p, run)| (run.root.as_path(), p.id.clone()))
         .collect();
     let options = study_options(spec);
-    let (mut reps, stimuli) =
+    let (mut reps, images) =
         runs_representations(&dirs, compute, locator, &options, spec.reduction)?;
     for (run, (p, _)) in reps.iter_mut().zip(runs) {
         for r in run.iter_mut() {
             r.label = r.label[p.id.len() + 1..].to_string();
         }
-        if let (Conditions::ClassMeans, Some(s)) = (spec.conditions, &stimuli) {
+        if let (Conditions::ClassMeans, Some(s)) = (spec.conditions, &images) {
             class_averaged(
                 run,
                 &s.classes,
