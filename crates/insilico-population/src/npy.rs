@@ -31,6 +31,15 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Npy, String> {
         .get(start..start + header_len)
         .ok_or("truncated header")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
+    if header.contains("'descr': [") {
+        // `field` would cut such a descr at its first comma; the whole list says nothing a
+        // user needs, the remedy does.
+        return Err(
+            "a structured array (named fields), not a [stimuli, units] matrix: \
+                    numpy.lib.recfunctions.structured_to_unstructured(a) makes one"
+                .into(),
+        );
+    }
     let descr = field(header, "descr").ok_or("header has no 'descr'")?;
     let dtype = Dtype::parse(descr.trim_matches(|c| c == '\'' || c == '"'))?;
     let fortran = match field(header, "fortran_order").map(str::trim) {
@@ -212,6 +221,11 @@ mod tests {
         let fortran = if fortran { "True" } else { "False" };
         let header =
             format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}\n");
+        with_header(&header, data)
+    }
+
+    /// An NPY v1.0 file of this header and data.
+    fn with_header(header: &str, data: &[u8]) -> Vec<u8> {
         let mut out = b"\x93NUMPY\x01\x00".to_vec();
         out.extend((header.len() as u16).to_le_bytes());
         out.extend(header.as_bytes());
@@ -303,6 +317,12 @@ mod tests {
             .unwrap()
             .contains("np.savez"));
         assert!(err("|O", "(1, 1)", &[0; 8]).starts_with("dtype |O"));
+        let fields =
+            "{'descr': [('x', '<f8'), ('y', '<f8')], 'fortran_order': False, 'shape': (1,), }";
+        assert!(parse(&with_header(fields, &[0; 16]))
+            .err()
+            .unwrap()
+            .contains("structured_to_unstructured"));
         let big = ((1i64 << 53) + 1).to_le_bytes();
         assert!(err("<i8", "(1, 1)", &big).contains("too large to be exact"));
         assert!(err("<f8", "(4294967296, 4294967296, 2)", &[]).contains("is too large"));
