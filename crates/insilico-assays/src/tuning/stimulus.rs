@@ -57,9 +57,11 @@ pub fn bar(s: &Stimulus, across: f64) -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
-    /// [`sinusoidal_grating`]
+    // Plain words, no doc links: clap prints these comments in `--help`.
+    /// A drifting sinusoidal grating: contrast cos(2 pi f x + phase) across the stripes
     Grating,
-    /// [`bar`]
+    /// A bright bar half a period wide on the background, swept across the field's centre
+    /// over one period by the phase
     Bar,
 }
 
