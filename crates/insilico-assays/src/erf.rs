@@ -75,13 +75,24 @@ pub struct Erf {
     pub map: Vec<f32>,
     pub images: usize,
     pub units: usize,
-    /// Distance from the centre within which `mass` of the map lies (pixels).
+    /// Distance from the centre within which `mass` of the map lies (pixels); NaN for a
+    /// [silent](Erf::silent) site.
     pub radius: f64,
-    /// Side of the smallest square around the centre holding `mass` of the map.
+    /// Side of the smallest square around the centre holding `mass` of the map; NaN for a
+    /// [silent](Erf::silent) site.
     pub size: f64,
     /// Side of the theoretical receptive field (the input's larger side for a vector).
     pub theoretical_size: usize,
     pub mass: f64,
+}
+
+impl Erf {
+    /// No gradient reached the input on any image: the site's units were inactive (a ReLU
+    /// at 0) at the centre position, or a layer below passed none, so the map is zero and
+    /// has no size.
+    pub fn silent(&self) -> bool {
+        self.map.iter().all(|&v| v == 0.0)
+    }
 }
 
 /// The effective receptive field of each site, from `images` (`[n, c, h, w]`, normalized as

@@ -181,3 +181,41 @@ fn batch_norm_runs_in_evaluation_mode_although_the_input_carries_gradients() {
         assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
     }
 }
+
+#[test]
+fn a_site_no_gradient_reaches_the_input_from_is_silent_with_no_size() {
+    // conv1's weights and biases are all 0: its relu outputs 0 everywhere and passes no
+    // gradient (a ReLU at 0 passes none, as in PyTorch), so neither conv1.relu nor
+    // conv2.relu above it, whose own weights are not 0, has a map.
+    const DEAD: &str = r#"
+[model]
+name = "dead-below"
+layers = [
+  { type = "conv2d", out_channels = 2, kernel = 3 },
+  { type = "relu" },
+  { type = "conv2d", out_channels = 1, kernel = 3 },
+  { type = "relu" },
+  { type = "flatten" },
+  { type = "linear", out_features = 2 },
+]
+"#;
+    let net = hand_built(DEAD, [1, 9, 9], vec![vec![0.0; 18], vec![1.0; 18]]);
+    let sites = vec!["conv1.relu".to_string(), "conv2.relu".to_string()];
+    let erfs =
+        effective_receptive_fields(&net, &sites, &noise(3, [1, 9, 9]), &ErfOptions::default())
+            .unwrap();
+    for erf in &erfs {
+        assert!(erf.silent(), "{}", erf.site);
+        assert!(erf.size.is_nan() && erf.radius.is_nan(), "{erf:?}");
+    }
+    // The same stack with conv1 alive has both maps.
+    let net = hand_built(DEAD, [1, 9, 9], vec![vec![1.0; 18], vec![1.0; 18]]);
+    let erfs = effective_receptive_fields(
+        &net,
+        &sites,
+        &noise(3, [1, 9, 9]).abs(),
+        &ErfOptions::default(),
+    )
+    .unwrap();
+    assert!(erfs.iter().all(|e| !e.silent() && e.size.is_finite()));
+}

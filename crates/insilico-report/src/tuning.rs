@@ -294,19 +294,23 @@ pub fn erf_montage(rows: &[ErfRow], scale: u32, path: &Path) -> Result<PathBuf> 
 
 /// Effective receptive field size against the theoretical size, one line per network
 /// (`(label, [(theoretical side, effective side)])`, sites in order of depth), with the
-/// identity for reference.
+/// identity for reference. `mass` is the fraction of the gradient the effective size holds.
 pub fn erf_size_figure(
     networks: &[(String, Vec<(f64, f64)>)],
+    mass: f64,
     stem: &Path,
 ) -> Result<Vec<PathBuf>> {
     let max = networks
         .iter()
         .flat_map(|n| n.1.iter().map(|p| p.0))
         .fold(1.0f64, f64::max);
+    // Rounded so that 0.57 reads 57, not 57.00000000000001.
+    let percent = (100.0 * mass * 1e6).round() / 1e6;
+    let y_label = format!("effective size, {percent}% of gradient mass (pixels)");
     let mut fig = LinePlot::new(
         "Effective vs theoretical receptive field",
         "theoretical size (pixels)",
-        "effective size, 95% of gradient mass (pixels)",
+        &y_label,
     );
     // The reference first, so that the data are drawn over it.
     fig = fig
@@ -385,7 +389,11 @@ mod tests {
         };
         assert!(erf_montage(&[row], 4, &d.join("erf.png")).unwrap().exists());
         let pts = vec![("trained".to_string(), vec![(5.0, 3.0), (14.0, 7.0)])];
-        assert_eq!(erf_size_figure(&pts, &d.join("s")).unwrap().len(), 2);
+        assert_eq!(erf_size_figure(&pts, 0.95, &d.join("s")).unwrap().len(), 2);
+        // The axis names the mass asked for (it said 95 % whatever --mass was).
+        erf_size_figure(&pts, 0.57, &d.join("m")).unwrap();
+        let svg = std::fs::read_to_string(d.join("m.svg")).unwrap();
+        assert!(svg.contains("57% of gradient mass"), "{svg}");
         assert_eq!(short(0.01234), "0.0123");
         assert_eq!(short(1250.0), "1250");
     }

@@ -41,8 +41,14 @@ impl Assay for EffectiveReceptiveFields {
         feature map, or each unit of a vector) with respect to the input, its magnitude averaged \
         over images and over the site's units (Luo et al. 2016), for the trained network and for \
         the same config initialized with the run's seed. Its size (the radius and the square \
-        around the centre holding 95 % of the gradient mass) is set against the theoretical \
-        receptive field computed from the plan. Writes RUN/assays/erf/: erf.csv, erf.json, \
+        around the centre holding --mass, 95 %, of the gradient mass) is set against the \
+        theoretical receptive field computed from the plan. The gradient follows PyTorch's \
+        conventions: a ReLU at 0 passes none, and a max pool whose window holds tied maxima \
+        passes it to the first in row order; on images with a flat background (MNIST's) many \
+        windows tie, which can lay a faint grid over the maps. Where no gradient reaches the \
+        input on any of the images (the site's units inactive at the centre, or a silent \
+        layer below), the size and radius are NaN (null in erf.json) and the map is labelled \
+        so. Writes RUN/assays/erf/: erf.csv, erf.json, \
         erf.png (maps per layer, trained and untrained) and erf_size.png/.svg.";
     const EXAMPLES: &'static str = "Example:\n  insilico erf --run runs/cnn --gradient-images 64";
     const RESULT_FILE: &'static str = "erf.json";
@@ -70,11 +76,21 @@ impl Assay for EffectiveReceptiveFields {
         r.trained
             .iter()
             .zip(&r.untrained)
-            .map(|(a, b)| {
-                format!(
+            .flat_map(|(a, b)| {
+                let line = format!(
                     "{:<12} theoretical {:>3} px  effective size trained {:>5.1}, untrained {:>5.1}  radius {:.1} / {:.1}",
                     a.site, a.theoretical_size, a.size, b.size, a.radius, b.radius
-                )
+                );
+                let silent = [("trained", a), ("untrained", b)]
+                    .into_iter()
+                    .filter(|(_, e)| e.silent())
+                    .map(|(net, e)| {
+                        format!(
+                            "  {}, {net}: no gradient reaches the input on any of the {} images (its units are inactive at the centre, or a layer below passes none)",
+                            e.site, e.images
+                        )
+                    });
+                std::iter::once(line).chain(silent)
             })
             .collect()
     }
@@ -133,10 +149,12 @@ fn write_outputs(study: &Study, r: &ErfResult) -> Result<()> {
         .map(|(a, b)| ErfRow {
             site: a.site.clone(),
             shape: a.shape,
-            maps: vec![
-                ("trained".into(), a.map.clone()),
-                ("untrained".into(), b.map.clone()),
-            ],
+            maps: [("trained", a), ("untrained", b)]
+                .map(|(net, e)| match e.silent() {
+                    true => (format!("{net}: no gradient"), e.map.clone()),
+                    false => (net.to_string(), e.map.clone()),
+                })
+                .into(),
         })
         .collect();
     erf_montage(&montage, 6, &dir.join("erf.png"))?;
@@ -150,6 +168,9 @@ fn write_outputs(study: &Study, r: &ErfResult) -> Result<()> {
             ("trained".into(), points(&r.trained)),
             ("untrained".into(), points(&r.untrained)),
         ],
+        r.trained
+            .first()
+            .map_or(ErfOptions::default().mass, |e| e.mass),
         &dir.join("erf_size"),
     )?;
     Ok(())

@@ -37,9 +37,12 @@ impl Assay for TuningCurves {
         site's receptive-field centre (computed from the network's plan), all as batches \
         through the hooks. A unit's response is its value at the centre position of its map, \
         averaged over phases. Per unit: the orientation tuning curve, preferred orientation \
-        (doubled-angle vector sum) and frequency, orientation selectivity index (1 - circular \
-        variance), bandwidth (half width at 1/sqrt(2) of the peak of a fitted von Mises \
-        curve, and read off the samples), F1/F0. Writes RUN/assays/tuning/: units.csv, \
+        (doubled-angle vector sum; none for a curve flat within float32 rounding) and \
+        frequency, orientation selectivity index (1 - circular variance), bandwidth (the half \
+        width at which the curve falls to 1/sqrt(2) of its peak, as Ringach et al. 2002: of a \
+        fitted von Mises curve, and read off the samples; 90 where it never falls that low), \
+        F1/F0. The OSI, bandwidths and F1/F0 are defined for non-negative responses: NaN at \
+        a site before its ReLU. Writes RUN/assays/tuning/: units.csv, \
         sites.csv, tuning.json, gallery_<site>_<protocol>.png, tuning_osi.png, \
         tuning_bandwidth.png and preferred_orientation.png (+ .svg).";
     const EXAMPLES: &'static str = "Examples:\n  insilico tuning --run runs/cnn\n  insilico tuning --run runs/cnn --protocols grating --orientations 32 --contrasts 0.25,0.5,1";

@@ -6,7 +6,8 @@
 //!
 //! A unit of a feature map is the channel at the centre position of its map; its response
 //! to an orientation and frequency is the mean over the phases of the drift (F0, the
-//! time-averaged response to a drifting grating). At the largest contrast, the peak over
+//! time-averaged response to a drifting grating). At the largest contrast (the positive
+//! one of two opposite contrasts), the peak over
 //! orientation x frequency gives the preferred frequency; the orientation tuning curve at
 //! that frequency gives the orientation selectivity index (1 - circular variance), the
 //! preferred orientation, the bandwidth and a von Mises fit ([`analysis`]). The
@@ -53,7 +54,8 @@ pub struct TuningOptions {
     #[arg(long, default_value_t = TuningOptions::default().phases)]
     pub phases: usize,
     /// Michelson contrasts, comma-separated (negative: inverted polarity); the analysis
-    /// uses the largest in magnitude, the others give a contrast response.
+    /// uses the largest in magnitude (the positive one of two opposite), the others give a
+    /// contrast response.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_values_t = TuningOptions::default().contrasts)]
     pub contrasts: Vec<f64>,
     /// Mean luminance of the stimuli in pixel units (images are in [0, 1]).
@@ -205,7 +207,8 @@ pub struct UnitTuning {
     pub preferred_frequency: f64,
     /// 1 - circular variance of the orientation curve.
     pub osi: f64,
-    /// Half width at 1/sqrt 2 of the fitted von Mises peak above baseline (degrees).
+    /// Half width (degrees) at which the fitted von Mises curve falls to 1/sqrt 2 of its
+    /// peak (Ringach et al. 2002); 90 where it never does.
     pub bandwidth: f64,
     /// The same, read off the sampled curve.
     pub sampled_bandwidth: f64,
@@ -401,8 +404,14 @@ pub fn unit_tuning(unit: usize, r: &[f64], grid: &StimulusGrid) -> UnitTuning {
         .chunks_exact(np)
         .map(|p| p.iter().sum::<f64>() / np as f64)
         .collect();
+    // The largest contrast in magnitude; of two opposite ones, the positive (a bright
+    // bar, not a dark one), whatever their order.
     let reference = (0..nc)
-        .max_by(|&a, &b| grid.contrasts[a].abs().total_cmp(&grid.contrasts[b].abs()))
+        .max_by(|&a, &b| {
+            let key = |c: f64| (c.abs(), c > 0.0);
+            let (ka, kb) = (key(grid.contrasts[a]), key(grid.contrasts[b]));
+            ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1))
+        })
         .expect("a contrast");
     let at = |c: usize, o: usize, f: usize| f0[(c * no + o) * nf + f];
     let (o_peak, f_peak) = (0..no * nf)
@@ -440,7 +449,8 @@ pub fn unit_tuning(unit: usize, r: &[f64], grid: &StimulusGrid) -> UnitTuning {
 }
 
 /// F1 / F0: the amplitude of the first harmonic of the response across one cycle of
-/// phases, `2 |sum_p r_p exp(-i phi_p)| / P`, over its mean. NaN when the mean is 0.
+/// phases, `2 |sum_p r_p exp(-i phi_p)| / P`, over its mean. A ratio of rates: NaN when
+/// the mean is 0 or a response is negative (a site before its ReLU).
 pub fn modulation_ratio(responses: &[f64], phases: &[f64]) -> f64 {
     let n = responses.len() as f64;
     let f0 = responses.iter().sum::<f64>() / n;
@@ -450,7 +460,7 @@ pub fn modulation_ratio(responses: &[f64], phases: &[f64]) -> f64 {
         .fold((0.0, 0.0), |(c, s), (r, p)| {
             (c + r * p.cos(), s - r * p.sin())
         });
-    if f0 == 0.0 {
+    if f0 == 0.0 || responses.iter().any(|&r| r < 0.0) {
         f64::NAN
     } else {
         2.0 * c.hypot(s) / n / f0
@@ -508,5 +518,69 @@ fn median(values: &[f64]) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Responses in grid order (contrast, orientation, frequency, phase), one frequency:
+    /// `value(contrast index, orientation index, phase)`.
+    fn responses(grid: &StimulusGrid, value: impl Fn(usize, usize, f64) -> f64) -> Vec<f64> {
+        let mut r = Vec::new();
+        for c in 0..grid.contrasts.len() {
+            for o in 0..grid.orientations.len() {
+                for &p in &grid.phases {
+                    r.push(value(c, o, p));
+                }
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn of_two_opposite_contrasts_the_positive_is_analysed_in_either_order() {
+        // The unit answers orientation 3 at contrast +1 and orientation 10 at -1.
+        for contrasts in [[1.0, -1.0], [-1.0, 1.0]] {
+            let grid = StimulusGrid::new(16, (0.1, 0.1, 1), 4, &contrasts);
+            let preferred = |c: usize| if grid.contrasts[c] > 0.0 { 3 } else { 10 };
+            let r = responses(&grid, |c, o, _| f64::from(u8::from(o == preferred(c))));
+            let u = unit_tuning(0, &r, &grid);
+            assert!((u.preferred_orientation - grid.orientations[3]).abs() < 1e-9);
+            assert_eq!(u.contrast_response.len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_curve_flat_within_float32_rounding_has_no_preferred_orientation() {
+        // Two neighbouring float32 values, alternating over orientation.
+        let (a, b) = (0.342_027_3_f32, 0.342_027_0_f32);
+        assert_ne!(a, b);
+        let grid = StimulusGrid::new(16, (0.1, 0.1, 1), 4, &[1.0]);
+        let r = responses(&grid, |_, o, _| f64::from(if o % 3 == 0 { a } else { b }));
+        let u = unit_tuning(0, &r, &grid);
+        assert!(
+            u.preferred_orientation.is_nan(),
+            "{}",
+            u.preferred_orientation
+        );
+        // It never falls to 1/sqrt 2 of its peak: untuned.
+        assert_eq!(u.sampled_bandwidth, 90.0);
+        assert!(u.osi < 1e-5);
+    }
+
+    #[test]
+    fn modulation_ratio_of_a_half_wave_cosine_and_of_negative_responses() {
+        // r = 1 + cos(phi): F1 = 2 |sum (1 + cos phi) e^{-i phi}| / P = 1, F0 = 1.
+        let phases: Vec<f64> = (0..8)
+            .map(|k| k as f64 * std::f64::consts::PI / 4.0)
+            .collect();
+        let r: Vec<f64> = phases.iter().map(|p| 1.0 + p.cos()).collect();
+        assert!((modulation_ratio(&r, &phases) - 1.0).abs() < 1e-12);
+        // A site before its ReLU: no ratio of rates.
+        let r: Vec<f64> = phases.iter().map(|p| 0.5 + p.cos()).collect();
+        assert!(modulation_ratio(&r, &phases).is_nan());
+        assert!(modulation_ratio(&[0.0; 8], &phases).is_nan());
     }
 }
