@@ -95,9 +95,9 @@ fn shape(kappa: f64, delta_degrees: f64) -> f64 {
 /// are a linear regression (amplitude held at 0 or above); `(mu, kappa)` are found on a
 /// grid (5 degrees x 48 log-spaced concentrations in [0.02, kappa_max]) and refined by a
 /// pattern search with halving steps. Samples `step = 180 / n` degrees apart cannot
-/// resolve a bump narrower than the step: `kappa_max` holds the fitted half width at
-/// `step / 2` or more (at most 200), so that a single high sample does not fit a spike of
-/// any height between the samples.
+/// resolve a bump narrower than the step: `kappa_max` holds the fitted bump's half width
+/// above its baseline at `step / 2` or more (at most 200), so that a single high sample
+/// does not fit a spike of any height between the samples. `ln kappa` is at least -8.
 pub fn fit_von_mises(orientations: &[f64], responses: &[f64]) -> VonMises {
     let step = 180.0 / orientations.len().max(1) as f64;
     let max_ln_k = (LN_2 / (2.0 * (1.0 - step.to_radians().cos())))

@@ -554,9 +554,9 @@ mod tests {
 
     #[test]
     fn a_curve_flat_within_float32_rounding_has_no_preferred_orientation() {
-        // Two neighbouring float32 values, alternating over orientation.
-        let (a, b) = (0.342_027_3_f32, 0.342_027_0_f32);
-        assert_ne!(a, b);
+        // Two float32 values a few units of the last place apart, over orientation.
+        let a = 0.342_027_3_f32;
+        let b = f32::from_bits(a.to_bits() - 3);
         let grid = StimulusGrid::new(16, (0.1, 0.1, 1), 4, &[1.0]);
         let r = responses(&grid, |_, o, _| f64::from(if o % 3 == 0 { a } else { b }));
         let u = unit_tuning(0, &r, &grid);
