@@ -408,9 +408,8 @@ pub fn unit_tuning(unit: usize, r: &[f64], grid: &StimulusGrid) -> UnitTuning {
     // bar, not a dark one), whatever their order.
     let reference = (0..nc)
         .max_by(|&a, &b| {
-            let key = |c: f64| (c.abs(), c > 0.0);
-            let (ka, kb) = (key(grid.contrasts[a]), key(grid.contrasts[b]));
-            ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1))
+            let (x, y) = (grid.contrasts[a], grid.contrasts[b]);
+            x.abs().total_cmp(&y.abs()).then(x.total_cmp(&y))
         })
         .expect("a contrast");
     let at = |c: usize, o: usize, f: usize| f0[(c * no + o) * nf + f];
