@@ -46,7 +46,8 @@ Then, per site and protocol:
   b + a exp(kappa (cos 2 (t - mu) - 1)), a >= 0, ln kappa in [-8, ln kappa_max] with
   kappa_max = min(ln 2 / (2 (1 - cos step)), 200): the half width at which the fitted curve
   falls to 1/sqrt 2 of b + a, cos 2d = 1 + ln g / kappa with g = ((b + a) / sqrt 2 - b) / a,
-  90 where it never does, NaN if a = 0 or b + a <= 0 (0.5 deg);
+  90 where it never does, NaN if a = 0 or b + a <= 0 or a response of the curve is negative
+  (0.5 deg);
 - the tool's von Mises parameters in tuning.json: within the kappa bounds, a >= 0, their
   bandwidth by the formula above equal to the reported one (1e-6 deg), their R^2;
 - units.csv against tuning.json (the printed digits).
@@ -379,7 +380,12 @@ def statistics(theta, curve):
     the fit."""
     fit = fit_von_mises(theta, curve)
     return dict(osi=osi(theta, curve), pref=preferred_orientation(theta, curve),
-                sbw=sampled_bandwidth(curve), bw=vm_bandwidth(*fit[:3]), fit=fit)
+                sbw=sampled_bandwidth(curve), bw=fitted_bandwidth(curve, *fit[:3]), fit=fit)
+
+
+def fitted_bandwidth(curve, b, a, kappa):
+    """vm_bandwidth, NaN where a response of the curve is negative (no rates)."""
+    return math.nan if np.any(np.asarray(curve) < 0) else vm_bandwidth(b, a, kappa)
 
 
 # ------------------------------------------------------------------------------ comparison
@@ -535,7 +541,7 @@ def check(site, protocol, tool_site, csv_units, mine, raw, grid, ref, rows):
                     why=fit_check(ori, ours_c, ours["fit"], tool_vm))
         # the tool's own von Mises parameters
         b, a, k, mu = tool_vm
-        rep.compare("tool's fit: bandwidth from its parameters", u, vm_bandwidth(b, a, k),
+        rep.compare("tool's fit: bandwidth from its parameters", u, fitted_bandwidth(curve_tool, b, a, k),
                     num(tu["bandwidth"]), 1e-6)
         if not (a >= 0 and math.exp(lo) * (1 - 1e-9) <= k <= math.exp(hi) * (1 + 1e-9)):
             rep.flag(u, f"tool's fit outside the bounds: amplitude {a:.4g}, kappa {k:.4g} "

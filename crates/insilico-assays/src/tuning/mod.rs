@@ -208,7 +208,8 @@ pub struct UnitTuning {
     /// 1 - circular variance of the orientation curve.
     pub osi: f64,
     /// Half width (degrees) at which the fitted von Mises curve falls to 1/sqrt 2 of its
-    /// peak (Ringach et al. 2002); 90 where it never does.
+    /// peak (Ringach et al. 2002); 90 where it never does; NaN where a response of the
+    /// curve is negative (a site before its ReLU), as for the sampled one.
     pub bandwidth: f64,
     /// The same, read off the sampled curve.
     pub sampled_bandwidth: f64,
@@ -437,7 +438,11 @@ pub fn unit_tuning(unit: usize, r: &[f64], grid: &StimulusGrid) -> UnitTuning {
         peak_orientation: nan(t[o_peak]),
         preferred_frequency: nan(grid.frequencies[f_peak]),
         osi: nan(orientation_selectivity(t, &orientation_curve)),
-        bandwidth: nan(von_mises.bandwidth()),
+        // Like the sampled one, a width at 1/sqrt 2 of the peak is one of rates.
+        bandwidth: match orientation_curve.iter().any(|&v| v < 0.0) {
+            true => f64::NAN,
+            false => nan(von_mises.bandwidth()),
+        },
         sampled_bandwidth: nan(sampled_bandwidth(&orientation_curve)),
         von_mises,
         modulation_ratio: nan(modulation_ratio(phases, &grid.phases)),
@@ -552,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn a_curve_flat_within_float32_rounding_has_no_preferred_orientation() {
+    fn a_flat_curve_has_no_preference_and_a_negative_one_no_widths() {
         // Two float32 values a few units of the last place apart, over orientation.
         let a = 0.342_027_3_f32;
         let b = f32::from_bits(a.to_bits() - 3);
@@ -567,6 +572,13 @@ mod tests {
         // It never falls to 1/sqrt 2 of its peak: untuned.
         assert_eq!(u.sampled_bandwidth, 90.0);
         assert!(u.osi < 1e-5);
+        // A tuned curve that dips below 0 (a site before its ReLU): no rates, no widths,
+        // although it has a positive peak that a fit would measure from.
+        let t = &grid.orientations;
+        let r = responses(&grid, |_, o, _| 0.2 + (2.0 * t[o].to_radians()).cos());
+        let u = unit_tuning(0, &r, &grid);
+        assert!(u.von_mises.bandwidth() > 0.0);
+        assert!(u.bandwidth.is_nan() && u.sampled_bandwidth.is_nan() && u.osi.is_nan());
     }
 
     #[test]
