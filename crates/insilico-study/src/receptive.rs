@@ -205,8 +205,9 @@ pub struct ReceptiveOptions {
     /// transforms, each under every regularizer (none, tv, blur, decay), at every site;
     /// keep the best by the criterion: among the candidates whose synthesized images beat
     /// the best dataset image for the most units (all of them, where any candidate
-    /// manages), the highest mean correlation with the reverse-correlation map inside the
-    /// receptive field. Sixteen times the ascent; the scores go to criterion.csv.
+    /// manages), those no rougher than the data (roughness at most 1) compete on the mean
+    /// correlation with the reverse-correlation map inside the receptive field; where none
+    /// is, the least rough wins. Sixteen times the ascent; the scores go to criterion.csv.
     #[arg(long, action = clap::ArgAction::Set, default_value_t = ReceptiveOptions::default().select)]
     pub select: bool,
     /// Units per site in the overview figure (those whose best dataset patch drives them
@@ -508,18 +509,23 @@ impl Assay for ReceptiveFields {
         and rotation; L2 and total-variation penalties, a Gaussian blur or a decay after every \
         step; pixels kept in [0, 1] by a sigmoid), \
         its top-k dataset exemplars by the same objective (by default the centre neuron of a \
-        channel; --objective channel for its spatial mean), and its reverse-correlation map \
-        (spike-triggered average of white noise, for the centre neuron of a channel). All units \
+        channel; --objective channel for its spatial mean), which the criterion compares \
+        with, and the top-k dataset patches the figures show (each image's best position, one \
+        patch per image, cropped to that position's field), and its reverse-correlation map \
+        (spike-triggered average of white noise, for the centre neuron of a channel). Ties go \
+        to the lower image index and the first position in row order. All units \
         of a site are optimized in one batch; with --select true every parameterization \
         (pixel, fourier) with and without transforms, under every regularizer (none, tv, \
         blur, decay), is tried and the best kept by the criterion (among the candidates \
-        whose synthesized images beat the best dataset image for the most units, the highest \
-        correlation with the reverse-correlation map inside the receptive field). Every tile is \
+        whose synthesized images beat the best dataset image for the most units, those no \
+        rougher than the data compete on the correlation with the reverse-correlation map \
+        inside the receptive field; where none is, the least rough wins). Every tile is \
         cropped to the unit's theoretical receptive field (from the plan) with a margin. \
         Writes RUN/assays/receptive_fields/: overview.png (one row per layer: synthesized \
         image, top dataset patch, reverse correlation), <site>.png (montage), \
         <site>/unit_NNN.png, <site>_exemplars.png (synthesized image and top patches), \
-        <site>_revcorr.png, <site>.npy (whole images), criterion.csv and summary.json.";
+        <site>_revcorr.png and <site>_revcorr.npy (the maps), <site>.npy (whole synthesized \
+        images), criterion.csv and summary.json.";
     const EXAMPLES: &'static str = "Example:\n  insilico receptive-fields --run runs/demo --sites conv1,conv2,logits --param fourier";
     const RESULT_FILE: &'static str = "summary.json";
     type Options = ReceptiveOptions;

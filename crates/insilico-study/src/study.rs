@@ -35,7 +35,8 @@ impl fmt::Display for Subset {
 #[derive(Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StudyOptions {
-    /// Sites, comma-separated (default: every hidden site, i.e. each relu output).
+    /// Sites, comma-separated (default: every hidden site, i.e. each relu output;
+    /// receptive-fields: every conv and linear output before its relu, logits included).
     #[arg(long, value_delimiter = ',')]
     pub sites: Vec<String>,
     /// Which examples: train (with the labels the network was trained on, corrupted or
