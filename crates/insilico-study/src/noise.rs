@@ -66,7 +66,10 @@ impl Assay for Noise {
     const LONG_ABOUT: &'static str =
         "At level s, unit u's activation becomes x + s * sigma_u * N(0, 1), sigma_u being \
         the unit's standard deviation over the data, so that every unit is perturbed in \
-        proportion to its own range. Levels are spaced evenly on a log scale. Writes \
+        proportion to its own range. A unit of a feature map is a channel: its sigma is the \
+        population standard deviation over images and positions together, and the noise is \
+        drawn independently at every position; a silent channel (sigma 0) gets none. Levels \
+        are spaced evenly on a log scale. Writes \
         RUN/assays/noise/: noise.csv, noise.json and noise.png/.svg.";
     const EXAMPLES: &'static str =
         "Example:\n  insilico noise --run runs/demo --levels 13 --repeats 3";
