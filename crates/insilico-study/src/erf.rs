@@ -68,7 +68,7 @@ impl Assay for EffectiveReceptiveFields {
             trained: effective_receptive_fields(net, &study.sites, &images, options)?,
             untrained: effective_receptive_fields(&untrained, &study.sites, &images, options)?,
         };
-        write_outputs(study, &result)?;
+        write_outputs(study, &result, options.mass)?;
         Ok(result)
     }
 
@@ -113,7 +113,7 @@ impl Assay for EffectiveReceptiveFields {
     }
 }
 
-fn write_outputs(study: &Study, r: &ErfResult) -> Result<()> {
+fn write_outputs(study: &Study, r: &ErfResult, mass: f64) -> Result<()> {
     let dir = study.out_dir("erf");
     let mut rows = Vec::new();
     for (net, erfs) in [("trained", &r.trained), ("untrained", &r.untrained)] {
@@ -150,9 +150,12 @@ fn write_outputs(study: &Study, r: &ErfResult) -> Result<()> {
             site: a.site.clone(),
             shape: a.shape,
             maps: [("trained", a), ("untrained", b)]
-                .map(|(net, e)| match e.silent() {
-                    true => (format!("{net}: no gradient"), e.map.clone()),
-                    false => (net.to_string(), e.map.clone()),
+                .map(|(net, e)| {
+                    let label = match e.silent() {
+                        true => format!("{net}: no gradient"),
+                        false => net.to_string(),
+                    };
+                    (label, e.map.clone())
                 })
                 .into(),
         })
@@ -168,9 +171,7 @@ fn write_outputs(study: &Study, r: &ErfResult) -> Result<()> {
             ("trained".into(), points(&r.trained)),
             ("untrained".into(), points(&r.untrained)),
         ],
-        r.trained
-            .first()
-            .map_or(ErfOptions::default().mass, |e| e.mass),
+        mass,
         &dir.join("erf_size"),
     )?;
     Ok(())
