@@ -50,13 +50,14 @@ import math
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import tomllib
 from pathlib import Path
 
 import numpy as np
+
+from crosscheck_net import load_safetensors, plan, run
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = REPO / "datasets" / "manifest.toml"
@@ -67,31 +68,7 @@ MASS_SLACK = 1e-9
 FD_TOLERANCE = 1e-6
 
 
-def run(cmd, env=None):
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    return done.stdout
-
-
 # ------------------------------------------------------------------------------ run and data
-
-def load_safetensors(path):
-    """{name: float32 array} from a safetensors file (8-byte header length, JSON header,
-    little-endian data)."""
-    raw = Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        if v["dtype"] != "F32":
-            sys.exit(f"{path}: {name} is {v['dtype']}, expected F32")
-        start, end = v["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + start:8 + n + end], dtype="<f4").reshape(v["shape"])
-    return out
-
 
 def dataset_entry(name, manifest):
     with open(manifest, "rb") as f:
@@ -140,65 +117,6 @@ def load_images(entry, split, n, data_dir):
 
 
 # ------------------------------------------------------------------------------ the network
-
-def plan(layers, input_shape, weights):
-    """The stages of the network: site name (insilico's default names, or the layer's
-    `name`), layer, output shape and theoretical receptive field ((size, jump, first), or
-    None for a unit that sees the whole input)."""
-    stages, shape, field = [], tuple(input_shape), (1, 1, 0)
-    convs = linears = pools = 0
-    parent = "input"
-    last_linear = max((i for i, l in enumerate(layers) if l["type"] == "linear"), default=None)
-    for i, layer in enumerate(layers):
-        kind = layer["type"]
-        if kind not in SUPPORTED:
-            sys.exit(f"model.layers[{i}] is a {kind} layer: this check supports only "
-                     f"{', '.join(SUPPORTED)} (no batch norm, dropout or average pooling)")
-        st = {"kind": kind}
-        if kind == "conv2d":
-            convs += 1
-            site = f"conv{convs}"
-        elif kind == "linear":
-            linears += 1
-            site = "logits" if i == last_linear else f"fc{linears}"
-        elif kind == "maxpool":
-            pools += 1
-            site = f"pool{pools}"
-        elif kind == "flatten":
-            site = "flatten"
-        else:
-            site = f"{parent}.relu"
-        site = layer.get("name", site)
-        if kind in ("conv2d", "linear"):
-            parent = site
-            st["weight"] = weights[f"{site}.weight"].astype(np.float64)
-            bias = weights.get(f"{site}.bias")
-            st["bias"] = (np.zeros(st["weight"].shape[0]) if bias is None
-                          else bias.astype(np.float64))
-        if kind in ("conv2d", "maxpool"):
-            k = layer["kernel"]
-            s = layer.get("stride", 1 if kind == "conv2d" else k)
-            p = layer.get("padding", 0) if kind == "conv2d" else 0
-            st.update(kernel=k, stride=s, padding=p)
-            c, h, w = shape
-            out_c = layer["out_channels"] if kind == "conv2d" else c
-            if kind == "conv2d" and st["weight"].shape != (out_c, c, k, k):
-                sys.exit(f"{site}.weight has shape {st['weight'].shape}, expected {(out_c, c, k, k)}")
-            shape = (out_c, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-            if field is not None:
-                size, jump, first = field
-                field = (size + (k - 1) * jump, jump * s, first - p * jump)
-        elif kind == "flatten":
-            shape, field = (int(np.prod(shape)),), None
-        elif kind == "linear":
-            if st["weight"].shape != (layer["out_features"], shape[0]):
-                sys.exit(f"{site}.weight has shape {st['weight'].shape}, "
-                         f"expected {(layer['out_features'], shape[0])}")
-            shape, field = (layer["out_features"],), None
-        st.update(site=site, shape=shape, field=field)
-        stages.append(st)
-    return stages
-
 
 def conv_forward(x, st):
     W, s, p = st["weight"], st["stride"], st["padding"]
@@ -513,7 +431,7 @@ def main():
     entry = dataset_entry(config["data"]["dataset"], args.manifest)
     input_shape = tuple(entry["shape"])
     weights = load_safetensors(run_dir / "weights.safetensors")
-    stages = plan(config["model"]["layers"], input_shape, weights)
+    stages = plan(config["model"]["layers"], input_shape, weights, SUPPORTED)
     by_site = {st["site"]: i for i, st in enumerate(stages)}
 
     work = Path(args.work or tempfile.mkdtemp(prefix="cross-check-erf-"))

@@ -26,18 +26,13 @@ Exit status 1 if anything else differs by more than the tolerance.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import warnings
 
 import numpy as np
 
-
-def run(cmd):
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+from crosscheck_net import run
 
 
 def folds_of(labels, folds):

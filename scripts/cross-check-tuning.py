@@ -71,8 +71,6 @@ import json
 import math
 import os
 import shutil
-import struct
-import subprocess
 import sys
 import tempfile
 import tomllib
@@ -82,7 +80,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
+from crosscheck_net import load_safetensors, plan, run
+
 REPO = Path(__file__).resolve().parent.parent
+SUPPORTED = ("conv2d", "relu", "maxpool", "avgpool", "flatten", "linear", "dropout")
 MANIFEST = REPO / "datasets" / "manifest.toml"
 # The assay's documented defaults (crates/insilico-assays/src/tuning/mod.rs).
 DEFAULTS = dict(orientations=16, frequencies=8, min_frequency=0.04, max_frequency=0.4, phases=8,
@@ -98,97 +99,12 @@ CSV_COLUMNS = {"osi": ("osi", 1e-6), "preferred_orientation_deg": ("preferred_or
                "f1_f0": ("modulation_ratio", 1e-6)}
 
 
-def run(cmd):
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    return done.stdout
-
-
 def num(v):
     """A JSON or CSV value as a float (null / NaN -> NaN)."""
     return float("nan") if v is None or v == "" else float(v)
 
 
 # ------------------------------------------------------------------------------ the network
-
-def load_safetensors(path):
-    """{name: float64 array} from a safetensors file (8-byte little-endian header length, JSON
-    header, little-endian data)."""
-    raw = Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    types = {"F32": "<f4", "F64": "<f8", "F16": "<f2"}
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        if v["dtype"] not in types:
-            sys.exit(f"{path}: {name} is {v['dtype']}")
-        start, end = v["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + start:8 + n + end],
-                                  dtype=types[v["dtype"]]).reshape(v["shape"]).astype(np.float64)
-    return out
-
-
-def build(layers, input_shape, weights):
-    """The stages: site name (insilico's defaults conv1, pool1, flatten, fc1, logits for the
-    last linear, <parent>.relu, <parent>.dropout, or the layer's `name`), kind, parameters,
-    output shape and receptive field ((size, jump, first), None where it is the whole
-    image)."""
-    stages, shape, field = [], tuple(input_shape), (1, 1, 0)
-    count = {"conv2d": 0, "linear": 0, "pool": 0}
-    parent = "input"
-    last_linear = max((i for i, l in enumerate(layers) if l["type"] == "linear"), default=None)
-    for i, layer in enumerate(layers):
-        kind = layer["type"]
-        if kind == "conv2d":
-            count["conv2d"] += 1
-            site = f"conv{count['conv2d']}"
-        elif kind == "linear":
-            count["linear"] += 1
-            site = "logits" if i == last_linear else f"fc{count['linear']}"
-        elif kind in ("maxpool", "avgpool"):
-            count["pool"] += 1
-            site = f"pool{count['pool']}"
-        elif kind == "flatten":
-            site = "flatten"
-        elif kind in ("relu", "dropout"):
-            site = f"{parent}.{kind}"
-        else:
-            sys.exit(f"model.layers[{i}] is a {kind} layer: this check supports conv2d, relu, "
-                     "maxpool, avgpool, flatten, linear and dropout, not batch norm")
-        site = layer.get("name", site)
-        st = {"kind": kind, "site": site}
-        if kind in ("conv2d", "linear"):
-            parent = site
-            st["w"] = weights[f"{site}.weight"]
-            st["b"] = weights.get(f"{site}.bias", np.zeros(st["w"].shape[0]))
-        if kind in ("conv2d", "maxpool", "avgpool"):
-            if len(shape) != 3:
-                sys.exit(f"model.layers[{i}] ({kind}) gets a vector")
-            k = layer["kernel"]
-            s = layer.get("stride") or (1 if kind == "conv2d" else k)
-            p = layer.get("padding", 0) if kind == "conv2d" else 0
-            c, h, w = shape
-            oc = layer["out_channels"] if kind == "conv2d" else c
-            if kind == "conv2d" and st["w"].shape != (oc, c, k, k):
-                sys.exit(f"{site}.weight has shape {st['w'].shape}, expected {(oc, c, k, k)}")
-            st.update(k=k, s=s, p=p)
-            shape = (oc, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-            if field is not None:
-                size, jump, first = field
-                field = (size + (k - 1) * jump, jump * s, first - p * jump)
-        elif kind == "flatten":
-            shape, field = (int(np.prod(shape)),), None
-        elif kind == "linear":
-            if len(shape) != 1 or st["w"].shape != (layer["out_features"], shape[0]):
-                sys.exit(f"{site}.weight has shape {st['w'].shape}, input {shape}")
-            shape, field = (layer["out_features"],), None
-        st.update(shape=shape, field=field)
-        stages.append(st)
-    return stages
-
 
 def centre_of(stage, input_shape):
     """The map position whose units are measured, (h // 2, w // 2) ((0, 0) for a vector), and
@@ -207,21 +123,21 @@ def forward(stages, x, wanted):
     for st in stages[:last + 1]:
         kind = st["kind"]
         if kind == "conv2d":
-            p, k, s = st["p"], st["k"], st["s"]
+            p, k, s = st["padding"], st["kernel"], st["stride"]
             xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
             win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-            x = np.tensordot(win, st["w"], axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
-            x = x + st["b"][None, :, None, None]
+            x = np.tensordot(win, st["weight"], axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+            x = x + st["bias"][None, :, None, None]
         elif kind in ("maxpool", "avgpool"):
-            win = np.lib.stride_tricks.sliding_window_view(x, (st["k"], st["k"]), axis=(2, 3))
-            win = win[:, :, ::st["s"], ::st["s"]]
+            win = np.lib.stride_tricks.sliding_window_view(x, (st["kernel"], st["kernel"]), axis=(2, 3))
+            win = win[:, :, ::st["stride"], ::st["stride"]]
             x = win.max(axis=(4, 5)) if kind == "maxpool" else win.mean(axis=(4, 5))
         elif kind == "relu":
             x = np.maximum(x, 0.0)
         elif kind == "flatten":
             x = x.reshape(len(x), -1)
         elif kind == "linear":
-            x = x @ st["w"].T + st["b"]
+            x = x @ st["weight"].T + st["bias"]
         if st["site"] in wanted:
             out[st["site"]] = x
     return out
@@ -626,7 +542,7 @@ def main():
     if entry is None:
         sys.exit(f"dataset `{dataset}` is not in {MANIFEST}")
     shape = entry["shape"]
-    stages = build(model["layers"], shape, load_safetensors(copy / "weights.safetensors"))
+    stages = plan(model["layers"], shape, load_safetensors(copy / "weights.safetensors"), SUPPORTED)
     by_site = {st["site"]: st for st in stages}
     sites = args.sites.split(",") if args.sites else [st["site"] for st in stages if st["kind"] == "relu"]
     for s in sites:
